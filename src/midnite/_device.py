@@ -12,8 +12,8 @@ from collections.abc import Iterator
 
 import torch
 
-_DEVICE: contextvars.ContextVar[torch.device] = contextvars.ContextVar(
-    "midnite_device", default=torch.device("cpu")
+_DEVICE: contextvars.ContextVar[torch.device | None] = contextvars.ContextVar(
+    "midnite_device", default=None
 )
 
 
@@ -21,7 +21,9 @@ def _as_device(spec: str | torch.device) -> torch.device:
     if isinstance(spec, torch.device):
         return spec
     if not isinstance(spec, str):
-        raise TypeError(f"device must be a str or torch.device, got {type(spec).__name__}: {spec!r}")
+        raise TypeError(
+            f"device must be a str or torch.device, got {type(spec).__name__}: {spec!r}"
+        )
     try:
         return torch.device(spec)
     except RuntimeError as err:
@@ -32,10 +34,12 @@ def _as_device(spec: str | torch.device) -> torch.device:
 
 @contextlib.contextmanager
 def device(spec: str | torch.device) -> Iterator[torch.device]:
-    """Run the enclosed block on ``spec`` (e.g. ``'cuda:0'``); nests, thread-local, exception-safe."""
+    """Run the block on ``spec`` (e.g. ``"cuda:0"``); nests, thread-local, exception-safe."""
     dev = _as_device(spec)
     if dev.type == "cuda" and not torch.cuda.is_available():
-        raise ValueError(f"device {spec!r} was asked for, but CUDA is not available here; use 'cpu'")
+        raise ValueError(
+            f"device {spec!r} was asked for, but CUDA is not available here; use 'cpu'"
+        )
     token = _DEVICE.set(dev)
     try:
         yield dev
@@ -45,7 +49,7 @@ def device(spec: str | torch.device) -> Iterator[torch.device]:
 
 def get_device() -> torch.device:
     """The device chosen by the innermost enclosing ``midnite.device(...)`` block, else ``cpu``."""
-    return _DEVICE.get()
+    return _DEVICE.get() or torch.device("cpu")
 
 
 def resolve_device(spec: str | torch.device | None) -> torch.device:

@@ -1,0 +1,382 @@
+"""The render engine: optimize an image parameterization so that an objective is maximized.
+
+    parameterization -> per-step transforms -> normalize -> model (hooked, early stop)
+      -> objective - regularizers -> loss -> optimizer
+
+``Renderer`` is the one engine; ``render()`` (Lucid-style) and the seed's ``PixelActivation``
+are thin layers over it. A KeyboardInterrupt is re-raised after the model has been restored.
+"""
+
+from __future__ import annotations
+
+import importlib.metadata
+import math
+import platform
+import secrets
+import time
+from collections.abc import Callable, Sequence
+from contextlib import ExitStack
+from dataclasses import dataclass, field
+
+import torch
+from torch import Tensor, nn
+
+from midnite._device import resolve_device
+from midnite._model import Tap, frozen, input_channels
+from midnite.models import Normalize, as_normalize
+from midnite.objectives import Objective, PerImage, as_objective
+from midnite.regularizers import Regularization, check_regularizers
+
+__all__ = ["RenderResult", "Renderer", "make_generator", "render"]
+
+
+def make_generator(seed: int | torch.Generator | None, device: torch.device) -> torch.Generator:
+    """A generator on ``device`` from an int seed, a generator (used as is), or a fresh seed."""
+    if isinstance(seed, torch.Generator):
+        return seed
+    if seed is None:
+        seed = secrets.randbits(63)
+    if isinstance(seed, bool) or not isinstance(seed, int):
+        raise TypeError(
+            f"seed must be an int, a torch.Generator or None, got {type(seed).__name__}"
+        )
+    gen = torch.Generator(device=device)
+    gen.manual_seed(seed)
+    return gen
+
+
+def seeded(
+    seed: int | torch.Generator | None, device: torch.device
+) -> tuple[int, torch.Generator, torch.Generator]:
+    """``(seed, CPU generator for initial images, generator on device for per-step draws)``.
+
+    Initial images are drawn on the CPU so that one seed starts from one image on any device.
+    """
+    if isinstance(seed, torch.Generator):
+        value = seed.initial_seed()
+        return value, make_generator(value, torch.device("cpu")), seed
+    if seed is None:
+        seed = secrets.randbits(63)
+    return seed, make_generator(seed, torch.device("cpu")), make_generator(seed, device)
+
+
+def check_positive_int(value: object, name: str) -> int:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise TypeError(f"{name} must be an int >= 1, got {type(value).__name__}: {value!r}")
+    if value < 1:
+        raise ValueError(f"{name} must be >= 1, got {value}")
+    return value
+
+
+def check_lr(lr: object) -> float:
+    if isinstance(lr, bool) or not isinstance(lr, (int, float)):
+        raise TypeError(f"lr must be a positive finite number, got {type(lr).__name__}: {lr!r}")
+    if not math.isfinite(lr) or lr <= 0:
+        raise ValueError(f"lr must be a positive finite number, got {lr!r}")
+    return float(lr)
+
+
+class Renderer:
+    """A frozen, hooked model plus an objective: computes the loss of an image batch.
+
+    Enter it as a context manager: the model is frozen (eval mode, no parameter gradients,
+    moved to ``device`` with its original tensors kept) and hooked; on exit every change is
+    undone, also after an exception or a KeyboardInterrupt.
+    """
+
+    def __init__(
+        self,
+        model: nn.Module,
+        objective: Objective | Sequence[Objective],
+        *,
+        transforms: Callable[..., Tensor] | None = None,
+        regularizers: Sequence[Regularization] = (),
+        normalize: object = None,
+        device: str | torch.device | None = None,
+        generator: torch.Generator | None = None,
+        early_stop: bool = True,
+    ):
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        self.model = model
+        self.objective = as_objective(objective)
+        self.transforms = transforms
+        self.regularizers = check_regularizers(list(regularizers))
+        self.device = resolve_device(device)
+        self.normalize: Normalize | None = as_normalize(normalize)
+        if self.normalize is not None:
+            self.normalize = self.normalize.to(self.device)
+        self.generator = generator
+        self.early_stop = early_stop
+        self.shapes: dict[str, tuple[int, ...]] = {}
+        self._stack: ExitStack | None = None
+        self._tap: Tap | None = None
+
+    def __enter__(self) -> Renderer:
+        stack = ExitStack()
+        try:
+            stack.enter_context(frozen(self.model, self.device))
+            self._tap = stack.enter_context(
+                Tap(self.model, self.objective.layers, early_stop=self.early_stop)
+            )
+        except BaseException:
+            stack.close()
+            raise
+        self._stack = stack
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        stack, self._stack, self._tap = self._stack, None, None
+        if stack is not None:
+            stack.close()
+
+    def _acts(self, image: Tensor, transform: bool) -> dict[str, Tensor]:
+        if self._tap is None:
+            raise RuntimeError("use the Renderer inside a 'with' block")
+        x = image
+        if transform and self.transforms is not None:
+            x = self.transforms(x, self.generator)
+        if self.normalize is not None:
+            x = self.normalize(x)
+        return self._tap(x)
+
+    @torch.no_grad()
+    def validate(self, image: Tensor) -> Tensor:
+        """One full forward pass: records layer shapes, checks the objective, returns its values.
+
+        It runs without the early stop, so that a module reused later in the pass is detected
+        the same way whichever layers the objective reads.
+        """
+        if self._tap is None:
+            raise RuntimeError("use the Renderer inside a 'with' block")
+        early, self._tap.early_stop = self._tap.early_stop, False
+        try:
+            acts = self._acts(image, transform=False)
+        finally:
+            self._tap.early_stop = early
+        self.shapes = {name: tuple(act.shape[1:]) for name, act in acts.items()}
+        self.objective.validate(self.shapes)
+        if isinstance(self.objective, PerImage) and len(self.objective) != image.shape[0]:
+            raise ValueError(
+                f"{len(self.objective)} per-image objectives need a batch of "
+                f"{len(self.objective)} images, got a batch of {image.shape[0]}"
+            )
+        return self.objective(acts)
+
+    @torch.no_grad()
+    def score(self, image: Tensor) -> Tensor:
+        """The objective per image, without per-step transforms, ``(B,)``."""
+        return self.objective(self._acts(image, transform=False))
+
+    def loss(self, image: Tensor) -> tuple[Tensor, Tensor]:
+        """``(loss, objective values)`` for a differentiable image batch."""
+        values = self.objective(self._acts(image, transform=True))
+        loss = -values.sum()
+        for reg in self.regularizers:
+            loss = loss + reg(image).sum()
+        return loss, values.detach()
+
+
+def _make_optimizer(
+    optimizer: str | Callable[..., torch.optim.Optimizer], params: list[Tensor], lr: float
+) -> torch.optim.Optimizer:
+    if callable(optimizer):
+        return optimizer(params, lr=lr)
+    if optimizer == "adam":
+        return torch.optim.Adam(params, lr=lr)
+    raise ValueError(f"optimizer must be 'adam' or a callable(params, lr=...), got {optimizer!r}")
+
+
+@dataclass
+class RenderResult:
+    """What ``render`` made: images, the objective's history and how they were made.
+
+    Attributes:
+        images: ``(B, C, H, W)`` float tensor on the CPU, values in [0, 1].
+        history: ``(steps, B)`` objective per image at each step (on transformed images).
+        start: ``(B,)`` objective on the start images; ``final``: on the results (no transforms).
+        settings: every setting that decides the images, with the seed; JSON-serializable.
+    """
+
+    images: Tensor
+    history: Tensor
+    start: Tensor
+    final: Tensor
+    settings: dict = field(default_factory=dict)
+    seconds: float = 0.0
+
+    def __len__(self) -> int:
+        return self.images.shape[0]
+
+    def __repr__(self) -> str:
+        b, c, h, w = self.images.shape
+        return (
+            f"RenderResult({b} image(s) {c}x{h}x{w}, {self.history.shape[0]} steps, "
+            f"objective {self.start.mean():.4g} -> {self.final.mean():.4g}, "
+            f"seed={self.settings.get('seed')})"
+        )
+
+
+def _size(size: int | Sequence[int]) -> tuple[int, int]:
+    if isinstance(size, int) and not isinstance(size, bool):
+        size = (size, size)
+    if (
+        not isinstance(size, (tuple, list))
+        or len(size) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in size)
+    ):
+        raise ValueError(f"size must be a positive int or (height, width) of them, got {size!r}")
+    return int(size[0]), int(size[1])
+
+
+def versions() -> dict[str, str]:
+    """Versions of what decides an image: midnite, torch, Python."""
+    try:
+        own = importlib.metadata.version("midnite")
+    except importlib.metadata.PackageNotFoundError:  # running from a source tree
+        own = "unknown"
+    return {"midnite": own, "torch": torch.__version__, "python": platform.python_version()}
+
+
+def render(
+    model: nn.Module,
+    objective: Objective | Sequence[Objective],
+    *,
+    size: int | Sequence[int] = 224,
+    batch: int | None = None,
+    steps: int = 256,
+    lr: float = 0.05,
+    param: str = "fourier",
+    decorrelate: bool = True,
+    transforms: str | Callable[..., Tensor] | None = "standard",
+    regularizers: Sequence[Regularization] = (),
+    optimizer: str | Callable[..., torch.optim.Optimizer] = "adam",
+    normalize: object = None,
+    channels: int | None = None,
+    device: str | torch.device | None = None,
+    seed: int | torch.Generator | None = 0,
+    early_stop: bool = True,
+    progress: bool = True,
+) -> RenderResult:
+    """Render images that maximize ``objective`` on ``model``.
+
+    Args:
+        model: any ``nn.Module`` taking ``(B, C, H, W)`` images (with ``normalize``, [0, 1]).
+        objective: an Objective (``midnite.objectives``), or a list of them: one per image.
+        size: ``H`` or ``(H, W)`` of the images.
+        batch: number of images; defaults to the list's length, else 1.
+        steps, lr, optimizer: the optimization ("adam" or ``callable(params, lr=...)``).
+        param: "fourier" (decorrelated-colour spectrum, the default) or "pixel".
+        transforms: per-step robustness transforms: "standard", None, or a Transform.
+        regularizers: penalties such as ``TVRegularization()`` on the image.
+        normalize: None, "imagenet" or ``(mean, std)`` applied before the model.
+        channels: image channels; default: the model's first convolution's input channels.
+        device: default: the ``midnite.device`` context (cpu).
+        seed: an int (default 0) or generator; one seed on one device gives one image.
+        early_stop: end each forward pass after the deepest layer the objective reads.
+        progress: show a tqdm bar.
+
+    Returns:
+        A :class:`RenderResult`.
+    """
+    from midnite import param as param_mod
+    from midnite import transforms as tf_mod
+
+    objective = as_objective(objective)
+    if batch is None:
+        batch = len(objective) if isinstance(objective, PerImage) else 1
+    batch = check_positive_int(batch, "batch")
+    if isinstance(objective, PerImage) and len(objective) != batch:
+        raise ValueError(
+            f"batch must equal the number of per-image objectives ({len(objective)}), got {batch}"
+        )
+    height, width = _size(size)
+    steps = check_positive_int(steps, "steps")
+    lr = check_lr(lr)
+    channels = (
+        input_channels(model) if channels is None else check_positive_int(channels, "channels")
+    )
+    if param not in ("fourier", "pixel"):
+        raise ValueError(f"param must be 'fourier' or 'pixel', got {param!r}")
+    if isinstance(transforms, str):
+        if transforms != "standard":
+            raise ValueError(
+                f"transforms must be 'standard', None or a Transform, got {transforms!r}"
+            )
+        transforms = tf_mod.standard_transforms()
+    if transforms is not None and not callable(transforms):
+        raise TypeError(f"transforms must be a Transform or None, got {type(transforms).__name__}")
+    dev = resolve_device(device)
+    seed_value, init_gen, step_gen = seeded(seed, dev)
+
+    image = param_mod.image(
+        height,
+        width,
+        batch=batch,
+        channels=channels,
+        fft=param == "fourier",
+        decorrelate=decorrelate,
+        generator=init_gen,
+    ).to(dev)
+    if isinstance(transforms, nn.Module):
+        transforms = transforms.to(dev)
+
+    settings = {
+        "objective": repr(objective),
+        "size": [height, width],
+        "batch": batch,
+        "channels": channels,
+        "steps": steps,
+        "lr": lr,
+        "optimizer": optimizer if isinstance(optimizer, str) else repr(optimizer),
+        "param": param,
+        "decorrelate": decorrelate,
+        "transforms": repr(transforms),
+        "regularizers": [repr(r) for r in regularizers],
+        "normalize": repr(as_normalize(normalize)),
+        "device": str(dev),
+        "seed": seed_value,
+        "early_stop": early_stop,
+        "versions": versions(),
+    }
+    renderer = Renderer(
+        model,
+        objective,
+        transforms=transforms,
+        regularizers=regularizers,
+        normalize=normalize,
+        device=dev,
+        generator=step_gen,
+        early_stop=early_stop,
+    )
+    optim = _make_optimizer(optimizer, list(image.parameters()), lr)
+    history = torch.empty(steps, batch, device=dev)
+    began = time.perf_counter()
+    with renderer:
+        with torch.no_grad():
+            start = renderer.validate(image()).float()
+        for i in _steps(steps, progress, "render"):
+            optim.zero_grad(set_to_none=True)
+            loss, values = renderer.loss(image())
+            loss.backward()
+            optim.step()
+            history[i] = values
+        with torch.no_grad():
+            result = image()
+            final = renderer.score(result)
+    return RenderResult(
+        images=result.detach().clamp(0, 1).cpu(),
+        history=history.cpu(),
+        start=start.cpu(),
+        final=final.float().cpu(),
+        settings=settings,
+        seconds=time.perf_counter() - began,
+    )
+
+
+def _steps(n: int, progress: bool, desc: str):
+    if not progress:
+        return range(n)
+    from tqdm.auto import tqdm
+
+    return tqdm(range(n), desc=desc, leave=False)

