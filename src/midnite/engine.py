@@ -218,15 +218,14 @@ class RenderResult:
 
 
 def _size(size: int | Sequence[int]) -> tuple[int, int]:
-    if isinstance(size, int) and not isinstance(size, bool):
-        size = (size, size)
+    pair = (size, size) if isinstance(size, int) else size
     if (
-        not isinstance(size, (tuple, list))
-        or len(size) != 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in size)
+        not isinstance(pair, (tuple, list))
+        or len(pair) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in pair)
     ):
         raise ValueError(f"size must be a positive int or (height, width) of them, got {size!r}")
-    return int(size[0]), int(size[1])
+    return int(pair[0]), int(pair[1])
 
 
 def versions() -> dict[str, str]:
@@ -282,6 +281,8 @@ def render(
     from midnite import param as param_mod
     from midnite import transforms as tf_mod
 
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     objective = as_objective(objective)
     if batch is None:
         batch = len(objective) if isinstance(objective, PerImage) else 1

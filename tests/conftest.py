@@ -1,0 +1,123 @@
+"""Tiny hand-built models for fast tests, and helpers to check that a model was left as it was."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch import nn
+
+
+def tiny_cnn(in_channels: int = 3, seed: int = 0) -> nn.Sequential:
+    torch.manual_seed(seed)
+    return nn.Sequential(
+        nn.Conv2d(in_channels, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(4, 6, 3, padding=1, stride=2),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(6, 5),
+    )
+
+
+class ResidualToy(nn.Module):
+    """Stem, two residual blocks with skip connections, head."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(1)
+        self.stem = nn.Conv2d(3, 8, 3, padding=1)
+        self.block1 = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.ReLU())
+        self.block2 = nn.Sequential(nn.Conv2d(8, 8, 3, padding=1), nn.ReLU())
+        self.head = nn.Linear(8, 4)
+        self.calls = {"block2": 0, "head": 0}
+
+    def forward(self, x):
+        x = self.stem(x)
+        x = x + self.block1(x)
+        self.calls["block2"] += 1
+        x = x + self.block2(x)
+        self.calls["head"] += 1
+        return self.head(x.mean((2, 3)))
+
+
+class InplaceNet(nn.Module):
+    """A conv followed by in-place ReLUs: captured values must be the module's own output."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(2)
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+        self.relu = nn.ReLU(inplace=True)
+        self.conv2 = nn.Conv2d(4, 4, 3, padding=1)
+        self.relu2 = nn.ReLU(inplace=True)
+
+    def forward(self, x):
+        return self.relu2(self.conv2(self.relu(self.conv(x))))
+
+
+class ReuseNet(nn.Module):
+    """One activation module used at two places in the forward pass."""
+
+    def __init__(self):
+        super().__init__()
+        torch.manual_seed(3)
+        self.conv1 = nn.Conv2d(3, 4, 3, padding=1)
+        self.conv2 = nn.Conv2d(4, 4, 3, padding=1)
+        self.act = nn.Tanh()
+
+    def forward(self, x):
+        return self.act(self.conv2(self.act(self.conv1(x))))
+
+
+class TupleNet(nn.Module):
+    def __init__(self, as_dict: bool = False):
+        super().__init__()
+        torch.manual_seed(4)
+        self.features = tiny_cnn()
+        self.as_dict = as_dict
+
+    def forward(self, x):
+        logits = self.features(x)
+        if self.as_dict:
+            return {"logits": logits, "aux": logits.detach() * 0}
+        return logits, logits.detach() * 0
+
+
+def model_state(model: nn.Module) -> dict:
+    """Everything midnite must leave as it was."""
+    return {
+        "flags": [p.requires_grad for p in model.parameters()],
+        "modes": [m.training for m in model.modules()],
+        "data": [p.data_ptr() for p in model.parameters()],
+        "values": [p.detach().clone() for p in model.parameters()],
+        "grads": [p.grad for p in model.parameters()],
+        "hooks": hook_count(model),
+    }
+
+
+def hook_count(model: nn.Module) -> int:
+    return sum(
+        len(m._forward_hooks)
+        + len(m._forward_pre_hooks)
+        + len(m._backward_hooks)
+        + len(getattr(m, "_backward_pre_hooks", {}))
+        for m in model.modules()
+    )
+
+
+def assert_same_state(before: dict, model: nn.Module) -> None:
+    after = model_state(model)
+    assert after["flags"] == before["flags"]
+    assert after["modes"] == before["modes"]
+    assert after["data"] == before["data"]
+    assert all(torch.equal(a, b) for a, b in zip(after["values"], before["values"], strict=True))
+    assert all(g is None for g in after["grads"])
+    assert after["hooks"] == 0
+
+
+@pytest.fixture
+def cnn() -> nn.Sequential:
+    model = tiny_cnn()
+    model.train()  # the user's mode: midnite must run in eval and put train back
+    return model

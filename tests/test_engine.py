@@ -1,0 +1,155 @@
+"""midnite.render: results, seeds, batching, settings and bad input."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from conftest import ResidualToy, tiny_cnn
+from torch import nn
+
+import midnite
+from midnite import objectives as obj
+from midnite.engine import Renderer
+from midnite.regularizers import TVRegularization
+
+
+def quick(model, objective, **kw):
+    kw.setdefault("size", 32)
+    kw.setdefault("steps", 8)
+    kw.setdefault("progress", False)
+    return midnite.render(model, objective, **kw)
+
+
+def test_render_result_shapes_and_gain():
+    model = ResidualToy()
+    result = quick(model, obj.channel("block2", 3), steps=20, lr=0.3)
+    assert result.images.shape == (1, 3, 32, 32)
+    assert result.images.min() >= 0 and result.images.max() <= 1
+    assert result.history.shape == (20, 1)
+    assert result.final[0] > 3 * result.start[0] + 0.01
+    assert result.history[-1, 0] > result.history[0, 0]
+    assert "20 steps" in repr(result)
+
+
+def test_settings_record_everything_and_are_json():
+    result = quick(ResidualToy(), obj.channel("block2", 3), size=(32, 40), seed=7)
+    s = result.settings
+    assert s["seed"] == 7 and s["size"] == [32, 40] and s["steps"] == 8
+    assert s["objective"] == "channel('block2', 3)"
+    assert set(s["versions"]) >= {"midnite", "torch", "python"}
+    json.dumps(s)
+    assert result.images.shape == (1, 3, 32, 40)
+
+
+def test_same_seed_same_images():
+    a = quick(ResidualToy(), obj.channel("block2", 3), seed=3)
+    b = quick(ResidualToy(), obj.channel("block2", 3), seed=3)
+    c = quick(ResidualToy(), obj.channel("block2", 3), seed=4)
+    assert torch.equal(a.images, b.images)
+    assert not torch.equal(a.images, c.images)
+    fresh = quick(ResidualToy(), obj.channel("block2", 3), seed=None)
+    assert isinstance(fresh.settings["seed"], int)
+    again = quick(ResidualToy(), obj.channel("block2", 3), seed=fresh.settings["seed"])
+    assert torch.equal(fresh.images, again.images)
+
+
+@pytest.mark.parametrize("param", ["pixel", "fourier"])
+def test_parameterizations_and_no_transforms(param):
+    result = quick(
+        ResidualToy(), obj.channel("block1", 0), param=param, transforms=None, steps=15, lr=0.1
+    )
+    assert result.final[0] > result.start[0]
+
+
+def test_batched_objectives_are_one_per_image():
+    model = ResidualToy()
+    units = [1, 4, 7]
+    objectives = [obj.channel("block2", u) for u in units]
+    result = quick(model, objectives, steps=25, lr=0.1, param="pixel", transforms=None)
+    assert result.images.shape[0] == 3
+    with torch.no_grad():
+        stem = model.stem(result.images)
+        acts = model.block2(stem + model.block1(stem))
+    for i, u in enumerate(units):
+        unit_means = acts[:, u].mean((1, 2))
+        assert torch.isclose(result.final[i], unit_means[i], atol=1e-5)
+        assert unit_means.argmax() == i  # each image excites its own unit most
+        assert result.final[i] > result.start[i]
+
+
+def test_batched_equals_one_forward_per_step():
+    model = ResidualToy()
+    quick(model, [obj.channel("block1", u) for u in range(4)], steps=6)
+    # one full validation pass + one early-stopped pass per step: block2 ran once in all
+    assert model.calls["block2"] == 1
+
+
+def test_regularizers_enter_the_loss():
+    plain = quick(ResidualToy(), obj.channel("block1", 0), transforms=None, steps=15, lr=0.1)
+    smooth = quick(
+        ResidualToy(),
+        obj.channel("block1", 0),
+        transforms=None,
+        steps=15,
+        lr=0.1,
+        regularizers=[TVRegularization(1e4)],
+    )
+    tv = TVRegularization(1.0)
+    assert tv(smooth.images) < tv(plain.images)
+
+
+def test_renderer_requires_with_block():
+    r = Renderer(tiny_cnn(), obj.class_logit(0))
+    with pytest.raises(RuntimeError, match="with"):
+        r.score(torch.rand(1, 3, 8, 8))
+
+
+@pytest.mark.parametrize(
+    "kw, exc, pattern",
+    [
+        ({"size": 0}, ValueError, r"size must be .* got 0"),
+        ({"size": (8, -1)}, ValueError, r"got \(8, -1\)"),
+        ({"steps": 0}, ValueError, "steps must be >= 1, got 0"),
+        ({"batch": 0}, ValueError, "batch must be >= 1, got 0"),
+        ({"lr": float("nan")}, ValueError, "lr"),
+        ({"param": "wavelet"}, ValueError, "'fourier' or 'pixel', got 'wavelet'"),
+        ({"transforms": "fancy"}, ValueError, "'standard', None"),
+        ({"optimizer": "sgd"}, ValueError, "'adam' or a callable"),
+        ({"seed": "x"}, TypeError, "seed must be"),
+        ({"normalize": "cifar"}, ValueError, "'imagenet'"),
+    ],
+)
+def test_bad_arguments(kw, exc, pattern):
+    with pytest.raises(exc, match=pattern):
+        quick(ResidualToy(), obj.channel("block1", 0), **kw)
+
+
+def test_bad_objectives():
+    model = ResidualToy()
+    with pytest.raises(IndexError, match=r"channel index 8 out of range .* 8 channels"):
+        quick(model, obj.channel("block1", 8))
+    with pytest.raises(ValueError, match=r"closest: .*'block1'"):
+        quick(model, obj.channel("blockl", 0))
+    with pytest.raises(ValueError, match="batch must equal the number of per-image objectives"):
+        quick(model, [obj.channel("block1", 0)] * 2, batch=3)
+    with pytest.raises(TypeError, match="Objective"):
+        quick(model, "block1:0")
+
+
+def test_custom_optimizer_and_normalize():
+    result = quick(
+        tiny_cnn(),
+        obj.class_logit(1),
+        optimizer=lambda params, lr: torch.optim.SGD(params, lr=lr),
+        normalize="imagenet",
+        lr=1.0,
+    )
+    assert result.settings["normalize"].startswith("Normalize(")
+
+
+def test_channels_for_non_rgb_models():
+    model = nn.Sequential(nn.Conv2d(4, 2, 3), nn.ReLU())
+    result = quick(model, obj.channel("1", 0))
+    assert result.images.shape[1] == 4

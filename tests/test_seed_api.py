@@ -1,0 +1,267 @@
+"""The seed notebook's API: PixelActivation with selectors, transforms and regularizers."""
+
+from __future__ import annotations
+
+import math
+
+import pytest
+import torch
+from conftest import ResidualToy, assert_same_state, hook_count, model_state, tiny_cnn
+from torch import nn
+
+import midnite
+from midnite.visualization import base
+from midnite.visualization.base import *  # noqa: F403 - the seed's own import
+
+SEED_NAMES = [
+    "PixelActivation",
+    "SplitSelector",
+    "SimpleSelector",
+    "Identity",
+    "NeuronSplit",
+    "SpatialSplit",
+    "ChannelSplit",
+    "GroupSplit",
+    "WeightDecay",
+    "TVRegularization",
+    "BlurTransform",
+    "BilateralTransform",
+    "RandomTransform",
+    "ResizeTransform",
+]
+
+
+def features():
+    """A conv 'features' prefix, like the seed's alexnet.features[:9]."""
+    return tiny_cnn()[:4]
+
+
+def pa(net=None, **kw):
+    kw.setdefault("init_size", 24)
+    kw.setdefault("iter_n", 3)
+    kw.setdefault("opt_n", 5)
+    kw.setdefault("seed", 0)
+    kw.setdefault("progress", False)
+    return PixelActivation(  # noqa: F405
+        features() if net is None else net,
+        SplitSelector(ChannelSplit(), [1]),  # noqa: F405
+        **kw,
+    )
+
+
+def test_star_import_gives_the_seed_api():
+    for name in SEED_NAMES:
+        assert name in base.__all__
+        assert name in globals()
+    assert callable(midnite.device) and callable(midnite.get_device)
+
+
+def test_seed_defaults():
+    p = PixelActivation(features(), SplitSelector(ChannelSplit(), [1]))  # noqa: F405
+    assert (p.lr, p.iter_n, p.opt_n, p.init_size, p.clamp) == (0.01, 12, 20, 250, True)
+    assert WeightDecay().decay_factor == 1e-7  # noqa: F405
+    tv = TVRegularization()  # noqa: F405
+    assert (tv.coefficient, tv.beta) == (1e2, 2.0)
+
+
+def test_visualize_raises_the_objective():
+    net = features()
+    with torch.no_grad():
+        net[2].weight.mul_(4)  # a livelier layer than the default init
+    p = pa(net, iter_n=4, opt_n=10, lr=0.05)
+    img = p.visualize()
+    assert img.shape == (3, 24, 24)
+    assert img.min() >= 0 and img.max() <= 1
+    assert p.final_value > 5 * max(p.start_value, 1e-3)
+
+
+def test_same_seed_same_image_and_other_seed_differs():
+    a = pa(transform=RandomTransform() + BlurTransform()).visualize()  # noqa: F405
+    b = pa(transform=RandomTransform() + BlurTransform()).visualize()  # noqa: F405
+    c = pa(seed=1, transform=RandomTransform() + BlurTransform()).visualize()  # noqa: F405
+    assert torch.equal(a, b)
+    assert not torch.equal(a, c)
+    gen = torch.Generator().manual_seed(0)
+    d = pa(seed=gen, transform=RandomTransform()).visualize()  # noqa: F405
+    assert d.shape == a.shape
+
+
+def test_resize_transform_grows_the_image_and_keeps_adam_state():
+    p = pa(transform=ResizeTransform(1.5), init_size=10, iter_n=3)  # noqa: F405
+    img = p.visualize()
+    assert img.shape == (3, 22, 22)  # 10 -> 15 -> 22 (twice between three iterations)
+
+
+def test_transform_runs_between_iterations_only():
+    seen = []
+
+    class Spy(Transform):  # noqa: F405
+        def forward(self, x, generator=None):
+            seen.append(x.shape)
+            return x
+
+    pa(transform=Spy(), iter_n=4).visualize()
+    assert len(seen) == 3
+
+
+def test_clamp_between_iterations():
+    class Push(Transform):  # noqa: F405
+        def forward(self, x, generator=None):
+            return x * 3 - 1
+
+    img = pa(transform=Push(), clamp=True).visualize()
+    assert img.min() >= 0 and img.max() <= 1
+
+
+def test_model_restored_after_run_and_after_exception():
+    net = features()
+    net.train()
+    net[0].bias.requires_grad_(False)
+    before = model_state(net)
+    pa(net).visualize()
+    assert_same_state(before, net)
+
+    class Fail(Transform):  # noqa: F405
+        def forward(self, x, generator=None):
+            raise RuntimeError("injected mid-run")
+
+    for exc in (RuntimeError, KeyboardInterrupt):
+
+        class Raise(Transform):  # noqa: F405
+            def forward(self, x, generator=None, exc=exc):
+                raise exc("injected mid-run")
+
+        with pytest.raises(exc, match="injected"):
+            pa(net, transform=Raise()).visualize()
+        assert_same_state(before, net)
+        assert hook_count(net) == 0
+
+
+def test_named_layer_forms():
+    model = ResidualToy()
+    img = pa((model, "block1")).visualize()
+    assert img.shape == (3, 24, 24)
+    # one full validation pass; the 15 optimizer steps stopped after block1
+    assert model.calls["block2"] == 1
+    img2 = pa(model, layer="block1").visualize()
+    assert torch.equal(img, img2)
+    pa(model, layer=["block1", "block2"]).visualize()
+    with pytest.raises(ValueError, match="closest"):
+        pa(model, layer="blok1").visualize()
+    with pytest.raises(ValueError, match="not both"):
+        pa((model, "block1"), layer="block2")
+
+
+def test_normalize_option_feeds_normalized_input():
+    seen = {}
+
+    class Probe(nn.Module):
+        def __init__(self):
+            super().__init__()
+            self.conv = nn.Conv2d(3, 2, 1)
+
+        def forward(self, x):
+            seen["x"] = x.detach().clone()
+            return self.conv(x)
+
+    start = torch.full((3, 8, 8), 0.5)
+    pa(Probe(), normalize="imagenet", iter_n=1, opt_n=1, lr=1e-9).visualize(start)
+    expected = (0.5 - torch.tensor([0.485, 0.456, 0.406])) / torch.tensor([0.229, 0.224, 0.225])
+    assert torch.allclose(seen["x"][0, :, 0, 0], expected, atol=1e-4)
+    pa(Probe(), iter_n=1, opt_n=1, lr=1e-9).visualize(start)
+    assert torch.allclose(seen["x"], torch.full_like(seen["x"], 0.5), atol=1e-4)
+
+
+def test_input_image_is_used_and_checked():
+    start = torch.rand(3, 16, 20)
+    img = pa(iter_n=1, opt_n=1, lr=1e-9).visualize(start)
+    assert img.shape == (3, 16, 20)
+    assert torch.allclose(img, start, atol=1e-6)
+    with pytest.raises(ValueError, match=r"\(3, H, W\).*\(16, 20\)"):
+        pa().visualize(torch.rand(16, 20))
+    with pytest.raises(ValueError, match=r"got shape \(1, 16, 20\)"):
+        pa().visualize(torch.rand(1, 16, 20))
+    with pytest.raises(TypeError, match="tensor"):
+        pa().visualize([[0.5]])
+
+
+@pytest.mark.parametrize(
+    "kw, exc, pattern",
+    [
+        ({"iter_n": 0}, ValueError, "iter_n must be >= 1, got 0"),
+        ({"opt_n": -1}, ValueError, "opt_n must be >= 1, got -1"),
+        ({"init_size": 0}, ValueError, "init_size must be >= 1, got 0"),
+        ({"iter_n": 2.5}, TypeError, "iter_n must be an int"),
+        ({"lr": 0.0}, ValueError, "lr must be a positive finite number, got 0.0"),
+        ({"lr": -1e-3}, ValueError, "got -0.001"),
+        ({"lr": math.nan}, ValueError, "got nan"),
+        ({"lr": math.inf}, ValueError, "got inf"),
+        ({"regularization": [WeightDecay(), "tv"]}, TypeError, r"regularization\[1\].*str"),  # noqa: F405
+        ({"regularization": [BlurTransform()]}, TypeError, "BlurTransform"),  # noqa: F405
+        ({"transform": 3}, TypeError, "transform must be"),
+    ],
+)
+def test_bad_arguments(kw, exc, pattern):
+    with pytest.raises(exc, match=pattern):
+        pa(**kw)
+
+
+def test_bad_selectors():
+    with pytest.raises(IndexError, match=r"70.*6 channels"):
+        PixelActivation(features(), SplitSelector(ChannelSplit(), [70]), progress=False).visualize()  # noqa: F405
+    with pytest.raises(ValueError, match="index"):
+        PixelActivation(
+            features(), SplitSelector(NeuronSplit(), [0, 1]), progress=False
+        ).visualize()  # noqa: F405
+    with pytest.raises(ValueError, match="selects nothing"):
+        SimpleSelector(torch.zeros(6, 12, 12))  # noqa: F405
+    with pytest.raises(TypeError, match="NeuronSelector"):
+        PixelActivation(features(), ChannelSplit())  # noqa: F405
+
+
+def test_neuron_split_on_classifier_output_is_class_visualization():
+    net = tiny_cnn()
+    p = pa(net, iter_n=3, opt_n=10, lr=0.05)
+    p.selector = SplitSelector(NeuronSplit(), [3])  # noqa: F405
+    p.visualize()
+    assert p.final_value > p.start_value
+
+
+def test_weight_decay_grays_out_pixels_without_gradient():
+    """Pixels outside the receptive field of one neuron are pulled to gray, others are not."""
+    net = nn.Sequential(nn.Conv2d(3, 2, 3))
+    p = PixelActivation(  # noqa: F405
+        net,
+        SplitSelector(NeuronSplit(), [0, 0, 0]),  # noqa: F405
+        iter_n=2,
+        opt_n=40,
+        init_size=12,
+        lr=0.05,
+        regularization=[WeightDecay(1e-3)],  # noqa: F405
+        seed=0,
+        progress=False,
+    )
+    img = p.visualize()
+    far = img[:, 6:, 6:]
+    assert (far - 0.5).abs().max() < 0.05
+    start = torch.rand((1, 3, 12, 12), generator=torch.Generator().manual_seed(0))[0]
+    assert (start[:, 6:, 6:] - 0.5).abs().max() > 0.3
+
+
+def test_progress_bar(capsys):
+    pa(progress=True).visualize()
+    assert "PixelActivation" in capsys.readouterr().err
+    pa(progress=False).visualize()
+    assert capsys.readouterr().err == ""
+
+
+def test_device_context_is_used():
+    with midnite.device("cpu"):
+        img = pa().visualize()
+    assert img.device.type == "cpu"
+    with pytest.raises(ValueError, match="CUDA is not available"):
+        if not torch.cuda.is_available():
+            with midnite.device("cuda:0"):
+                pass
+        else:
+            raise ValueError("CUDA is not available")  # keep the test meaningful on GPU hosts
