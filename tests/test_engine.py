@@ -6,13 +6,14 @@ import json
 
 import pytest
 import torch
-from conftest import ResidualToy, tiny_cnn
 from torch import nn
 
 import midnite
 from midnite import objectives as obj
 from midnite.engine import Renderer
 from midnite.regularizers import TVRegularization
+
+from conftest import ResidualToy, tiny_cnn
 
 
 def quick(model, objective, **kw):

@@ -4,6 +4,12 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
+
+import midnite
+from midnite import objectives as obj
+from midnite._model import Tap, frozen, parse_layer, resolve_layers
+
 from conftest import (
     InplaceNet,
     ResidualToy,
@@ -14,11 +20,6 @@ from conftest import (
     model_state,
     tiny_cnn,
 )
-from torch import nn
-
-import midnite
-from midnite import objectives as obj
-from midnite._model import Tap, frozen, parse_layer, resolve_layers
 
 
 def test_parse_layer():
@@ -167,9 +168,12 @@ def test_reused_module_needs_a_call_index():
 
 def test_call_index_beyond_calls():
     model = ReuseNet()
-    with pytest.raises(ValueError, match="produced no output"), frozen(model):
-        with Tap(model, ["act:2"]) as tap:
-            tap(torch.rand(1, 3, 8, 8))
+    with (
+        pytest.raises(ValueError, match="produced no output"),
+        frozen(model),
+        Tap(model, ["act:2"]) as tap,
+    ):
+        tap(torch.rand(1, 3, 8, 8))
 
 
 @pytest.mark.parametrize("as_dict", [False, True])
@@ -209,7 +213,7 @@ def test_layers_infers_input_channels():
 
 
 def test_model_type_error():
-    with pytest.raises(TypeError, match="nn.Module"), frozen("not a model"):
+    with pytest.raises(TypeError, match=r"nn\.Module"), frozen("not a model"):
         pass
     with pytest.raises(TypeError, match="Module"):
         midnite.render(lambda x: x, obj.channel("a", 0), steps=1, progress=False)

@@ -6,12 +6,13 @@ import math
 
 import pytest
 import torch
-from conftest import ResidualToy, assert_same_state, hook_count, model_state, tiny_cnn
 from torch import nn
 
 import midnite
 from midnite.visualization import base
-from midnite.visualization.base import *  # noqa: F403 - the seed's own import
+from midnite.visualization.base import *  # the seed's own import
+
+from conftest import ResidualToy, assert_same_state, hook_count, model_state, tiny_cnn
 
 SEED_NAMES = [
     "PixelActivation",
@@ -42,9 +43,9 @@ def pa(net=None, **kw):
     kw.setdefault("opt_n", 5)
     kw.setdefault("seed", 0)
     kw.setdefault("progress", False)
-    return PixelActivation(  # noqa: F405
+    return PixelActivation(
         features() if net is None else net,
-        SplitSelector(ChannelSplit(), [1]),  # noqa: F405
+        SplitSelector(ChannelSplit(), [1]),
         **kw,
     )
 
@@ -57,10 +58,10 @@ def test_star_import_gives_the_seed_api():
 
 
 def test_seed_defaults():
-    p = PixelActivation(features(), SplitSelector(ChannelSplit(), [1]))  # noqa: F405
+    p = PixelActivation(features(), SplitSelector(ChannelSplit(), [1]))
     assert (p.lr, p.iter_n, p.opt_n, p.init_size, p.clamp) == (0.01, 12, 20, 250, True)
-    assert WeightDecay().decay_factor == 1e-7  # noqa: F405
-    tv = TVRegularization()  # noqa: F405
+    assert WeightDecay().decay_factor == 1e-7
+    tv = TVRegularization()
     assert (tv.coefficient, tv.beta) == (1e2, 2.0)
 
 
@@ -76,18 +77,18 @@ def test_visualize_raises_the_objective():
 
 
 def test_same_seed_same_image_and_other_seed_differs():
-    a = pa(transform=RandomTransform() + BlurTransform()).visualize()  # noqa: F405
-    b = pa(transform=RandomTransform() + BlurTransform()).visualize()  # noqa: F405
-    c = pa(seed=1, transform=RandomTransform() + BlurTransform()).visualize()  # noqa: F405
+    a = pa(transform=RandomTransform() + BlurTransform()).visualize()
+    b = pa(transform=RandomTransform() + BlurTransform()).visualize()
+    c = pa(seed=1, transform=RandomTransform() + BlurTransform()).visualize()
     assert torch.equal(a, b)
     assert not torch.equal(a, c)
     gen = torch.Generator().manual_seed(0)
-    d = pa(seed=gen, transform=RandomTransform()).visualize()  # noqa: F405
+    d = pa(seed=gen, transform=RandomTransform()).visualize()
     assert d.shape == a.shape
 
 
 def test_resize_transform_grows_the_image_and_keeps_adam_state():
-    p = pa(transform=ResizeTransform(1.5), init_size=10, iter_n=3)  # noqa: F405
+    p = pa(transform=ResizeTransform(1.5), init_size=10, iter_n=3)
     img = p.visualize()
     assert img.shape == (3, 22, 22)  # 10 -> 15 -> 22 (twice between three iterations)
 
@@ -95,7 +96,7 @@ def test_resize_transform_grows_the_image_and_keeps_adam_state():
 def test_transform_runs_between_iterations_only():
     seen = []
 
-    class Spy(Transform):  # noqa: F405
+    class Spy(Transform):
         def forward(self, x, generator=None):
             seen.append(x.shape)
             return x
@@ -105,7 +106,7 @@ def test_transform_runs_between_iterations_only():
 
 
 def test_clamp_between_iterations():
-    class Push(Transform):  # noqa: F405
+    class Push(Transform):
         def forward(self, x, generator=None):
             return x * 3 - 1
 
@@ -121,13 +122,13 @@ def test_model_restored_after_run_and_after_exception():
     pa(net).visualize()
     assert_same_state(before, net)
 
-    class Fail(Transform):  # noqa: F405
+    class Fail(Transform):
         def forward(self, x, generator=None):
             raise RuntimeError("injected mid-run")
 
     for exc in (RuntimeError, KeyboardInterrupt):
 
-        class Raise(Transform):  # noqa: F405
+        class Raise(Transform):
             def forward(self, x, generator=None, exc=exc):
                 raise exc("injected mid-run")
 
@@ -196,8 +197,8 @@ def test_input_image_is_used_and_checked():
         ({"lr": -1e-3}, ValueError, "got -0.001"),
         ({"lr": math.nan}, ValueError, "got nan"),
         ({"lr": math.inf}, ValueError, "got inf"),
-        ({"regularization": [WeightDecay(), "tv"]}, TypeError, r"regularization\[1\].*str"),  # noqa: F405
-        ({"regularization": [BlurTransform()]}, TypeError, "BlurTransform"),  # noqa: F405
+        ({"regularization": [WeightDecay(), "tv"]}, TypeError, r"regularization\[1\].*str"),
+        ({"regularization": [BlurTransform()]}, TypeError, "BlurTransform"),
         ({"transform": 3}, TypeError, "transform must be"),
     ],
 )
@@ -208,21 +209,21 @@ def test_bad_arguments(kw, exc, pattern):
 
 def test_bad_selectors():
     with pytest.raises(IndexError, match=r"70.*6 channels"):
-        PixelActivation(features(), SplitSelector(ChannelSplit(), [70]), progress=False).visualize()  # noqa: F405
+        PixelActivation(features(), SplitSelector(ChannelSplit(), [70]), progress=False).visualize()
     with pytest.raises(ValueError, match="index"):
         PixelActivation(
             features(), SplitSelector(NeuronSplit(), [0, 1]), progress=False
-        ).visualize()  # noqa: F405
+        ).visualize()
     with pytest.raises(ValueError, match="selects nothing"):
-        SimpleSelector(torch.zeros(6, 12, 12))  # noqa: F405
+        SimpleSelector(torch.zeros(6, 12, 12))
     with pytest.raises(TypeError, match="NeuronSelector"):
-        PixelActivation(features(), ChannelSplit())  # noqa: F405
+        PixelActivation(features(), ChannelSplit())
 
 
 def test_neuron_split_on_classifier_output_is_class_visualization():
     net = tiny_cnn()
     p = pa(net, iter_n=3, opt_n=10, lr=0.05)
-    p.selector = SplitSelector(NeuronSplit(), [3])  # noqa: F405
+    p.selector = SplitSelector(NeuronSplit(), [3])
     p.visualize()
     assert p.final_value > p.start_value
 
@@ -230,14 +231,14 @@ def test_neuron_split_on_classifier_output_is_class_visualization():
 def test_weight_decay_grays_out_pixels_without_gradient():
     """Pixels outside the receptive field of one neuron are pulled to gray, others are not."""
     net = nn.Sequential(nn.Conv2d(3, 2, 3))
-    p = PixelActivation(  # noqa: F405
+    p = PixelActivation(
         net,
-        SplitSelector(NeuronSplit(), [0, 0, 0]),  # noqa: F405
+        SplitSelector(NeuronSplit(), [0, 0, 0]),
         iter_n=2,
         opt_n=40,
         init_size=12,
         lr=0.05,
-        regularization=[WeightDecay(1e-3)],  # noqa: F405
+        regularization=[WeightDecay(1e-3)],
         seed=0,
         progress=False,
     )
