@@ -1,0 +1,672 @@
+"""Image transforms as ``nn.Module``s: ``t(x, generator=None)`` maps float (B, C, H, W) images.
+
+Random transforms draw every number from the optional ``torch.Generator`` (one draw per image,
+never torch's global RNG), so one seed gives one output; ``a + b`` returns a new sequence and
+mutates neither operand. Between-iteration (seed) transforms: ``BlurTransform``,
+``BilateralTransform``, ``RandomTransform``, ``ResizeTransform``. Per-step, differentiable ones:
+``Pad``, ``Jitter``, ``RandomAffine``, ``RandomScale``, ``RandomRotate``, ``GaussianBlur``,
+``Compose`` and ``standard_transforms()``. Each module wraps a plain function of the same
+operation (``box_blur``, ``bilateral_filter``, ``random_affine``, ...), kornia-style.
+"""
+
+from __future__ import annotations
+
+import functools
+import math
+import numbers
+from collections.abc import Iterator
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor, nn
+
+__all__ = [
+    "BilateralTransform",
+    "BlurTransform",
+    "Compose",
+    "GaussianBlur",
+    "Jitter",
+    "Pad",
+    "RandomAffine",
+    "RandomRotate",
+    "RandomScale",
+    "RandomTransform",
+    "ResizeTransform",
+    "Transform",
+    "TransformSequence",
+    "affine",
+    "bilateral_filter",
+    "box_blur",
+    "gaussian_blur",
+    "jitter",
+    "pad",
+    "random_affine",
+    "resize",
+    "standard_transforms",
+]
+
+_PAD_MODES = ("reflect", "replicate", "constant")
+_SAMPLE_PADDING_MODES = ("reflection", "border", "zeros")
+
+
+# --------------------------------------------------------------------------- checks and helpers
+
+
+def _check_image(x: object) -> None:
+    if not isinstance(x, Tensor):
+        raise TypeError(f"image must be a torch.Tensor (B, C, H, W), got {type(x).__name__}")
+    if x.dim() != 4:
+        raise ValueError(f"image must be 4D (B, C, H, W), got shape {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"image must be a floating-point tensor, got dtype {x.dtype}")
+
+
+def _as_int(name: str, value: object, minimum: int) -> int:
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int, got {type(value).__name__} {value!r}")
+    if value < minimum:
+        raise ValueError(f"{name} must be >= {minimum}, got {value}")
+    return int(value)
+
+
+def _as_float(
+    name: str,
+    value: object,
+    *,
+    gt: float | None = None,
+    ge: float | None = None,
+    lt: float | None = None,
+) -> float:
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be a real number, got {type(value).__name__} {value!r}")
+    v = float(value)
+    if not math.isfinite(v):
+        raise ValueError(f"{name} must be finite, got {value!r}")
+    if gt is not None and not v > gt:
+        raise ValueError(f"{name} must be > {gt}, got {value!r}")
+    if ge is not None and not v >= ge:
+        raise ValueError(f"{name} must be >= {ge}, got {value!r}")
+    if lt is not None and not v < lt:
+        raise ValueError(f"{name} must be < {lt}, got {value!r}")
+    return v
+
+
+def _as_scales(scales: object) -> tuple[float, float]:
+    if not isinstance(scales, (tuple, list)) or len(scales) != 2:
+        raise TypeError(f"scales must be a pair (low, high), got {scales!r}")
+    lo = _as_float("scales[0]", scales[0], gt=0.0)
+    hi = _as_float("scales[1]", scales[1], gt=0.0)
+    if lo > hi:
+        raise ValueError(f"scales must satisfy low <= high, got {scales!r}")
+    return lo, hi
+
+
+def _check_choice(name: str, value: object, choices: tuple[str, ...]) -> str:
+    if value not in choices:
+        raise ValueError(f"{name} must be one of {choices}, got {value!r}")
+    return value  # type: ignore[return-value]
+
+
+def _check_generator(generator: object) -> torch.Generator:
+    """The given generator, or a fresh nondeterministically seeded CPU one when None."""
+    if generator is None:
+        fresh = torch.Generator()
+        fresh.seed()
+        return fresh
+    if not isinstance(generator, torch.Generator):
+        raise TypeError(
+            f"generator must be a torch.Generator or None, got {type(generator).__name__}"
+        )
+    return generator
+
+
+def _uniform(shape: tuple[int, ...], generator: torch.Generator | None) -> Tensor:
+    """U[0, 1) float32 numbers, on the generator's device."""
+    g = _check_generator(generator)
+    return torch.rand(shape, generator=g, device=g.device)
+
+
+def _randint(
+    high: int, shape: tuple[int, ...], generator: torch.Generator | None, device: torch.device
+) -> Tensor:
+    """Integers in [0, high), drawn on the generator's device, returned on ``device``."""
+    g = _check_generator(generator)
+    r = torch.randint(0, high, shape, generator=g, device=g.device)
+    return r.to(device, non_blocking=True)
+
+
+def _border_mode(pad: int, h: int, w: int) -> str:
+    """'reflect' where torch allows it (pad < size), else 'replicate' (tiny images)."""
+    return "reflect" if pad < h and pad < w else "replicate"
+
+
+# --------------------------------------------------------------------------- protocol
+
+
+class Transform(nn.Module):
+    """Base of all transforms: ``forward(x, generator=None) -> Tensor`` on float (B, C, H, W).
+
+    Deterministic transforms ignore ``generator``; random ones draw from it on its own device
+    (any device works; results are then moved to x's), or from a fresh nondeterministically
+    seeded generator when it is None. ``a + b`` returns a new
+    :class:`TransformSequence` (a then b) and leaves both operands unchanged.
+    """
+
+    def forward(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        raise NotImplementedError(f"{type(self).__name__} must implement forward(x, generator)")
+
+    def _repr_params(self) -> dict[str, object]:
+        return {}
+
+    def __repr__(self) -> str:
+        args = ", ".join(f"{k}={v!r}" for k, v in self._repr_params().items())
+        return f"{type(self).__name__}({args})"
+
+    def __add__(self, other: object) -> TransformSequence:
+        if not isinstance(other, Transform):
+            raise TypeError(
+                f"can only add a Transform to a Transform, got {type(other).__name__}: {other!r}"
+            )
+        return TransformSequence(*_members(self), *_members(other))
+
+
+def _members(t: Transform) -> tuple[Transform, ...]:
+    return tuple(t) if isinstance(t, TransformSequence) else (t,)
+
+
+class TransformSequence(Transform):
+    """Applies its transforms in order, passing the same ``generator`` to each.
+
+    Nested sequences given to ``+`` are flattened; an empty sequence is the identity.
+    """
+
+    def __init__(self, *transforms: Transform) -> None:
+        super().__init__()
+        for i, t in enumerate(transforms):
+            if not isinstance(t, Transform):
+                raise TypeError(
+                    f"{type(self).__name__} takes Transform instances, "
+                    f"got {type(t).__name__} at position {i}"
+                )
+        self.transforms = nn.ModuleList(transforms)
+
+    def forward(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        for t in self.transforms:
+            x = t(x, generator=generator)
+        return x
+
+    def __len__(self) -> int:
+        return len(self.transforms)
+
+    def __iter__(self) -> Iterator[Transform]:
+        return iter(self.transforms)  # type: ignore[arg-type]
+
+    def __getitem__(self, index: int) -> Transform:
+        return self.transforms[index]  # type: ignore[return-value]
+
+    def __repr__(self) -> str:
+        if len(self) >= 2:
+            return " + ".join(repr(t) for t in self)
+        return f"{type(self).__name__}({', '.join(repr(t) for t in self)})"
+
+
+class Compose(TransformSequence):
+    """``Compose(t1, t2, ...)``: a :class:`TransformSequence` with a constructor-style repr."""
+
+    def __repr__(self) -> str:
+        return f"Compose({', '.join(repr(t) for t in self)})"
+
+
+# --------------------------------------------------------------------------- box blur
+
+
+def box_blur(x: Tensor, size: int) -> Tensor:
+    """Mean over a ``size`` x ``size`` window, reflect padding (replicate on tiny images).
+
+    An even ``size`` puts the extra row/column below/right of the centre.
+
+    Shape: (B, C, H, W) -> (B, C, H, W).
+    """
+    _check_image(x)
+    size = _as_int("size", size, 1)
+    lo, hi = (size - 1) // 2, size // 2
+    _, _, h, w = x.shape
+    y = F.pad(x, (lo, hi, lo, hi), mode=_border_mode(hi, h, w))
+    return F.avg_pool2d(y, size, stride=1)
+
+
+class BlurTransform(Transform):
+    """Box blur of footprint ``blur_size`` x ``blur_size`` (seed: 5); see :func:`box_blur`."""
+
+    def __init__(self, blur_size: int = 5) -> None:
+        super().__init__()
+        self.blur_size = _as_int("blur_size", blur_size, 1)
+
+    def forward(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        return box_blur(x, self.blur_size)
+
+    def _repr_params(self) -> dict[str, object]:
+        return {"blur_size": self.blur_size}
+
+
+# --------------------------------------------------------------------------- bilateral filter
+
+
+def bilateral_filter(
+    x: Tensor, diameter: int = 9, sigma_color: float = 0.1, sigma_space: float = 3.0
+) -> Tensor:
+    """Edge-preserving bilateral filter for float images with values in [0, 1].
+
+    Each output pixel is the weighted mean of the pixels q in a disc of radius ``diameter // 2``
+    around it, weight ``exp(-|I(p) - I(q)|^2 / (2 sigma_color^2) - |p - q|^2 / (2 sigma_space^2))``
+    where ``|I(p) - I(q)|`` is the Euclidean colour distance over all channels. ``sigma_color``
+    is in image units (0.1 on [0, 1] is about 25 on 0-255); it cannot adapt to 0-255 images by
+    itself. Padding is reflect (replicate on tiny images). Loops over the disc's offsets (49 for
+    diameter 9), each a vectorized op on shifted views, so memory stays O(B C H W).
+
+    Shape: (B, C, H, W) -> (B, C, H, W).
+    """
+    _check_image(x)
+    diameter = _as_int("diameter", diameter, 1)
+    if diameter % 2 == 0:
+        raise ValueError(f"diameter must be odd, got {diameter}")
+    sigma_color = _as_float("sigma_color", sigma_color, gt=0.0)
+    sigma_space = _as_float("sigma_space", sigma_space, gt=0.0)
+    r = diameter // 2
+    _, _, h, w = x.shape
+    xp = F.pad(x, (r, r, r, r), mode=_border_mode(r, h, w))
+    inv_c = 1.0 / (2.0 * sigma_color**2)
+    inv_s = 1.0 / (2.0 * sigma_space**2)
+    num = torch.zeros_like(x)
+    den = torch.zeros_like(x[:, :1])
+    for dy in range(-r, r + 1):
+        for dx in range(-r, r + 1):
+            d2 = dy * dy + dx * dx
+            if d2 > r * r:
+                continue
+            q = xp[:, :, r + dy : r + dy + h, r + dx : r + dx + w]
+            wgt = torch.exp((q - x).square().sum(1, keepdim=True).mul(-inv_c).sub(d2 * inv_s))
+            num = num + wgt * q
+            den = den + wgt
+    return num / den
+
+
+class BilateralTransform(Transform):
+    """Edge-preserving bilateral filter for [0, 1] images; see :func:`bilateral_filter`.
+
+    Defaults: ``diameter=9`` as in the seed; ``sigma_color=0.1`` (about 25 on a 0-255 scale):
+    differences below ~0.1 (noise, faint texture) are averaged, steps above ~0.3 keep nearly all
+    their contrast (weight < exp(-4.5) = 1%); ``sigma_space=3.0`` so the disc of radius 4 spans
+    about 1.3 sigma and its rim still counts (weight ~0.4).
+    """
+
+    def __init__(
+        self, diameter: int = 9, sigma_color: float = 0.1, sigma_space: float = 3.0
+    ) -> None:
+        super().__init__()
+        self.diameter = _as_int("diameter", diameter, 1)
+        if self.diameter % 2 == 0:
+            raise ValueError(f"diameter must be odd, got {diameter}")
+        self.sigma_color = _as_float("sigma_color", sigma_color, gt=0.0)
+        self.sigma_space = _as_float("sigma_space", sigma_space, gt=0.0)
+
+    def forward(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        return bilateral_filter(x, self.diameter, self.sigma_color, self.sigma_space)
+
+    def _repr_params(self) -> dict[str, object]:
+        return {
+            "diameter": self.diameter,
+            "sigma_color": self.sigma_color,
+            "sigma_space": self.sigma_space,
+        }
+
+
+# --------------------------------------------------------------------------- affine resampling
+
+
+def affine(
+    x: Tensor,
+    angle_deg: Tensor,
+    scale: Tensor,
+    shift: Tensor,
+    padding_mode: str = "reflection",
+) -> Tensor:
+    """Rotate, scale and translate each image about its centre in ONE bilinear resampling.
+
+    ``angle_deg`` (B,): counter-clockwise as displayed (y axis down); ``scale`` (B,): > 1 zooms
+    in; ``shift`` (B, 2): (dx, dy) in pixels, content moves right/down. The output keeps the
+    input's size; samples falling outside come from ``padding_mode`` ("reflection": mirrored
+    about the border, so no black frame; "border"; "zeros"). Differentiable in ``x``.
+
+    Shape: (B, C, H, W) -> (B, C, H, W).
+    """
+    _check_image(x)
+    _check_choice("padding_mode", padding_mode, _SAMPLE_PADDING_MODES)
+    b, _, h, w = x.shape
+    # theta (a few tiny ops) is built where the parameters live (the generator's device for the
+    # random transforms, usually no kernel launches) and moved to x's device once.
+    pdev = next((p.device for p in (angle_deg, scale, shift) if isinstance(p, Tensor)), None)
+    wdt = torch.float64 if x.dtype == torch.float64 else torch.float32
+    try:
+        angle = torch.as_tensor(angle_deg, device=pdev, dtype=wdt).expand(b)
+        scale = torch.as_tensor(scale, device=pdev, dtype=wdt).expand(b)
+        shift = torch.as_tensor(shift, device=pdev, dtype=wdt).expand(b, 2)
+    except RuntimeError as err:
+        raise ValueError(
+            f"angle_deg and scale must be scalars or shaped ({b},), shift (2,) or ({b}, 2) for a "
+            f"batch of {b}; got shapes {tuple(torch.as_tensor(angle_deg).shape)}, "
+            f"{tuple(torch.as_tensor(scale).shape)}, {tuple(torch.as_tensor(shift).shape)}"
+        ) from err
+    rad = torch.deg2rad(angle)
+    cos = torch.cos(rad) / scale
+    sin = torch.sin(rad) / scale
+    # Output pixel p samples input A (p - t) (pixel units, centred), A = R(angle) / scale;
+    # in affine_grid's normalized units (x: 2/W, y: 2/H) the off-diagonals take the aspect ratio.
+    a00, a01, a10, a11 = cos, -sin * (h / w), sin * (w / h), cos
+    tx = shift[:, 0] * (2.0 / w)
+    ty = shift[:, 1] * (2.0 / h)
+    theta = torch.stack(
+        [a00, a01, -(a00 * tx + a01 * ty), a10, a11, -(a10 * tx + a11 * ty)], dim=1
+    ).view(b, 2, 3)
+    theta = theta.to(device=x.device, dtype=x.dtype, non_blocking=True)
+    grid = F.affine_grid(theta, [b, 1, h, w], align_corners=False)
+    return F.grid_sample(x, grid, mode="bilinear", padding_mode=padding_mode, align_corners=False)
+
+
+def random_affine(
+    x: Tensor,
+    *,
+    max_shift: float = 0.0,
+    max_rot_deg: float = 0.0,
+    max_scale: float = 0.0,
+    scales: tuple[float, float] | None = None,
+    padding_mode: str = "reflection",
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """:func:`affine` with per-image parameters drawn uniformly from ``generator``.
+
+    Shift in [-max_shift, max_shift] px per axis (continuous), angle in
+    [-max_rot_deg, max_rot_deg] degrees, scale in [1 - max_scale, 1 + max_scale] or, when given,
+    in ``scales = (low, high)`` (give one of the two). Four numbers are drawn per image.
+
+    Shape: (B, C, H, W) -> (B, C, H, W).
+    """
+    _check_image(x)
+    max_shift = _as_float("max_shift", max_shift, ge=0.0)
+    max_rot_deg = _as_float("max_rot_deg", max_rot_deg, ge=0.0)
+    max_scale = _as_float("max_scale", max_scale, ge=0.0, lt=1.0)
+    if scales is None:
+        lo, hi = 1.0 - max_scale, 1.0 + max_scale
+    else:
+        if max_scale != 0.0:
+            raise ValueError(f"give max_scale or scales, not both; got {max_scale} and {scales!r}")
+        lo, hi = _as_scales(scales)
+    u = _uniform((x.shape[0], 4), generator)
+    if x.dtype == torch.float64:
+        u = u.double()
+    shift = (2.0 * u[:, :2] - 1.0) * max_shift
+    angle = (2.0 * u[:, 2] - 1.0) * max_rot_deg
+    scale = lo + u[:, 3] * (hi - lo)
+    return affine(x, angle, scale, shift, padding_mode)
+
+
+class RandomTransform(Transform):
+    """Random shift (±``pixel_shift`` px), rotation (±``rot_deg``°) and scale
+    ([1 - ``scale_fac``, 1 + ``scale_fac``]) per image, as one bilinear resampling.
+
+    Keeps the size exactly and mirrors at the border (no black frame); values stay within the
+    input's range. Seed defaults: 1 px, 0.3°, 0.1.
+    """
+
+    def __init__(
+        self, pixel_shift: float = 1, rot_deg: float = 0.3, scale_fac: float = 0.1
+    ) -> None:
+        super().__init__()
+        _as_float("pixel_shift", pixel_shift, ge=0.0)
+        _as_float("rot_deg", rot_deg, ge=0.0)
+        _as_float("scale_fac", scale_fac, ge=0.0, lt=1.0)
+        self.pixel_shift = pixel_shift
+        self.rot_deg = rot_deg
+        self.scale_fac = scale_fac
+
+    def forward(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        return random_affine(
+            x,
+            max_shift=self.pixel_shift,
+            max_rot_deg=self.rot_deg,
+            max_scale=self.scale_fac,
+            generator=generator,
+        )
+
+    def _repr_params(self) -> dict[str, object]:
+        return {
+            "pixel_shift": self.pixel_shift,
+            "rot_deg": self.rot_deg,
+            "scale_fac": self.scale_fac,
+        }
+
+
+class RandomAffine(Transform):
+    """Per-step fused random shift, rotation and scale: one ``grid_sample`` per batch.
+
+    ``max_shift`` px per axis, ``degrees`` either way, scale uniform in ``scales``. Keeps size.
+    """
+
+    def __init__(
+        self,
+        max_shift: float = 0.0,
+        degrees: float = 0.0,
+        scales: tuple[float, float] = (1.0, 1.0),
+        padding_mode: str = "reflection",
+    ) -> None:
+        super().__init__()
+        self.max_shift = _as_float("max_shift", max_shift, ge=0.0)
+        self.degrees = _as_float("degrees", degrees, ge=0.0)
+        self.scales = _as_scales(scales)
+        self.padding_mode = _check_choice("padding_mode", padding_mode, _SAMPLE_PADDING_MODES)
+
+    def forward(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        return random_affine(
+            x,
+            max_shift=self.max_shift,
+            max_rot_deg=self.degrees,
+            scales=self.scales,
+            padding_mode=self.padding_mode,
+            generator=generator,
+        )
+
+    def _repr_params(self) -> dict[str, object]:
+        return {
+            "max_shift": self.max_shift,
+            "degrees": self.degrees,
+            "scales": self.scales,
+            "padding_mode": self.padding_mode,
+        }
+
+
+class RandomScale(RandomAffine):
+    """Per-image zoom about the centre by a factor uniform in ``scales``; keeps the size."""
+
+    def __init__(self, scales: tuple[float, float] = (0.9, 1.1), padding_mode: str = "reflection"):
+        super().__init__(scales=scales, padding_mode=padding_mode)
+
+    def _repr_params(self) -> dict[str, object]:
+        return {"scales": self.scales, "padding_mode": self.padding_mode}
+
+
+class RandomRotate(RandomAffine):
+    """Per-image rotation about the centre by an angle uniform in ±``degrees``; keeps the size."""
+
+    def __init__(self, degrees: float = 10.0, padding_mode: str = "reflection"):
+        super().__init__(degrees=degrees, padding_mode=padding_mode)
+
+    def _repr_params(self) -> dict[str, object]:
+        return {"degrees": self.degrees, "padding_mode": self.padding_mode}
+
+
+# --------------------------------------------------------------------------- resize
+
+
+def resize(x: Tensor, scale_fac: float) -> Tensor:
+    """Bilinear resize to (max(1, round(H s)), max(1, round(W s))), Python's ``round``.
+
+    Antialiased when a side shrinks.
+
+    Shape: (B, C, H, W) -> (B, C, H', W').
+    """
+    _check_image(x)
+    s = _as_float("scale_fac", scale_fac, gt=0.0)
+    _, _, h, w = x.shape
+    nh, nw = max(1, round(h * s)), max(1, round(w * s))
+    return F.interpolate(
+        x, size=(nh, nw), mode="bilinear", align_corners=False, antialias=nh < h or nw < w
+    )
+
+
+class ResizeTransform(Transform):
+    """Resizes by ``scale_fac`` (seed: 1.2): changes the size on purpose; see :func:`resize`."""
+
+    def __init__(self, scale_fac: float = 1.2) -> None:
+        super().__init__()
+        _as_float("scale_fac", scale_fac, gt=0.0)
+        self.scale_fac = scale_fac
+
+    def forward(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        return resize(x, self.scale_fac)
+
+    def _repr_params(self) -> dict[str, object]:
+        return {"scale_fac": self.scale_fac}
+
+
+# --------------------------------------------------------------------------- per-step transforms
+
+
+def pad(x: Tensor, pad: int, mode: str = "reflect", value: float = 0.5) -> Tensor:
+    """Pads ``pad`` pixels on every side. ``mode``: "reflect" (needs pad < H and W),
+    "replicate" or "constant" (with ``value``).
+
+    Shape: (B, C, H, W) -> (B, C, H + 2 pad, W + 2 pad).
+    """
+    _check_image(x)
+    p = _as_int("pad", pad, 0)
+    _check_choice("mode", mode, _PAD_MODES)
+    _, _, h, w = x.shape
+    if mode == "reflect" and (p >= h or p >= w):
+        raise ValueError(f"reflect padding needs pad < H and W, got pad={p} for a {h}x{w} image")
+    if mode == "constant":
+        return F.pad(x, (p, p, p, p), mode="constant", value=_as_float("value", value))
+    return F.pad(x, (p, p, p, p), mode=mode)
+
+
+class Pad(Transform):
+    """Pads ``pad`` pixels on each side; see :func:`pad`."""
+
+    def __init__(self, pad: int, mode: str = "reflect", value: float = 0.5) -> None:
+        super().__init__()
+        self.pad = _as_int("pad", pad, 0)
+        self.mode = _check_choice("mode", mode, _PAD_MODES)
+        self.value = _as_float("value", value)
+
+    def forward(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        return pad(x, self.pad, self.mode, self.value)
+
+    def _repr_params(self) -> dict[str, object]:
+        params: dict[str, object] = {"pad": self.pad, "mode": self.mode}
+        if self.mode == "constant":
+            params["value"] = self.value
+        return params
+
+
+def jitter(x: Tensor, d: int, generator: torch.Generator | None = None) -> Tensor:
+    """Random crop of size (H - d, W - d) per image (Lucid's jitter): a translation by 0..d px.
+
+    Chosen over ``roll`` because it brings in no wrap-around seam. One ``gather``, no loop over
+    the batch; the offsets are integers, so values are copied, not interpolated.
+
+    Shape: (B, C, H, W) -> (B, C, H - d, W - d).
+    """
+    _check_image(x)
+    d = _as_int("d", d, 0)
+    b, c, h, w = x.shape
+    if d >= h or d >= w:
+        raise ValueError(f"jitter d must be < H and W, got d={d} for a {h}x{w} image")
+    oh, ow = h - d, w - d
+    off = _randint(d + 1, (b, 2), generator, x.device)
+    rows = off[:, :1] + torch.arange(oh, device=x.device)  # (B, oh)
+    cols = off[:, 1:] + torch.arange(ow, device=x.device)  # (B, ow)
+    idx = (rows[:, :, None] * w + cols[:, None, :]).view(b, 1, oh * ow).expand(b, c, oh * ow)
+    return x.reshape(b, c, h * w).gather(2, idx).view(b, c, oh, ow)
+
+
+class Jitter(Transform):
+    """Random translation by up to ``d`` px per image as a random crop; see :func:`jitter`."""
+
+    def __init__(self, d: int) -> None:
+        super().__init__()
+        self.d = _as_int("d", d, 0)
+
+    def forward(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        return jitter(x, self.d, generator)
+
+    def _repr_params(self) -> dict[str, object]:
+        return {"d": self.d}
+
+
+@functools.lru_cache(maxsize=64)
+def _gaussian_kernel1d(
+    sigma: float, radius: int, device: torch.device, dtype: torch.dtype
+) -> Tensor:
+    # A normal tensor even if first made under inference_mode, so autograd can use it later.
+    with torch.inference_mode(False), torch.no_grad():
+        t = torch.arange(-radius, radius + 1, dtype=torch.float64)
+        k = torch.exp(-(t * t) / (2.0 * sigma * sigma))
+        return (k / k.sum()).to(device=device, dtype=dtype)
+
+
+def gaussian_blur(x: Tensor, sigma: float) -> Tensor:
+    """Separable Gaussian blur, kernel radius ``ceil(3 sigma)``, reflect padding (replicate on
+    tiny images). Kernels are cached by (sigma, radius, device, dtype).
+
+    Shape: (B, C, H, W) -> (B, C, H, W).
+    """
+    _check_image(x)
+    sigma = _as_float("sigma", sigma, gt=0.0)
+    radius = max(1, math.ceil(3.0 * sigma))
+    b, c, h, w = x.shape
+    k = _gaussian_kernel1d(sigma, radius, x.device, x.dtype)
+    n = b * c
+    # All images and channels as the channels of ONE image, filtered depthwise: on CPU this is
+    # several times faster than a batch of 1-channel images; the expanded weight is a view.
+    y = F.pad(x.reshape(1, n, h, w), (radius,) * 4, mode=_border_mode(radius, h, w))
+    y = F.conv2d(y, k.view(1, 1, -1, 1).expand(n, 1, -1, 1), groups=n)
+    y = F.conv2d(y, k.view(1, 1, 1, -1).expand(n, 1, 1, -1), groups=n)
+    return y.view(b, c, h, w)
+
+
+class GaussianBlur(Transform):
+    """Gaussian blur of standard deviation ``sigma`` px; see :func:`gaussian_blur`."""
+
+    def __init__(self, sigma: float) -> None:
+        super().__init__()
+        self.sigma = _as_float("sigma", sigma, gt=0.0)
+
+    def forward(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        return gaussian_blur(x, self.sigma)
+
+    def _repr_params(self) -> dict[str, object]:
+        return {"sigma": self.sigma}
+
+
+def standard_transforms() -> Compose:
+    """The default per-step robustness stack (after Lucid's ``standard_transforms``).
+
+    ``Pad(12, "reflect")``, ``Jitter(8)``, ``RandomAffine(degrees=10, scales=(0.9, 1.1))`` (scale
+    and rotation fused into one resampling, mirrored border), ``Jitter(4)``: a 224 px image
+    becomes 236 px. Reflect rather than Lucid's constant 0.5 padding, so no flat frame is fed in.
+    """
+    return Compose(
+        Pad(12, mode="reflect"),
+        Jitter(8),
+        RandomAffine(degrees=10.0, scales=(0.9, 1.1)),
+        Jitter(4),
+    )
