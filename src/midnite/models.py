@@ -52,7 +52,10 @@ class Normalize(nn.Module):
             raise ValueError(
                 f"Normalize expects (B, {self.mean.shape[1]}, H, W), got {tuple(x.shape)}"
             )
-        return (x - self.mean) / self.std
+        mean, std = self.mean, self.std
+        if x.is_floating_point() and x.dtype != mean.dtype:  # keep a half/bfloat16 input's dtype
+            mean, std = mean.to(x.dtype), std.to(x.dtype)
+        return (x - mean) / std
 
     def extra_repr(self) -> str:
         mean = ", ".join(f"{v:.3g}" for v in self.mean.flatten().tolist())
@@ -76,7 +79,7 @@ def as_normalize(spec: object) -> Normalize | None:
 
 
 def _lite_packages(variant: int) -> tuple[type, str]:
-    if variant not in _LITE_VARIANTS:
+    if isinstance(variant, bool) or not isinstance(variant, int) or variant not in _LITE_VARIANTS:
         raise ValueError(
             f"EfficientNet-Lite variant must be one of {_LITE_VARIANTS}, got {variant!r}"
         )

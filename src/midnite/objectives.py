@@ -34,7 +34,7 @@ class Objective:
 
     # algebra ------------------------------------------------------------------------------
     def __add__(self, other: object) -> Objective:
-        if isinstance(other, numbers.Real):
+        if isinstance(other, numbers.Real) and not isinstance(other, bool):
             return _Sum([(1.0, self)], float(other))
         if isinstance(other, Objective):
             return _Sum([(1.0, self), (1.0, other)])
@@ -47,12 +47,16 @@ class Objective:
         return _Sum([(-1.0, self)])
 
     def __sub__(self, other: object) -> Objective:
-        if isinstance(other, (numbers.Real, Objective)):
+        if isinstance(other, Objective) or (
+            isinstance(other, numbers.Real) and not isinstance(other, bool)
+        ):
             return self + (-other)
         return NotImplemented
 
     def __rsub__(self, other: object) -> Objective:
-        return (-self) + other
+        if isinstance(other, numbers.Real) and not isinstance(other, bool):
+            return (-self) + other
+        return NotImplemented
 
     def __mul__(self, other: object) -> Objective:
         if isinstance(other, numbers.Real) and not isinstance(other, bool):
@@ -219,7 +223,9 @@ class _DeepDream(_LayerObjective):
 class _Direction(_LayerObjective):
     def __init__(self, layer: str, vector: Tensor, cosine_power: float):
         super().__init__(layer)
-        vector = torch.as_tensor(vector, dtype=torch.float32).flatten()
+        # detached: a vector cut from a weight (fc.weight[k]) must not tie every step's graph
+        # to it (a second backward would fail) nor put gradients into the user's model
+        vector = torch.as_tensor(vector).detach().to(torch.float32).flatten()
         if vector.numel() == 0 or not torch.isfinite(vector).all() or vector.norm() == 0:
             raise ValueError("direction needs a finite, non-zero vector with one value per channel")
         self.vector = vector / vector.norm()
@@ -249,6 +255,14 @@ class _Direction(_LayerObjective):
 
 class _Diversity(_LayerObjective):
     """Minus each image's mean cosine similarity of its Gram matrix to the others'."""
+
+    def validate(self, shapes: Mapping[str, tuple[int, ...]]) -> None:
+        shape = shapes[self.layer]
+        if len(shape) < 2:
+            raise ValueError(
+                f"diversity needs a layer with channels and positions (C, H, W); "
+                f"{self.layer!r} has shape {shape}"
+            )
 
     def forward(self, acts: Acts) -> Tensor:
         act = acts[self.layer]

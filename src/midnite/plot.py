@@ -6,7 +6,7 @@ Images are tensors ``(C, H, W)`` (or ``(1, C, H, W)``, or ``(H, W)``) with value
 from __future__ import annotations
 
 import os
-import tempfile
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -75,7 +75,9 @@ def save_png(img: Tensor, path: str | os.PathLike) -> Path:
     if path.suffix.lower() != ".png":
         raise ValueError(f"save_png writes .png files, got {str(path)!r}")
     arr = to_uint8(img)
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".png.tmp", dir=path.parent)
+    # not tempfile.mkstemp: its files are mode 0600, and the rename would keep that mode
+    tmp = path.parent / f".{path.stem}.{uuid.uuid4().hex[:12]}.png.tmp"
+    fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as fh:
             Image.fromarray(arr).save(fh, format="PNG")
