@@ -1,0 +1,334 @@
+"""Speed of midnite against a bare forward+backward pass of the same network, side by side.
+
+Sections (all on EfficientNet-Lite0 from the installed package):
+  seed     PixelActivation on the seed's cell-3 setting (a 6-block prefix, 250 px), bare and
+           with the cell-10 stack of transforms and regularizers: time per optimizer step over
+           a bare forward+backward on the same image sizes.
+  early    render() step time for targets at several depths over the full-network step,
+           next to the share of the network's FLOPs (forward+backward) before each target.
+  render   render() with the default stack over a bare pass at the size the model sees.
+  batch    16 channels as one batch against 16 renders one after another.
+
+    python benchmarks/speed.py [--sections seed,early,render,batch] [--device cuda] [--json F]
+    python benchmarks/speed.py --quick      # a smoke run of seconds (used by the tests)
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import torch
+from torch.utils.flop_counter import FlopCounterMode
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import interleaved, machine, sync, table, write_json
+
+import midnite
+from midnite import objectives as obj
+from midnite._model import frozen
+from midnite.models import efficientnet_lite, efficientnet_lite_features
+from midnite.visualization.base import (
+    BlurTransform,
+    ChannelSplit,
+    PixelActivation,
+    RandomTransform,
+    ResizeTransform,
+    SplitSelector,
+    TVRegularization,
+    WeightDecay,
+)
+
+
+def bare_step(model, x: torch.Tensor, read=lambda out: out.mean()):
+    """One forward+backward to the input with frozen weights: the least work any tool can do."""
+
+    def step():
+        img = x.detach().requires_grad_(True)
+        read(model(img)).backward()
+
+    return step
+
+
+def seed_section(dev: torch.device, quick: bool) -> tuple[str, list[dict]]:
+    net = efficientnet_lite_features(16)[:10].to(dev)
+    size = 64 if quick else 250
+    iters, opt_n = (2, 3) if quick else (12, 20)
+    rows = []
+
+    def run_pa(**kw):
+        def fn():
+            PixelActivation(
+                net,
+                SplitSelector(ChannelSplit(), [1]),
+                iter_n=iters,
+                opt_n=opt_n,
+                seed=0,
+                progress=False,
+                device=dev,
+                **kw,
+            ).visualize()
+
+        return fn
+
+    with frozen(net, dev):
+        sizes = [size] * iters
+        bare = bare_step(net, torch.rand(1, 3, size, size, device=dev), lambda o: o[:, 1].mean())
+
+        def bare_run():
+            for _ in range(iters * opt_n):
+                bare()
+
+        # the cell-10 stack grows the image 1.2x per iteration from 50 px (its init_size)
+        init = 32 if quick else 50
+        grown = [init]
+        for _ in range(iters - 1):
+            grown.append(max(1, round(grown[-1] * 1.2)))
+        bare_grown = {
+            s: bare_step(net, torch.rand(1, 3, s, s, device=dev), lambda o: o[:, 1].mean())
+            for s in set(grown)
+        }
+
+        def bare_grown_run():
+            for s in grown:
+                for _ in range(opt_n):
+                    bare_grown[s]()
+
+    stack = dict(
+        transform=RandomTransform() + BlurTransform() + ResizeTransform(),
+        regularization=[TVRegularization(), WeightDecay(decay_factor=3e-4)],
+        init_size=init,
+    )
+    times = interleaved(
+        {
+            "bare": bare_run,
+            "pa": run_pa(init_size=size),
+            "bare_grown": bare_grown_run,
+            "pa_stack": run_pa(**stack),
+        },
+        dev,
+        rounds=3 if quick else 5,
+        reps=1,
+        warmup=1,
+    )
+    steps = iters * opt_n
+    rows.append(
+        {
+            "setting": f"cell 3: no transform, {size} px",
+            "midnite ms/step": 1e3 * times["pa"] / steps,
+            "bare fwd+bwd ms": 1e3 * times["bare"] / steps,
+            "ratio": times["pa"] / times["bare"],
+            "target": "<= 1.15",
+        }
+    )
+    rows.append(
+        {
+            "setting": f"cell-10 stack, {grown[0]}->{grown[-1]} px",
+            "midnite ms/step": 1e3 * times["pa_stack"] / steps,
+            "bare fwd+bwd ms": 1e3 * times["bare_grown"] / steps,
+            "ratio": times["pa_stack"] / times["bare_grown"],
+            "target": "<= 1.3",
+        }
+    )
+    title = (
+        f"Seed API: PixelActivation step vs bare forward+backward (Lite0[:10], sizes {sizes[0]})"
+    )
+    return table(title, list(rows[0]), [list(r.values()) for r in rows]), rows
+
+
+def _flops(model, x: torch.Tensor, layer: str | None) -> float:
+    """FLOPs of forward+backward to the input, reading ``layer`` (None: the output)."""
+    counter = FlopCounterMode(display=False)
+    img = x.detach().requires_grad_(True)
+    with counter:
+        if layer is None:
+            model(img).mean().backward()
+        else:
+            with midnite._model.Tap(model, [layer]) as tap:
+                tap(img)[layer].mean().backward()
+    return float(counter.get_total_flops())
+
+
+def early_section(dev: torch.device, quick: bool) -> tuple[str, list[dict]]:
+    model = efficientnet_lite(0).to(dev)
+    size = 64 if quick else 224
+    targets = ["_blocks.1", "_blocks.4", "_blocks.8", "_blocks.12"]
+    if quick:
+        targets = targets[:2]
+    x = torch.rand(1, 3, size, size, device=dev)
+    rows = []
+    with frozen(model, dev):
+        full_flops = _flops(model, x, None)
+        shares = {t: _flops(model, x, t) / full_flops for t in targets}
+
+    def step(target: str | None, early: bool):
+        objective = obj.class_logit(1) if target is None else obj.channel(target, 0)
+        renderer = midnite.engine.Renderer(model, objective, device=dev, early_stop=early)
+        img = torch.rand(1, 3, size, size, device=dev, requires_grad=True)
+
+        def fn():
+            loss, _ = renderer.loss(img)
+            loss.backward()
+
+        return renderer, fn
+
+    renderers = {}
+    fns = {}
+    for t in [None, *targets]:
+        for early in (True, False) if t else (True,):
+            r, fn = step(t, early)
+            renderers[(t, early)] = r
+            fns[(t, early)] = fn
+    for r in renderers.values():
+        r.__enter__()
+    try:
+        times = interleaved(fns, dev, rounds=3 if quick else 7, reps=2 if quick else 5)
+    finally:
+        for r in renderers.values():
+            r.__exit__(None, None, None)
+    full = times[(None, True)]
+    for t in targets:
+        rows.append(
+            {
+                "target": t,
+                "FLOP share before target": shares[t],
+                "step / full step (early stop)": times[(t, True)] / full,
+                "difference (pp)": 100 * (times[(t, True)] / full - shares[t]),
+                "step / full step (no early stop)": times[(t, False)] / full,
+            }
+        )
+    title = f"Early stop: EfficientNet-Lite0 at {size} px, full step {1e3 * full:.1f} ms"
+    return table(title, list(rows[0]), [list(r.values()) for r in rows]), rows
+
+
+def render_section(dev: torch.device, quick: bool) -> tuple[str, list[dict]]:
+    model = efficientnet_lite(0).to(dev)
+    size = 64 if quick else 224
+    rows = []
+    for batch in (1, 4) if quick else (1, 16):
+        for target in ("_blocks.8", None):
+            objective = obj.class_logit(1) if target is None else obj.channel(target, 0)
+            objs = [objective] * batch if batch > 1 else objective
+            steps = 3 if quick else 10
+
+            def run(objs=objs, steps=steps, batch=batch):
+                midnite.render(
+                    model, objs, size=size, steps=steps, progress=False, device=dev, batch=batch
+                )
+
+            run()
+            # the size the model sees after pad 12, jitter 8 and jitter 4
+            seen_size = size + 24 - 8 - 4
+            with frozen(model, dev):
+                read = (lambda o: o.mean()) if target is None else None
+                x = torch.rand(batch, 3, seen_size, seen_size, device=dev)
+                if target is None:
+                    bare = bare_step(model, x, read)
+                else:
+
+                    def bare(x=x, target=target):
+                        img = x.detach().requires_grad_(True)
+                        with midnite._model.Tap(model, [target]) as tap:
+                            tap(img)[target].mean().backward()
+
+                def bare_run(steps=steps, bare=bare):
+                    for _ in range(steps):
+                        bare()
+
+                times = interleaved(
+                    {"render": run, "bare": bare_run},
+                    dev,
+                    rounds=3 if quick else 5,
+                    reps=1,
+                    warmup=1,
+                )
+            rows.append(
+                {
+                    "objective": repr(objective),
+                    "batch": batch,
+                    "midnite ms/step": 1e3 * times["render"] / steps,
+                    "bare fwd+bwd ms": 1e3 * times["bare"] / steps,
+                    "ratio": times["render"] / times["bare"],
+                    "target": "<= 1.25",
+                }
+            )
+    title = (
+        f"render() with the default stack (Fourier, decorrelated, pad/jitter/affine) at {size} px "
+        "vs a bare pass of the model (stopped at the same layer) on the size it sees"
+    )
+    return table(title, list(rows[0]), [list(r.values()) for r in rows]), rows
+
+
+def batch_section(dev: torch.device, quick: bool) -> tuple[str, list[dict]]:
+    model = efficientnet_lite(0).to(dev)
+    n = 4 if quick else 16
+    size = 64 if quick else 224
+    steps = 3 if quick else 20
+    objs = [obj.channel("_blocks.8", i) for i in range(n)]
+
+    def batched():
+        midnite.render(model, objs, size=size, steps=steps, progress=False, device=dev)
+
+    def sequential():
+        for o in objs:
+            midnite.render(model, o, size=size, steps=steps, progress=False, device=dev)
+
+    times = interleaved(
+        {"batched": batched, "sequential": sequential},
+        dev,
+        rounds=2 if quick else 3,
+        reps=1,
+        warmup=1,
+    )
+    rows = [
+        {
+            "units": n,
+            "steps": steps,
+            "one batch (s)": times["batched"],
+            "one after another (s)": times["sequential"],
+            "speed-up": times["sequential"] / times["batched"],
+            "target": ">= 8 (GPU)" if dev.type == "cuda" else ">= 2 (CPU)",
+        }
+    ]
+    title = f"{n} channels of _blocks.8 at {size} px on {dev}: one batch vs one by one"
+    return table(title, list(rows[0]), [list(r.values()) for r in rows]), rows
+
+
+SECTIONS = {
+    "seed": seed_section,
+    "early": early_section,
+    "render": render_section,
+    "batch": batch_section,
+}
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("--sections", default=",".join(SECTIONS))
+    parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
+    parser.add_argument("--json", default=None, help="also write the tables as JSON here")
+    parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
+    args = parser.parse_args(argv)
+    dev = torch.device(args.device)
+    names = [s.strip() for s in args.sections.split(",") if s.strip()]
+    unknown = [s for s in names if s not in SECTIONS]
+    if unknown:
+        parser.error(f"unknown sections {unknown}; choose from {', '.join(SECTIONS)}")
+    info = machine()
+    print(f"midnite speed benchmark, {info}")
+    payload = {"machine": info, "device": str(dev), "quick": args.quick, "sections": {}}
+    for name in names:
+        t0 = time.perf_counter()
+        text, rows = SECTIONS[name](dev, args.quick)
+        sync(dev)
+        print(f"\n{text}\n({time.perf_counter() - t0:.0f} s)", flush=True)
+        payload["sections"][name] = rows
+    write_json(args.json, payload)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
