@@ -243,11 +243,11 @@ def render(
     *,
     size: int | Sequence[int] = 224,
     batch: int | None = None,
-    steps: int = 256,
-    lr: float = 0.05,
-    param: str = "fourier",
-    decorrelate: bool = True,
-    transforms: str | Callable[..., Tensor] | None = "standard",
+    steps: int | None = None,
+    lr: float | None = None,
+    param: str | None = None,
+    decorrelate: bool | None = None,
+    transforms: str | Callable[..., Tensor] | None = "recipe",
     regularizers: Sequence[Regularization] = (),
     optimizer: str | Callable[..., torch.optim.Optimizer] = "adam",
     normalize: object = None,
@@ -265,8 +265,11 @@ def render(
         size: ``H`` or ``(H, W)`` of the images.
         batch: number of images; defaults to the list's length, else 1.
         steps, lr, optimizer: the optimization ("adam" or ``callable(params, lr=...)``).
-        param: "fourier" (decorrelated-colour spectrum, the default) or "pixel".
+        param: "fourier" (spectrum with a 1/f prior) or "pixel"; decorrelate: colour decorrelation.
         transforms: per-step robustness transforms: "standard", None, or a Transform.
+        Unset ``steps``, ``lr``, ``param``, ``decorrelate`` and ``transforms`` come from the
+        recipe (``midnite.recipes``): the class recipe when the objective reads only the
+        model's output, the feature recipe otherwise.
         regularizers: penalties such as ``TVRegularization()`` on the image.
         normalize: None, "imagenet" or ``(mean, std)`` applied before the model.
         channels: image channels; default: the model's first convolution's input channels.
@@ -279,6 +282,7 @@ def render(
         A :class:`RenderResult`.
     """
     from midnite import param as param_mod
+    from midnite import recipes
     from midnite import transforms as tf_mod
 
     if not isinstance(model, nn.Module):
@@ -292,6 +296,12 @@ def render(
             f"batch must equal the number of per-image objectives ({len(objective)}), got {batch}"
         )
     height, width = _size(size)
+    recipe = recipes.for_objective(objective)
+    steps = recipe.steps if steps is None else steps
+    lr = recipe.lr if lr is None else lr
+    param = recipe.param if param is None else param
+    decorrelate = recipe.decorrelate if decorrelate is None else decorrelate
+    transforms = recipe.transforms if transforms == "recipe" else transforms
     steps = check_positive_int(steps, "steps")
     lr = check_lr(lr)
     channels = (
@@ -300,11 +310,12 @@ def render(
     if param not in ("fourier", "pixel"):
         raise ValueError(f"param must be 'fourier' or 'pixel', got {param!r}")
     if isinstance(transforms, str):
-        if transforms != "standard":
+        if transforms not in tf_mod.STACKS:
             raise ValueError(
-                f"transforms must be 'standard', None or a Transform, got {transforms!r}"
+                f"transforms must be one of {sorted(tf_mod.STACKS)}, None or a Transform, "
+                f"got {transforms!r}"
             )
-        transforms = tf_mod.standard_transforms()
+        transforms = tf_mod.STACKS[transforms]()
     if transforms is not None and not callable(transforms):
         raise TypeError(f"transforms must be a Transform or None, got {type(transforms).__name__}")
     dev = resolve_device(device)
@@ -323,6 +334,7 @@ def render(
         transforms = transforms.to(dev)
 
     settings = {
+        "recipe": recipe.name,
         "objective": repr(objective),
         "size": [height, width],
         "batch": batch,

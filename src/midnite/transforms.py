@@ -14,7 +14,7 @@ from __future__ import annotations
 import functools
 import math
 import numbers
-from collections.abc import Iterator
+from collections.abc import Callable, Iterator
 
 import torch
 import torch.nn.functional as F
@@ -670,3 +670,7 @@ def standard_transforms() -> Compose:
         RandomAffine(degrees=10.0, scales=(0.9, 1.1)),
         Jitter(4),
     )
+
+
+STACKS: dict[str, Callable[[], Transform]] = {"standard": standard_transforms}
+"""Named per-step stacks that ``render(transforms=NAME)`` and recipes refer to."""
