@@ -1,0 +1,29 @@
+"""A smoke run of benchmarks/speed.py (tiny sizes), so that the benchmark cannot rot."""
+
+from __future__ import annotations
+
+import json
+import sys
+from pathlib import Path
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def test_speed_benchmark_quick(tmp_path, capsys):
+    sys.path.insert(0, str(BENCH))
+    try:
+        import speed
+    finally:
+        sys.path.remove(str(BENCH))
+    out = tmp_path / "speed.json"
+    assert speed.main(["--quick", "--json", str(out)]) == 0
+    text = capsys.readouterr().out
+    for title in ("Seed API", "Early stop", "render() step", "one batch vs one by one"):
+        assert title in text
+    data = json.loads(out.read_text())
+    assert set(data["sections"]) == {"seed", "early", "render", "batch"}
+    seed_rows = data["sections"]["seed"]
+    assert len(seed_rows) == 2 and all(row["ratio"] > 0 for row in seed_rows)
+    early = data["sections"]["early"]
+    assert all(0 < row["FLOP share before target"] < 1 for row in early)
+    assert data["sections"]["batch"][0]["units"] == 4
