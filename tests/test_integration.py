@@ -1,4 +1,4 @@
-"""End to end on the real ImageNet-trained EfficientNet-Lite0 (weights from the installed package)."""
+"""End to end on the ImageNet-trained EfficientNet-Lite0 (weights from its installed package)."""
 
 from __future__ import annotations
 
@@ -75,8 +75,11 @@ def test_render_batched_channels_on_lite0(lite0):
     )
     assert result.images.shape == (8, 3, 96, 96)
     assert (result.final > result.start).all()
-    with torch.no_grad(), midnite._model.frozen(lite0):
-        with midnite._model.Tap(lite0, ["_blocks.4"]) as tap:
-            acts = tap(result.images)["_blocks.4"].mean((2, 3))[:, units]
+    with (
+        torch.no_grad(),
+        midnite._model.frozen(lite0),
+        midnite._model.Tap(lite0, ["_blocks.4"]) as tap,
+    ):
+        acts = tap(result.images)["_blocks.4"].mean((2, 3))[:, units]
     wins = (acts.argmax(0) == torch.arange(len(units))).sum().item()
     assert wins >= 6, acts
