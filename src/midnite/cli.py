@@ -162,8 +162,8 @@ def _build_parser() -> argparse.ArgumentParser:
         "--steps",
         metavar="N",
         type=_positive_int("--steps"),
-        default=256,
-        help="optimizer steps (default 256)",
+        default=None,
+        help="optimizer steps (default: the render recipe's, see midnite.recipes)",
     )
     ren.add_argument(
         "--size", metavar="HxW", help="image HxW (default: the model's native size, else 224)"
@@ -179,7 +179,11 @@ def _build_parser() -> argparse.ArgumentParser:
         help="units rendered together (default 8)",
     )
     ren.add_argument(
-        "--lr", metavar="LR", type=_positive_float, default=0.05, help="Adam step (default 0.05)"
+        "--lr",
+        metavar="LR",
+        type=_positive_float,
+        default=None,
+        help="Adam step (default: the render recipe's)",
     )
     ren.add_argument("--device", metavar="D", help="torch device, e.g. cpu or cuda:0 (default cpu)")
     ren.add_argument(
@@ -387,6 +391,7 @@ def _cmd_gallery(args) -> int:
 
 def _cmd_render(args) -> int:
     import midnite
+    import midnite.recipes
     from midnite import gallery, objectives
     from midnite import records as rec
 
@@ -423,6 +428,12 @@ def _cmd_render(args) -> int:
         "neuron": lambda u: objectives.neuron(layer, u),
         "class": lambda u: objectives.class_logit(u, layer),
     }[args.objective]
+
+    recipe = midnite.recipes.for_objective(make(units[0]))
+    if args.steps is None:
+        args.steps = recipe.steps
+    if args.lr is None:
+        args.lr = recipe.lr
 
     def key(unit: int, batch: list[int]) -> dict:
         return {
