@@ -347,20 +347,25 @@ def _png_bytes(image) -> bytes:
 # commands ---------------------------------------------------------------------------------
 
 
-def _cmd_layers(args) -> int:
+def _layer_table(model, name: str, size: tuple[int, int], dev):
     import midnite
+
+    try:
+        return midnite.layers(model, size, device=dev)
+    except Exception as err:
+        raise UsageError(
+            f"{name} does not run on {size[0]}x{size[1]} images ({type(err).__name__}: "
+            f"{err}); try another --size"
+        ) from None
+
+
+def _cmd_layers(args) -> int:
 
     size = parse_size(args.size) if args.size else None
     dev = _device(args.device)
     model = _load(args.model)
     size = size or _default_size(args.model)
-    try:
-        table = midnite.layers(model, size, device=dev)
-    except Exception as err:
-        raise UsageError(
-            f"{args.model} does not run on {size[0]}x{size[1]} images ({type(err).__name__}: "
-            f"{err}); try another --size"
-        ) from None
+    table = _layer_table(model, args.model, size, dev)
     print(f"{args.model}, input {size[0]}x{size[1]}:")
     print(table)
     return 0
@@ -406,13 +411,7 @@ def _cmd_render(args) -> int:
     out = _prepare_out(args.out)
     model = _load(args.model)
     size = size or _default_size(args.model)
-    try:
-        table = midnite.layers(model, size, device=dev)
-    except Exception as err:
-        raise UsageError(
-            f"{args.model} does not run on {size[0]}x{size[1]} images ({type(err).__name__}: "
-            f"{err}); try another --size"
-        ) from None
+    table = _layer_table(model, args.model, size, dev)
     shape = _layer_size(table, layer, args.model)
     count = shape[0]
     label = layer or "(output)"

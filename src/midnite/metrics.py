@@ -13,6 +13,8 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from midnite.transforms import random_affine
+
 __all__ = [
     "activation_gain",
     "colorfulness",
@@ -159,35 +161,6 @@ def activation_gain(
     return _relative(_scores(score_fn, result, "result"), _scores(score_fn, start, "start"), eps)
 
 
-def _random_affine(
-    images: Tensor,
-    max_shift: float,
-    max_rot_deg: float,
-    max_scale: float,
-    generator: torch.Generator,
-) -> Tensor:
-    """One random shift/rotation/scale per image, reflection padding, same size out."""
-    b, _, h, w = images.shape
-    u = torch.rand(b, 4, generator=generator, device=generator.device, dtype=torch.float64)
-    u = (2 * u - 1).to(images.device)  # uniform in [-1, 1]
-    angle = torch.deg2rad(u[:, 0] * max_rot_deg)
-    scale = 1.0 + u[:, 1] * max_scale
-    tx, ty = u[:, 2] * max_shift * 2 / w, u[:, 3] * max_shift * 2 / h  # normalized coords
-    # theta maps output to input coordinates: rotate by -angle, zoom by scale, in pixel units.
-    cos, sin = torch.cos(angle) / scale, torch.sin(angle) / scale
-    theta = torch.stack(
-        [
-            torch.stack([cos, sin * h / w, -tx], dim=1),
-            torch.stack([-sin * w / h, cos, -ty], dim=1),
-        ],
-        dim=1,
-    ).to(images.dtype)
-    grid = F.affine_grid(theta, list(images.shape), align_corners=False)
-    return F.grid_sample(
-        images, grid, mode="bilinear", padding_mode="reflection", align_corners=False
-    )
-
-
 def robustness(
     score_fn: ScoreFn,
     images: Tensor,
@@ -228,7 +201,13 @@ def robustness(
     base = _scores(score_fn, images, "images")
     total = torch.zeros_like(base)
     for _ in range(n):
-        moved = _random_affine(images, max_shift, max_rot_deg, max_scale, generator)
+        moved = random_affine(
+            images,
+            max_shift=max_shift,
+            max_rot_deg=max_rot_deg,
+            max_scale=max_scale,
+            generator=generator,
+        )
         total += _scores(score_fn, moved, "perturbed images")
     return _relative(total / n, base, eps)
 
