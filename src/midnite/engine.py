@@ -30,12 +30,8 @@ from midnite.regularizers import Regularization, check_regularizers
 __all__ = ["RenderResult", "Renderer", "make_generator", "render"]
 
 
-def make_generator(seed: int | torch.Generator | None, device: torch.device) -> torch.Generator:
-    """A generator on ``device`` from an int seed, a generator (used as is), or a fresh seed."""
-    if isinstance(seed, torch.Generator):
-        return seed
-    if seed is None:
-        seed = secrets.randbits(63)
+def make_generator(seed: int, device: torch.device) -> torch.Generator:
+    """A generator on ``device`` seeded with ``seed``."""
     if isinstance(seed, bool) or not isinstance(seed, int):
         raise TypeError(
             f"seed must be an int, a torch.Generator or None, got {type(seed).__name__}"
