@@ -17,6 +17,10 @@ Sections:
 The ten classes (``CLASSES``) were chosen for a strong visual identity and fixed BEFORE any
 tuning of the class recipe; they were not re-picked after seeing results.
 
+``--out DIR`` saves every image (``DIR/<method>/<class>.png``), a contact sheet per method
+(``DIR/<method>.png``), ``DIR/classes.png`` (one row per method in table order, one column per
+class) and ``DIR/recovery.png`` (one image per recovery row, seed 0).
+
 The seed runs one image at a time. Its class cell (300 iterations of 10 steps from 300 px,
 growing 0.5% per iteration to ~1300 px: hours per image on a CPU) is cut to
 ``SEED_CLASS_ITER_N`` iterations from 224 px; the settings column says so. Both seed cells
@@ -24,15 +28,22 @@ maximize the softmax probability (the seed's class neuron is a softmax output); 
 image is judged min-max normalized, as the seed shows it (``show_normalized``).
 
     python benchmarks/quality.py [--sections classes,recovery] [--device cuda] [--json F] [--out D]
+                                 [--threads N]
     python benchmarks/quality.py --quick      # a smoke run of seconds (used by the tests)
 """
 
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
+
+# On a CPU shared with other processes, OpenMP threads that spin while waiting for each other
+# made torch's default 2-thread run 20-100x slower here (a 4-step render: 22 s instead of 0.13 s);
+# sleeping waits avoid that and cost little otherwise. It must be set before torch loads OpenMP.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch
 import torch.nn.functional as F
@@ -243,10 +254,7 @@ def classes_section(dev: torch.device, quick: bool, out: Path | None) -> tuple[s
     text = table(title, headers, cells)
     rank_rows = [
         [f"{c} {CLASSES[c]}"]
-        + [
-            " / ".join(str(per_class[m][j][i]) for j in ("Lite1", "Lite2"))
-            for m in METHODS
-        ]
+        + [" / ".join(str(per_class[m][j][i]) for j in ("Lite1", "Lite2")) for m in METHODS]
         for i, c in enumerate(classes)
     ]
     text += "\n\n" + table(
@@ -255,8 +263,10 @@ def classes_section(dev: torch.device, quick: bool, out: Path | None) -> tuple[s
     payload = {
         "classes": {str(c): CLASSES[c] for c in classes},
         "rows": rows,
-        "ranks": {m: {j: dict(zip(map(str, classes), r, strict=True)) for j, r in v.items()}
-                  for m, v in per_class.items()},
+        "ranks": {
+            m: {j: dict(zip(map(str, classes), r, strict=True)) for j, r in v.items()}
+            for m, v in per_class.items()
+        },
     }
     return text, payload
 
@@ -352,7 +362,10 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", default=None, help="also write the tables as JSON here")
     parser.add_argument("--out", default=None, help="save the images and contact sheets here")
     parser.add_argument("--quick", action="store_true", help="2 classes, few steps: a smoke test")
+    parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
     names = [s.strip() for s in args.sections.split(",") if s.strip()]
     unknown = [s for s in names if s not in SECTIONS]

@@ -16,9 +16,14 @@ Sections (all on EfficientNet-Lite0 from the installed package):
 from __future__ import annotations
 
 import argparse
+import os
 import sys
 import time
 from pathlib import Path
+
+# Idle OpenMP threads sleep instead of spinning: on a shared 2-core machine spinning threads of
+# other processes otherwise slow every small op by 10-100x and the numbers mean nothing.
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
 
 import torch
 from torch.utils.flop_counter import FlopCounterMode

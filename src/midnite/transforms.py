@@ -674,3 +674,21 @@ def standard_transforms() -> Compose:
 
 STACKS: dict[str, Callable[[], Transform]] = {"standard": standard_transforms}
 """Named per-step stacks that ``render(transforms=NAME)`` and recipes refer to."""
+
+
+def class_transforms() -> Compose:
+    """The class recipe's per-step stack: strong enough that class visualizations transfer.
+
+    ``RandomAffine(max_shift=32, degrees=30, scales=(0.6, 2.0))``: per image a shift of up to
+    32 px, a rotation of up to 30 degrees and a zoom from a mirrored 0.6x view to a 2x crop, as
+    one bilinear resampling with mirrored borders; the size is kept, so any image size works and
+    the model sees one image per image. The wide zoom makes an object pay off at several scales
+    and places, so the image holds object parts rather than pixel patterns only the rendering
+    model reads. On EfficientNet-Lite0 class logits (256 Adam steps, lr 0.08) the images of ten
+    ImageNet classes are top-1 for Lite1 and for Lite2 in 9 of 10 (seeds 0 and 1), against 8
+    and 4 of 10 with ``standard_transforms`` and lr 0.05 (``benchmarks/quality.py``).
+    """
+    return Compose(RandomAffine(max_shift=32.0, degrees=30.0, scales=(0.6, 2.0)))
+
+
+STACKS["class"] = class_transforms
