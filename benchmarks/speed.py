@@ -5,7 +5,8 @@ Sections (all on EfficientNet-Lite0 from the installed package):
            with the cell-10 stack of transforms and regularizers: time per optimizer step over
            a bare forward+backward on the same image sizes.
   early    render() step time for targets at several depths over the full-network step,
-           next to the share of the network's FLOPs (forward+backward) before each target.
+           next to the share of the network's cost before each target: its FLOPs
+           (forward+backward) and the time of a bare forward+backward of that prefix.
   render   render() with the default stack over a bare pass at the size the model sees.
   batch    16 channels as one batch against 16 renders one after another.
 
@@ -35,7 +36,7 @@ from _common import interleaved, machine, sync, table, write_json
 import midnite
 from midnite import objectives as obj
 from midnite._model import frozen
-from midnite.models import efficientnet_lite, efficientnet_lite_features
+from midnite.models import Normalize, efficientnet_lite, efficientnet_lite_features
 from midnite.visualization.base import (
     BlurTransform,
     ChannelSplit,
@@ -48,8 +49,23 @@ from midnite.visualization.base import (
 )
 
 
+def bare_frozen(model, dev: torch.device):
+    """Frozen weights in the layout midnite's engine uses on ``dev`` (channels-last on CPU)."""
+    return frozen(model, dev, channels_last=dev.type == "cpu")
+
+
+def layout(x: torch.Tensor) -> torch.Tensor:
+    """``x`` in the layout midnite's engine feeds the model on its device."""
+    return x.contiguous(memory_format=torch.channels_last) if x.device.type == "cpu" else x
+
+
 def bare_step(model, x: torch.Tensor, read=lambda out: out.mean()):
-    """One forward+backward to the input with frozen weights: the least work any tool can do."""
+    """One forward+backward to the input: the least work any tool can do.
+
+    Call it inside ``bare_frozen(model)``, or it also computes (and accumulates) weight
+    gradients. It uses the engine's memory layout, so that only the engine's work differs.
+    """
+    x = layout(x)
 
     def step():
         img = x.detach().requires_grad_(True)
@@ -79,7 +95,7 @@ def seed_section(dev: torch.device, quick: bool) -> tuple[str, list[dict]]:
 
         return fn
 
-    with frozen(net, dev):
+    with bare_frozen(net, dev):
         sizes = [size] * iters
         bare = bare_step(net, torch.rand(1, 3, size, size, device=dev), lambda o: o[:, 1].mean())
 
@@ -107,18 +123,14 @@ def seed_section(dev: torch.device, quick: bool) -> tuple[str, list[dict]]:
         regularization=[TVRegularization(), WeightDecay(decay_factor=3e-4)],
         init_size=init,
     )
-    times = interleaved(
-        {
-            "bare": bare_run,
-            "pa": run_pa(init_size=size),
-            "bare_grown": bare_grown_run,
-            "pa_stack": run_pa(**stack),
-        },
-        dev,
-        rounds=3 if quick else 5,
-        reps=1,
-        warmup=1,
-    )
+    fns = {
+        "bare": bare_run,
+        "pa": run_pa(init_size=size),
+        "bare_grown": bare_grown_run,
+        "pa_stack": run_pa(**stack),
+    }
+    with bare_frozen(net, dev):  # the bare passes need frozen weights too (PixelActivation nests)
+        times = interleaved(fns, dev, rounds=3, reps=1, warmup=1)
     steps = iters * opt_n
     rows.append(
         {
@@ -165,7 +177,7 @@ def early_section(dev: torch.device, quick: bool) -> tuple[str, list[dict]]:
         targets = targets[:2]
     x = torch.rand(1, 3, size, size, device=dev)
     rows = []
-    with frozen(model, dev):
+    with bare_frozen(model, dev):
         full_flops = _flops(model, x, None)
         shares = {t: _flops(model, x, t) / full_flops for t in targets}
 
@@ -185,18 +197,31 @@ def early_section(dev: torch.device, quick: bool) -> tuple[str, list[dict]]:
 
         return fn
 
+    def prefix(target: str) -> torch.nn.Sequential:
+        """The network up to ``target`` as a plain Sequential (shared modules, no hooks)."""
+        k = int(target.rsplit(".", 1)[1])
+        stem = [Normalize.imagenet(), model._conv_stem, model._bn0, model._swish]
+        return torch.nn.Sequential(*stem, *model._blocks[: k + 1]).to(dev)
+
     fns = {(t, e): run(t, e) for t in [None, *targets] for e in ((True, False) if t else (True,))}
-    times = interleaved(fns, dev, rounds=3 if quick else 7, reps=1)
-    times = {k: v / steps for k, v in times.items()}
+    with bare_frozen(model, dev):
+        for t in targets:
+            fns[("bare", t)] = bare_step(prefix(t), x, lambda o: o[:, 0].mean())
+        fns[("bare", None)] = bare_step(model, x, lambda o: o[:, 1].sum())
+        times = interleaved(fns, dev, rounds=3 if quick else 7, reps=1)
+    times = {k: v / (1 if k[0] == "bare" else steps) for k, v in times.items()}
     full = times[(None, True)]
     for t in targets:
+        time_share = times[("bare", t)] / times[("bare", None)]
         rows.append(
             {
                 "target": t,
-                "FLOP share before target": shares[t],
-                "step / full step (early stop)": times[(t, True)] / full,
-                "difference (pp)": 100 * (times[(t, True)] / full - shares[t]),
-                "step / full step (no early stop)": times[(t, False)] / full,
+                "FLOP share": shares[t],
+                "time share (bare prefix)": time_share,
+                "early-stopped step / full step": times[(t, True)] / full,
+                "vs time share (pp)": 100 * (times[(t, True)] / full - time_share),
+                "vs FLOP share (pp)": 100 * (times[(t, True)] / full - shares[t]),
+                "no early stop / full step": times[(t, False)] / full,
             }
         )
     title = f"Early stop: EfficientNet-Lite0 at {size} px, full step {1e3 * full:.1f} ms"
@@ -229,8 +254,8 @@ def render_section(dev: torch.device, quick: bool) -> tuple[str, list[dict]]:
 
         # the size the model sees after pad 12, jitter 8 and jitter 4
         seen_size = size + 24 - 8 - 4
-        with frozen(model, dev):
-            x = torch.rand(batch, 3, seen_size, seen_size, device=dev)
+        with bare_frozen(model, dev):
+            x = layout(torch.rand(batch, 3, seen_size, seen_size, device=dev))
             if target is None:
                 bare = bare_step(model, x)
             else:

@@ -80,11 +80,14 @@ def first_tensor(value: object, where: str) -> Tensor:
 
 
 @contextlib.contextmanager
-def frozen(model: nn.Module, device: torch.device | None = None) -> Iterator[nn.Module]:
+def frozen(
+    model: nn.Module, device: torch.device | None = None, *, channels_last: bool = False
+) -> Iterator[nn.Module]:
     """Eval mode, no parameter gradients and (optionally) on ``device`` for the block; restored.
 
-    The model's parameters and buffers keep their original storage: moving to ``device`` makes
-    copies, and the originals are put back afterwards, so the user's tensors are never altered.
+    The model's parameters and buffers keep their original storage: moving to ``device`` (or
+    to the channels-last layout for 4-D weights) makes copies, and the originals are put back
+    afterwards, so the user's tensors are never altered.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -102,10 +105,13 @@ def frozen(model: nn.Module, device: torch.device | None = None) -> Iterator[nn.
         for p, _ in flags:
             p.requires_grad_(False)
         model.eval()
+        for p, d in data:
+            moved = d if device is None else d.to(device)
+            if channels_last and moved.dim() == 4:
+                moved = moved.contiguous(memory_format=torch.channels_last)
+            if moved is not d:
+                p.data = moved
         if device is not None:
-            for p, d in data:
-                if d.device != device:
-                    p.data = d.to(device)
             for m, name, buf in buffers:
                 if buf.device != device:
                     m._buffers[name] = buf.to(device)

@@ -91,6 +91,7 @@ class Renderer:
         device: str | torch.device | None = None,
         generator: torch.Generator | None = None,
         early_stop: bool = True,
+        channels_last: bool | None = None,
     ):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -104,6 +105,9 @@ class Renderer:
             self.normalize = self.normalize.to(self.device)
         self.generator = generator
         self.early_stop = early_stop
+        # oneDNN's channels-last convolutions are faster on the CPU: 10% at batch 1 and 35% at
+        # batch 16 for EfficientNet-Lite0 at 224 px (a benchmark on 2 cores)
+        self.channels_last = self.device.type == "cpu" if channels_last is None else channels_last
         self.shapes: dict[str, tuple[int, ...]] = {}
         self._stack: ExitStack | None = None
         self._tap: Tap | None = None
@@ -111,7 +115,7 @@ class Renderer:
     def __enter__(self) -> Renderer:
         stack = ExitStack()
         try:
-            stack.enter_context(frozen(self.model, self.device))
+            stack.enter_context(frozen(self.model, self.device, channels_last=self.channels_last))
             self._tap = stack.enter_context(
                 Tap(self.model, self.objective.layers, early_stop=self.early_stop)
             )
@@ -134,6 +138,8 @@ class Renderer:
             x = self.transforms(x, self.generator)
         if self.normalize is not None:
             x = self.normalize(x)
+        if self.channels_last and x.dim() == 4:
+            x = x.contiguous(memory_format=torch.channels_last)
         return self._tap(x)
 
     @torch.no_grad()
