@@ -237,7 +237,7 @@ def render_section(dev: torch.device, quick: bool) -> tuple[str, list[dict]]:
     for batch, target in ((1, "_blocks.8"), (1, None), (big, "_blocks.8")):
         objective = obj.class_logit(1) if target is None else obj.channel(target, 0)
         objs = [objective] * batch if batch > 1 else objective
-        short, steps = (2, 4) if quick else (4, 12)  # marginal cost of the extra steps
+        short, steps = (2, 4) if quick else (4, 24)  # marginal cost of the extra steps
 
         def run(objs=objs, batch=batch, n=steps):
             midnite.render(
