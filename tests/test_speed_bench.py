@@ -25,5 +25,5 @@ def test_speed_benchmark_quick(tmp_path, capsys):
     seed_rows = data["sections"]["seed"]
     assert len(seed_rows) == 2 and all(row["ratio"] > 0 for row in seed_rows)
     early = data["sections"]["early"]
-    assert all(0 < row["FLOP share"] < 1 and 0 < row["time share (bare prefix)"] for row in early)
+    assert all(0 < row["FLOP share"] < 1 and row["time share (bare prefix)"] > 0 for row in early)
     assert data["sections"]["batch"][0]["units"] == 4
