@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from midnite._device import resolve_device
+from midnite._heap import retained_heap
 from midnite._model import Tap, frozen, input_channels
 from midnite.models import Normalize, as_normalize
 from midnite.objectives import Objective, PerImage, as_objective
@@ -115,6 +116,8 @@ class Renderer:
     def __enter__(self) -> Renderer:
         stack = ExitStack()
         try:
+            if self.device.type == "cpu":
+                stack.enter_context(retained_heap())
             stack.enter_context(frozen(self.model, self.device, channels_last=self.channels_last))
             self._tap = stack.enter_context(
                 Tap(self.model, self.objective.layers, early_stop=self.early_stop)
