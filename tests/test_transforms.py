@@ -27,6 +27,7 @@ from midnite.transforms import (
     box_blur,
     gaussian_blur,
     jitter,
+    lucid_transforms,
     pad,
     random_affine,
     resize,
@@ -58,6 +59,7 @@ STEP_TRANSFORMS = [
     RandomRotate(),
     GaussianBlur(1.0),
     standard_transforms(),
+    lucid_transforms(),
 ]
 ALL_TRANSFORMS = SEED_TRANSFORMS + STEP_TRANSFORMS
 
@@ -103,6 +105,10 @@ def test_repr():
     assert repr(TransformSequence()) == "TransformSequence()"
     assert repr(Pad(2, mode="constant", value=0.25)) == "Pad(pad=2, mode='constant', value=0.25)"
     assert repr(standard_transforms()) == (
+        "Compose(RandomAffine(max_shift=6.0, degrees=10.0, scales=(0.9, 1.1), "
+        "padding_mode='reflection', pad=6))"
+    )
+    assert repr(lucid_transforms()) == (
         "Compose(Pad(pad=12, mode='reflect'), Jitter(d=8), RandomAffine(max_shift=0.0, "
         "degrees=10.0, scales=(0.9, 1.1), padding_mode='reflection'), Jitter(d=4))"
     )
@@ -310,6 +316,49 @@ def test_affine_shift_and_scale_known_values():
     ramp = torch.arange(4.0, dtype=torch.float64).expand(1, 1, 4, 4)
     zoom = affine(ramp, torch.zeros(1), torch.tensor([2.0]), torch.zeros(1, 2))
     assert torch.allclose(zoom[0, 0, 0], torch.tensor([0.75, 1.25, 1.75, 2.25], dtype=zoom.dtype))
+
+
+def test_affine_pad_grows_the_canvas_with_a_mirrored_border():
+    x = torch.rand(1, 2, 8, 10, dtype=torch.float64, generator=gen())
+    y = affine(x, 0.0, 1.0, (2.0, -1.0), pad=3)  # content 2 px right, 1 px up
+    assert y.shape == (1, 2, 14, 16)
+    # output (i, j) shows input (i - 3 + 1, j - 3 - 2) where that is inside the image
+    assert torch.allclose(y[..., 2:10, 5:15], x[..., 0:8, 0:10], atol=1e-9)
+    # outside, mirrored about the border (the edge pixel repeated): the column left of the image
+    assert torch.allclose(y[..., 2:10, 4], x[..., 0:8, 0], atol=1e-9)
+    assert torch.allclose(y[..., 2:10, 3], x[..., 0:8, 1], atol=1e-9)
+    # rotation and zoom turn about the centre of the grown canvas: its centre stays put
+    z = torch.rand(1, 1, 9, 9, dtype=torch.float64, generator=gen(1))
+    r = affine(z, 37.0, 1.3, (0.0, 0.0), pad=2)
+    assert torch.allclose(r[..., 6, 6], z[..., 4, 4], atol=1e-9)
+    with pytest.raises(ValueError, match="pad must be >= 0, got -1"):
+        affine(x, 0.0, 1.0, (0.0, 0.0), pad=-1)
+
+
+@pytest.mark.parametrize("threads", [1, 2, 3, 4])
+@pytest.mark.parametrize(("b", "ho"), [(1, 9), (1, 8), (2, 7), (3, 5)])
+def test_grid_sample_bands_match_one_pass(threads, b, ho):
+    # the CPU path cuts small batches into bands of rows, one per thread: same values, same grads
+    import torch.nn.functional as F
+
+    from midnite.transforms import _grid_sample
+
+    x = torch.rand(b, 2, 6, 7, dtype=torch.float64, generator=gen(2), requires_grad=True)
+    theta = torch.tensor([[0.9, -0.3, 0.1], [0.25, 1.1, -0.2]], dtype=torch.float64)
+    grid = F.affine_grid(theta.expand(b, 2, 3), [b, 1, ho, 5], align_corners=False)
+    g = torch.rand(b, 2, ho, 5, dtype=torch.float64, generator=gen(3))
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(threads)
+        y = _grid_sample(x, grid, "reflection")
+        (gx,) = torch.autograd.grad(y, x, g)
+    finally:
+        torch.set_num_threads(before)
+    ref = F.grid_sample(x, grid, padding_mode="reflection", align_corners=False)
+    (gref,) = torch.autograd.grad(ref, x, g)
+    assert y.shape == ref.shape
+    assert torch.allclose(y, ref, atol=1e-12)
+    assert torch.allclose(gx, gref, atol=1e-12)
 
 
 def test_affine_accepts_scalars_and_rejects_bad_shapes():
@@ -526,9 +575,31 @@ def test_gaussian_blur_bad_sigma(sigma):
 def test_standard_transforms_shape_and_members():
     t = standard_transforms()
     assert isinstance(t, Compose)
-    assert [type(m) for m in t] == [Pad, Jitter, RandomAffine, Jitter]
+    assert [type(m) for m in t] == [RandomAffine]
     assert t(torch.rand(2, 3, 64, 64), generator=gen()).shape == (2, 3, 76, 76)
     assert standard_transforms() is not t
+    lucid = lucid_transforms()
+    assert [type(m) for m in lucid] == [Pad, Jitter, RandomAffine, Jitter]
+    assert lucid(torch.rand(2, 3, 64, 64), generator=gen()).shape == (2, 3, 76, 76)
+
+
+def test_standard_and_lucid_stacks_move_content_alike():
+    # the mean displacement of a bright dot over many draws: both stacks keep it near the centre,
+    # spread it over the same +-6 px, and keep the image's values (mirrored border, no frame)
+    x = torch.zeros(256, 1, 41, 41)
+    x[:, :, 20, 20] = 1.0
+    spread = {}
+    for name, t in (("standard", standard_transforms()), ("lucid", lucid_transforms())):
+        y = t(x, generator=gen(4))
+        assert y.shape == (256, 1, 53, 53) and y.min() >= 0.0 and y.max() <= 1.0 + 1e-6
+        coords = torch.arange(53.0) - 26.0
+        mass = y.sum((1, 2, 3))
+        cx = (y.sum((1, 2)) * coords).sum(1) / mass
+        cy = (y.sum((1, 3)) * coords).sum(1) / mass
+        assert cx.abs().max() <= 6.5 and cy.abs().max() <= 6.5
+        assert abs(cx.mean()) < 1.0 and abs(cy.mean()) < 1.0  # 4 standard errors
+        spread[name] = float(torch.cat([cx, cy]).std())
+    assert 2.0 < spread["standard"] < 4.5 and 2.0 < spread["lucid"] < 4.5
 
 
 # --------------------------------------------------------------------------- gradcheck
@@ -550,7 +621,9 @@ GRADCHECK_CASES = [
         lambda: Compose(Pad(2), Jitter(2), RandomAffine(1.0, 10.0, (0.9, 1.1)), Jitter(1)),
         (2, 1, 4, 4),
     ),
+    (lambda: RandomAffine(2.0, 15.0, (0.8, 1.2), pad=2), (1, 2, 5, 6)),
     (standard_transforms, (1, 1, 13, 13)),
+    (lucid_transforms, (1, 1, 13, 13)),
 ]
 
 
@@ -563,3 +636,25 @@ def test_gradcheck(make, shape):
         return t(inp, generator=torch.Generator().manual_seed(11))
 
     assert torch.autograd.gradcheck(f, (x,), fast_mode=True)
+
+
+@pytest.mark.parametrize(("b", "ho", "wo"), [(1, 7, 5), (3, 4, 9), (2, 1, 1)])
+def test_affine_grid_matches_torch(b, ho, wo):
+    import torch.nn.functional as F
+
+    from midnite.transforms import _affine_grid
+
+    theta = torch.randn(b, 2, 3, dtype=torch.float64, generator=gen(b))
+    expected = F.affine_grid(theta, [b, 1, ho, wo], align_corners=False)
+    assert torch.allclose(_affine_grid(theta, ho, wo), expected, atol=1e-12)
+
+
+def test_affine_theta_same_from_floats_and_from_tensors(monkeypatch):
+    # on the CPU theta is built from Python floats; on a GPU from tensors: the same numbers
+    import midnite.transforms as tr
+
+    x = torch.rand(3, 2, 9, 7, generator=gen(5))
+    args = (torch.tensor([-8.0, 0.0, 25.0]), torch.tensor([0.9, 1.0, 1.3]), torch.randn(3, 2))
+    host = affine(x, *args, pad=2)
+    monkeypatch.setattr(tr, "_HOST_DEVICES", ())
+    assert torch.allclose(affine(x, *args, pad=2), host, atol=1e-5)
