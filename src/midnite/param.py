@@ -353,8 +353,9 @@ class FourierImage(_SquashedImage):
         return module
 
     def raw(self) -> Tensor:
-        spec = torch.complex(self.spectrum[..., 0], self.spectrum[..., 1]) * self.scale
-        return torch.fft.irfft2(spec, s=(self.height, self.width), norm="ortho") / 4.0
+        # Lucid's 1/4 goes with the (small) scale rather than the image: one pass fewer
+        spec = torch.view_as_complex(self.spectrum) * (self.scale * 0.25)
+        return torch.fft.irfft2(spec, s=(self.height, self.width), norm="ortho")
 
     def _encode_(self, x: Tensor) -> None:
         spec = torch.fft.rfft2(x * 4.0, norm="ortho") / self.scale
