@@ -26,4 +26,9 @@ def test_speed_benchmark_quick(tmp_path, capsys):
     assert len(seed_rows) == 2 and all(row["ratio"] > 0 for row in seed_rows)
     early = data["sections"]["early"]
     assert all(0 < row["FLOP share"] < 1 and row["time share (bare prefix)"] > 0 for row in early)
-    assert data["sections"]["batch"][0]["units"] == 4
+    batch = data["sections"]["batch"]
+    assert [row["what"] for row in batch] == ["render()", "bare fwd+bwd (the ceiling)"]
+    assert all(row["units"] == 4 and row["speed-up"] > 0 for row in batch)
+    render = data["sections"]["render"]
+    assert [row["batch"] for row in render] == [1, 1, 4]
+    assert all(row["bare fwd+bwd ms"] > 0 and row["ratio"] > 0 for row in render)
