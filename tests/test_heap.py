@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
+import ctypes
 import resource
-import statistics
 import sys
 
 import pytest
@@ -14,35 +14,58 @@ from midnite import _heap
 glibc = pytest.mark.skipif(_heap._glibc() is None, reason="needs Linux with glibc")
 
 
-def faults_per_round(rounds: int = 5, mib: int = 48) -> float:
-    """Median minor page faults of allocating a ``mib`` MiB tensor that is filled and freed."""
-    for _ in range(2):  # settle: the heap may need two blocks before one is free for reuse
-        torch.ones(mib * 2**18)
-    counts = []
-    for _ in range(rounds):
-        before = resource.getrusage(resource.RUSAGE_SELF).ru_minflt
-        torch.ones(mib * 2**18)
-        counts.append(resource.getrusage(resource.RUSAGE_SELF).ru_minflt - before)
-    return statistics.median(counts)
+class _MallInfo2(ctypes.Structure):
+    _fields_ = [
+        (name, ctypes.c_size_t)
+        for name in (
+            "arena", "ordblks", "smblks", "hblks", "hblkhd",
+            "usmblks", "fsmblks", "uordblks", "fordblks", "keepcost",
+        )
+    ]  # fmt: skip
+
+
+def mallinfo() -> _MallInfo2:
+    libc = _heap._glibc()
+    if not hasattr(libc, "mallinfo2"):
+        pytest.skip("glibc without mallinfo2 (< 2.33)")
+    libc.mallinfo2.restype = _MallInfo2
+    return libc.mallinfo2()
+
+
+MIB48 = 48 * 2**20
+
+
+def big_tensor_placement() -> tuple[int, int]:
+    """(bytes newly mmapped, bytes newly in use in the heap) while a 48 MiB tensor lives."""
+    before = mallinfo()
+    t = torch.ones(MIB48 // 4)
+    during = mallinfo()
+    del t
+    return during.hblkhd - before.hblkhd, during.uordblks - before.uordblks
 
 
 @glibc
-def test_memory_is_kept_inside_and_given_back_after(monkeypatch):
+def test_big_blocks_come_from_the_heap_and_stay_there_inside_only(monkeypatch):
     monkeypatch.delenv("MIDNITE_RETAIN_HEAP", raising=False)
-    pages = 48 * 2**20 / resource.getpagesize()
     if not _heap.enabled():
         pytest.skip("malloc tunables set in this environment")
-    outside = faults_per_round()
+    mapped, in_heap = big_tensor_placement()
+    assert mapped >= MIB48 and in_heap < MIB48  # glibc's default: its own mapping, unmapped on free
     with _heap.retained_heap() as active:
         assert active
-        inside = faults_per_round()
-    after = faults_per_round()
-    # outside, every allocation is mapped afresh and faulted in page by page (fewer with
-    # transparent huge pages); inside, the second and later reuse the heap
-    assert outside > 0.05 * pages
-    assert inside < 0.01 * pages
-    assert after > 0.05 * pages
+        mapped, in_heap = big_tensor_placement()
+        assert mapped == 0 and in_heap >= MIB48
+        torch.ones(MIB48 // 4)  # allocated and freed: it stays resident for the next one
+        assert mallinfo().fordblks >= MIB48
+        kept = resident_bytes()
+    # on exit the heap is trimmed: the freed memory goes back to the system
+    assert kept - resident_bytes() >= 0.9 * MIB48
     assert _heap._depth == 0
+
+
+def resident_bytes() -> int:
+    with open("/proc/self/statm") as f:
+        return int(f.read().split()[1]) * resource.getpagesize()
 
 
 @glibc
