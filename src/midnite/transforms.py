@@ -349,8 +349,8 @@ def affine(
     pad = _as_int("pad", pad, 0)
     b, _, h, w = x.shape
     ho, wo = h + 2 * pad, w + 2 * pad
-    # theta (a few tiny ops) is built where the parameters live (the generator's device for the
-    # random transforms, usually no kernel launches) and moved to x's device once.
+    # theta is built where the parameters live (the generator's device for the random
+    # transforms) and moved to x's device once: no kernel launches for a CPU generator.
     pdev = next((p.device for p in (angle_deg, scale, shift) if isinstance(p, Tensor)), None)
     wdt = torch.float64 if x.dtype == torch.float64 else torch.float32
     try:
@@ -757,8 +757,9 @@ def standard_transforms() -> Compose:
     236 px, moved by up to 6 px per axis, rotated by up to 10 degrees and zoomed by 0.9 to 1.1,
     with up to 12 mirrored pixels of border on a side. That is what :func:`lucid_transforms`
     (pad 12, jitter 8, scale and rotate, jitter 4) does, with sub-pixel rather than whole-pixel
-    shifts and a border mirrored about the image itself, at a third of the cost: it is one
-    bilinear resampling where that is five operations (``benchmarks/speed.py``).
+    shifts and a border mirrored about the image itself, in one bilinear resampling instead of
+    five operations: forward+backward at 224 px take 0.97 against 1.53 ms for one image and 23
+    against 33 ms for 16 (2 CPU cores).
     """
     return Compose(RandomAffine(max_shift=6.0, degrees=10.0, scales=(0.9, 1.1), pad=6))
 
