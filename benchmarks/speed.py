@@ -274,7 +274,7 @@ def render_section(dev: torch.device, quick: bool) -> tuple[str, list[dict]]:
             times = interleaved(
                 {"render": run, "short": run_short, "bare": bare},
                 dev,
-                rounds=3,
+                rounds=3 if quick or batch > 1 else 9,  # batch-1 rounds are cheap and noisy
                 reps=1,
                 warmup=1,
             )
