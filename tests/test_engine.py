@@ -56,6 +56,15 @@ def test_same_seed_same_images():
     assert torch.equal(fresh.images, again.images)
 
 
+@pytest.mark.parametrize(
+    ("stack", "first"), [("standard", "Compose(RandomAffine("), ("lucid", "Compose(Pad(")]
+)
+def test_named_transform_stacks(stack, first):
+    result = quick(ResidualToy(), obj.channel("block2", 3), transforms=stack, steps=10, lr=0.3)
+    assert result.settings["transforms"].startswith(first)
+    assert result.final[0] > result.start[0]
+
+
 @pytest.mark.parametrize("param", ["pixel", "fourier"])
 def test_parameterizations_and_no_transforms(param):
     result = quick(
