@@ -163,3 +163,47 @@ def test_channels_for_non_rgb_models():
     model = nn.Sequential(nn.Conv2d(4, 2, 3), nn.ReLU())
     result = quick(model, obj.channel("1", 0))
     assert result.images.shape[1] == 4
+
+
+class ViewsItsInput(nn.Module):
+    """A conv net that reshapes its input with ``.view``: fails on channels-last tensors."""
+
+    def __init__(self):
+        super().__init__()
+        self.conv = nn.Conv2d(3, 4, 3, padding=1)
+
+    def forward(self, x):
+        b, c, h, w = x.shape
+        return self.conv(x.view(b, -1).view(b, c, h, w))
+
+
+def test_layout_falls_back_for_a_model_that_views_its_input():
+    model = ViewsItsInput()
+    weight = model.conv.weight
+    before = weight.detach().clone()
+    with Renderer(model, obj.channel("conv", 1), device="cpu") as r:
+        assert r.channels_last  # chosen for speed: the model has a convolution
+        r.validate(torch.rand(1, 3, 8, 8))
+        assert not r.channels_last
+        loss, _ = r.loss(torch.rand(1, 3, 8, 8, requires_grad=True))
+        loss.backward()
+    assert model.conv.weight is weight and torch.equal(weight, before)
+    assert weight.is_contiguous() and weight.requires_grad and model.training
+    assert not any(m._forward_hooks for m in model.modules())
+    result = quick(model, obj.channel("conv", 1), transforms="class")  # banded output, too
+    assert result.final[0] > result.start[0]
+
+
+def test_layout_asked_for_is_kept():
+    with (
+        pytest.raises(RuntimeError, match="view size is not compatible"),
+        Renderer(ViewsItsInput(), obj.channel("conv", 1), channels_last=True) as r,
+    ):
+        r.validate(torch.rand(1, 3, 8, 8))
+
+
+def test_no_channels_last_without_convolutions():
+    mlp = nn.Sequential(nn.Flatten(), nn.Linear(3 * 8 * 8, 5))
+    assert not Renderer(mlp, obj.class_logit(2)).channels_last
+    assert Renderer(tiny_cnn(), obj.channel("0", 0)).channels_last
+    assert not Renderer(tiny_cnn(), obj.channel("0", 0), channels_last=False).channels_last

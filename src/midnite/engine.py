@@ -106,9 +106,15 @@ class Renderer:
             self.normalize = self.normalize.to(self.device)
         self.generator = generator
         self.early_stop = early_stop
-        # oneDNN's channels-last convolutions are faster on the CPU: 10% at batch 1 and 35% at
-        # batch 16 for EfficientNet-Lite0 at 224 px (a benchmark on 2 cores)
-        self.channels_last = self.device.type == "cpu" if channels_last is None else channels_last
+        # oneDNN's channels-last convolutions are faster on the CPU (EfficientNet-Lite0 at 224
+        # px, 2 cores: 14.5 against 18.0 ms per image at batch 1, 13.9 against 19.4 at batch 16).
+        # Chosen here, it is undone if the model cannot take such tensors (see validate).
+        self._auto_layout = channels_last is None
+        if channels_last is None:
+            channels_last = self.device.type == "cpu" and any(
+                isinstance(m, nn.Conv2d) for m in model.modules()
+            )
+        self.channels_last = channels_last
         self.shapes: dict[str, tuple[int, ...]] = {}
         self._stack: ExitStack | None = None
         self._tap: Tap | None = None
@@ -141,8 +147,9 @@ class Renderer:
             x = self.transforms(x, self.generator)
         if self.normalize is not None:
             x = self.normalize(x)
-        if self.channels_last and x.dim() == 4:
-            x = x.contiguous(memory_format=torch.channels_last)
+        if x.dim() == 4:  # transforms may hand over either layout
+            layout = torch.channels_last if self.channels_last else torch.contiguous_format
+            x = x.contiguous(memory_format=layout)
         return self._tap(x)
 
     @torch.no_grad()
@@ -154,11 +161,17 @@ class Renderer:
         """
         if self._tap is None:
             raise RuntimeError("use the Renderer inside a 'with' block")
-        early, self._tap.early_stop = self._tap.early_stop, False
         try:
-            acts = self._acts(image, transform=False)
-        finally:
-            self._tap.early_stop = early
+            acts = self._full_pass(image)
+        except RuntimeError:
+            if not (self._auto_layout and self.channels_last):
+                raise
+            # The model does not take the channels-last layout chosen for speed (a ``.view`` of
+            # its input, a contiguity check in an extension): run it in the default layout.
+            self.__exit__(None, None, None)
+            self.channels_last = False
+            self.__enter__()
+            acts = self._full_pass(image)
         self.shapes = {name: tuple(act.shape[1:]) for name, act in acts.items()}
         self.objective.validate(self.shapes)
         if isinstance(self.objective, PerImage) and len(self.objective) != image.shape[0]:
@@ -167,6 +180,13 @@ class Renderer:
                 f"{len(self.objective)} images, got a batch of {image.shape[0]}"
             )
         return self.objective(acts)
+
+    def _full_pass(self, image: Tensor) -> dict[str, Tensor]:
+        early, self._tap.early_stop = self._tap.early_stop, False
+        try:
+            return self._acts(image, transform=False)
+        finally:
+            self._tap.early_stop = early
 
     @torch.no_grad()
     def score(self, image: Tensor) -> Tensor:
