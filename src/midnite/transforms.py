@@ -340,7 +340,8 @@ def affine(
     in; ``shift`` (B, 2): (dx, dy) in pixels, content moves right/down. The output is the
     input's size grown by ``pad`` pixels on every side (the image stays centred); samples
     falling outside come from ``padding_mode`` ("reflection": mirrored about the border, so no
-    black frame; "border"; "zeros"). Differentiable in ``x``.
+    black frame; "border"; "zeros"). Differentiable in ``x``. On the CPU a batch smaller than
+    the thread count comes back in the channels-last memory layout (``reshape`` it, not ``view``).
 
     Shape: (B, C, H, W) -> (B, C, H + 2 pad, W + 2 pad).
     """
