@@ -22,6 +22,7 @@ import torch
 from torch import Tensor, nn
 
 from midnite._device import resolve_device
+from midnite._fold import conv_bn_pairs, folded
 from midnite._heap import retained_heap
 from midnite._model import Tap, frozen, input_channels
 from midnite.models import Normalize, as_normalize
@@ -93,6 +94,7 @@ class Renderer:
         generator: torch.Generator | None = None,
         early_stop: bool = True,
         channels_last: bool | None = None,
+        fold_bn: bool = True,
     ):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -115,11 +117,14 @@ class Renderer:
                 isinstance(m, nn.Conv2d) for m in model.modules()
             )
         self.channels_last = channels_last
+        self.fold_bn = fold_bn
+        self.folded = 0  # conv+batchnorm pairs folded by validate()
         self.shapes: dict[str, tuple[int, ...]] = {}
         self._stack: ExitStack | None = None
         self._tap: Tap | None = None
 
     def __enter__(self) -> Renderer:
+        self.folded = 0
         stack = ExitStack()
         try:
             if self.device.type == "cpu":
@@ -145,19 +150,33 @@ class Renderer:
         x = image
         if transform and self.transforms is not None:
             x = self.transforms(x, self.generator)
+        return self._tap(self._model_input(x))
+
+    def _model_input(self, x: Tensor) -> Tensor:
         if self.normalize is not None:
             x = self.normalize(x)
         if x.dim() == 4:  # transforms may hand over either layout
             layout = torch.channels_last if self.channels_last else torch.contiguous_format
             x = x.contiguous(memory_format=layout)
-        return self._tap(x)
+        return x
+
+    def _fold(self, image: Tensor) -> None:
+        """Fold batchnorms into convs for the rest of the block (``midnite._fold``)."""
+        keep = {ref.name for ref in self._tap.refs.values()}
+        self._tap.close()  # the probe pass runs the whole model, unhooked
+        try:
+            pairs = conv_bn_pairs(self.model, self._model_input(image), keep)
+        finally:
+            self._tap.__enter__()
+        self.folded = self._stack.enter_context(folded(pairs))
 
     @torch.no_grad()
     def validate(self, image: Tensor) -> Tensor:
         """One full forward pass: records layer shapes, checks the objective, returns its values.
 
         It runs without the early stop, so that a module reused later in the pass is detected
-        the same way whichever layers the objective reads.
+        the same way whichever layers the objective reads. Then, with ``fold_bn``, batchnorms
+        are folded into the convolutions that feed them for the rest of the block.
         """
         if self._tap is None:
             raise RuntimeError("use the Renderer inside a 'with' block")
@@ -172,6 +191,8 @@ class Renderer:
             self.channels_last = False
             self.__enter__()
             acts = self._full_pass(image)
+        if self.fold_bn and not self.folded:
+            self._fold(image)
         self.shapes = {name: tuple(act.shape[1:]) for name, act in acts.items()}
         self.objective.validate(self.shapes)
         if isinstance(self.objective, PerImage) and len(self.objective) != image.shape[0]:
@@ -283,6 +304,7 @@ def render(
     device: str | torch.device | None = None,
     seed: int | torch.Generator | None = 0,
     early_stop: bool = True,
+    fold_bn: bool = True,
     progress: bool = True,
 ) -> RenderResult:
     """Render images that maximize ``objective`` on ``model``.
@@ -304,6 +326,8 @@ def render(
         device: default: the ``midnite.device`` context (cpu).
         seed: an int (default 0) or generator; one seed on one device gives one image.
         early_stop: end each forward pass after the deepest layer the objective reads.
+        fold_bn: fold eval-mode batchnorms into the convolutions that feed them for the run
+            (same values to float rounding; the model is left as it was).
         progress: show a tqdm bar.
 
     Returns:
@@ -378,6 +402,7 @@ def render(
         "device": str(dev),
         "seed": seed_value,
         "early_stop": early_stop,
+        "fold_bn": fold_bn,
         "versions": versions(),
     }
     renderer = Renderer(
@@ -389,6 +414,7 @@ def render(
         device=dev,
         generator=step_gen,
         early_stop=early_stop,
+        fold_bn=fold_bn,
     )
     optim = _make_optimizer(optimizer, list(image.parameters()), lr)
     history = torch.empty(steps, batch, device=dev)

@@ -1,0 +1,172 @@
+"""Fold eval-mode BatchNorm2d layers into the Conv2d that feeds them, for a block; undone after.
+
+A frozen network's BatchNorm is a fixed per-channel affine map, so ``bn(conv(x))`` equals one
+convolution with rescaled weights and a bias. Folding saves BatchNorm's forward and backward
+passes over the largest tensors: EfficientNet-Lite0 up to ``_blocks.8`` takes 10.1 instead of
+13.6 ms for a forward+backward at 236 px on 2 CPU cores. Outputs agree to float rounding
+(4e-5 on activations of order 10).
+
+A pair is folded only when a probe pass shows that the BatchNorm reads exactly the conv's
+output (same autograd node, so no in-place op in between), that nothing else reads that
+output, that each module runs once per pass, that the BatchNorm uses running statistics, and
+that neither the conv's output is read by the objective nor the conv carries hooks.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Iterable, Iterator
+
+import torch
+from torch import Tensor, nn
+
+__all__ = ["conv_bn_pairs", "folded"]
+
+
+def _tensors(out: object) -> list[Tensor]:
+    if isinstance(out, Tensor):
+        return [out]
+    if isinstance(out, dict):
+        out = list(out.values())
+    if isinstance(out, (list, tuple)):
+        return [t for item in out for t in _tensors(item)]
+    return []
+
+
+def conv_bn_pairs(
+    model: nn.Module, example: Tensor, keep: Iterable[str] = ()
+) -> list[tuple[nn.Conv2d, nn.BatchNorm2d]]:
+    """The (conv, batchnorm) pairs of ``model`` that can be folded, found by one probe pass.
+
+    ``keep``: module names whose outputs must stay as they are (convs among them are not
+    folded). Run it on a frozen model (eval mode); ``example`` is a batch the model takes.
+    """
+    try:
+        return _pairs(model, example, set(keep))
+    except Exception:  # an optimization, never a reason to fail (a scripted module, say)
+        return []
+
+
+def _pairs(model: nn.Module, example: Tensor, keep: set[str]) -> list:
+    names = {id(m): n for n, m in model.named_modules()}
+    convs = {
+        id(m): m
+        for m in model.modules()
+        if isinstance(m, nn.Conv2d)
+        and names[id(m)] not in keep
+        and not m._forward_hooks
+        and not m._forward_pre_hooks
+    }
+    bns = {
+        id(m): m
+        for m in model.modules()
+        if isinstance(m, nn.BatchNorm2d)
+        and not m.training
+        and m.running_mean is not None
+        and m.running_var is not None
+        and m.__dict__.get("forward") is not _identity  # folded already
+    }
+    if not convs or not bns:
+        return []
+    produced: dict[int, list[object]] = {}  # conv id -> grad_fn of each of its outputs
+    read: dict[int, list[object]] = {}  # bn id -> grad_fn of each of its inputs
+
+    def on_conv(module: nn.Module, args: object, output: object) -> None:
+        produced.setdefault(id(module), []).append(getattr(output, "grad_fn", None))
+
+    def on_bn(module: nn.Module, args: tuple) -> None:
+        read.setdefault(id(module), []).append(getattr(args[0], "grad_fn", None) if args else None)
+
+    sinks: list[Tensor] = []
+
+    def on_kept(module: nn.Module, args: object, output: object) -> None:
+        sinks.extend(_tensors(output))  # read by the objective: its readers count too
+
+    handles = [m.register_forward_hook(on_conv) for m in convs.values()]
+    handles += [m.register_forward_pre_hook(on_bn) for m in bns.values()]
+    handles += [m.register_forward_hook(on_kept) for n, m in model.named_modules() if n in keep]
+    try:
+        with torch.enable_grad():
+            sinks += _tensors(model(example.detach().requires_grad_(True)))
+    finally:
+        for h in handles:
+            h.remove()
+    # how many nodes of the graph read each node's output
+    readers: dict[object, int] = {}
+    stack = [t.grad_fn for t in sinks if t.grad_fn is not None]
+    seen = set()
+    while stack:
+        node = stack.pop()
+        if node in seen:
+            continue
+        seen.add(node)
+        for child, _ in node.next_functions:
+            if child is not None:
+                readers[child] = readers.get(child, 0) + 1
+                stack.append(child)
+    by_node = {fns[0]: cid for cid, fns in produced.items() if len(fns) == 1 and fns[0] is not None}
+    pairs = []
+    for bid, fns in read.items():
+        if len(fns) != 1 or fns[0] not in by_node:
+            continue
+        conv = convs[by_node[fns[0]]]
+        if readers.get(fns[0], 0) == 1 and conv.out_channels == bns[bid].num_features:
+            pairs.append((conv, bns[bid]))
+    return pairs
+
+
+def _identity(x: Tensor) -> Tensor:
+    return x
+
+
+_MISSING = object()
+
+
+@contextlib.contextmanager
+def folded(pairs: Iterable[tuple[nn.Conv2d, nn.BatchNorm2d]]) -> Iterator[int]:
+    """Fold each (conv, batchnorm) pair for the block; yields how many were folded.
+
+    The conv's weight and bias are replaced by new tensors (the originals are put back, never
+    written) and the BatchNorm's forward becomes the identity; its hooks still run.
+    """
+    undo: list[tuple[nn.Conv2d, nn.BatchNorm2d, Tensor, Tensor | None, object]] = []
+    try:
+        for conv, bn in pairs:
+            if not isinstance(conv.weight, Tensor) or conv.weight.dim() != 4:
+                continue
+            with torch.no_grad():
+                w = conv.weight
+                scale = bn.running_var.to(w.dtype).add(bn.eps).rsqrt()
+                if bn.weight is not None:
+                    scale = scale * bn.weight.to(w.dtype)
+                bias = -bn.running_mean.to(w.dtype) * scale
+                if conv.bias is not None:
+                    bias = bias + conv.bias.to(w.dtype) * scale
+                if bn.bias is not None:
+                    bias = bias + bn.bias.to(w.dtype)
+                weight = (w * scale.view(-1, 1, 1, 1)).contiguous(
+                    memory_format=torch.channels_last
+                    if w.is_contiguous(memory_format=torch.channels_last) and w.dim() == 4
+                    else torch.contiguous_format
+                )
+            old_bias = conv.bias
+            own = bn.__dict__.get("forward", _MISSING)  # a forward set on the instance by its owner
+            undo.append((conv, bn, w.data, None if old_bias is None else old_bias.data, own))
+            conv.weight.data = weight
+            if old_bias is None:
+                conv.bias = nn.Parameter(bias, requires_grad=False)
+            else:
+                old_bias.data = bias
+            bn.forward = _identity  # type: ignore[method-assign]
+        yield len(undo)
+    finally:
+        for conv, bn, weight, bias, own in reversed(undo):
+            conv.weight.data = weight
+            if bias is None:
+                conv.bias = None
+            else:
+                conv.bias.data = bias
+            if own is _MISSING:
+                bn.__dict__.pop("forward", None)
+            else:
+                bn.forward = own
