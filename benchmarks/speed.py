@@ -35,6 +35,7 @@ from _common import interleaved, machine, sync, table, write_json
 
 import midnite
 from midnite import objectives as obj
+from midnite._fold import conv_bn_pairs, folded
 from midnite._heap import retained_heap
 from midnite._model import frozen
 from midnite.models import Normalize, efficientnet_lite, efficientnet_lite_features
@@ -51,14 +52,19 @@ from midnite.visualization.base import (
 
 
 @contextlib.contextmanager
-def bare_frozen(model, dev: torch.device):
+def bare_frozen(model, dev: torch.device, example: torch.Tensor | None = None):
     """Frozen weights in the layout midnite's engine uses on ``dev`` (channels-last on CPU),
-    with the heap kept as the engine keeps it (``midnite._heap``): only the engine's work differs.
+    the heap kept as the engine keeps it (``midnite._heap``) and, given an ``example`` batch,
+    batchnorms folded into convolutions as the engine folds them (``midnite._fold``): only the
+    engine's own work differs. Renders inside the block find the pairs folded already.
     """
     with contextlib.ExitStack() as stack:
         if dev.type == "cpu":
             stack.enter_context(retained_heap())
-        yield stack.enter_context(frozen(model, dev, channels_last=dev.type == "cpu"))
+        net = stack.enter_context(frozen(model, dev, channels_last=dev.type == "cpu"))
+        if example is not None:
+            stack.enter_context(folded(conv_bn_pairs(model, layout(example.to(dev)))))
+        yield net
 
 
 def layout(x: torch.Tensor) -> torch.Tensor:
@@ -136,7 +142,8 @@ def seed_section(dev: torch.device, quick: bool) -> tuple[str, list[dict]]:
         "bare_grown": bare_grown_run,
         "pa_stack": run_pa(**stack),
     }
-    with bare_frozen(net, dev):  # the bare passes need frozen weights too (PixelActivation nests)
+    # the bare passes need frozen, folded weights too (PixelActivation nests)
+    with bare_frozen(net, dev, torch.rand(1, 3, size, size)):
         times = interleaved(fns, dev, rounds=3, reps=1, warmup=1)
     steps = iters * opt_n
     rows.append(
@@ -211,7 +218,7 @@ def early_section(dev: torch.device, quick: bool) -> tuple[str, list[dict]]:
         return torch.nn.Sequential(*stem, *model._blocks[: k + 1]).to(dev)
 
     fns = {(t, e): run(t, e) for t in [None, *targets] for e in ((True, False) if t else (True,))}
-    with bare_frozen(model, dev):
+    with bare_frozen(model, dev, x):  # renders and bare passes alike on the folded network
         for t in targets:
             fns[("bare", t)] = bare_step(prefix(t), x, lambda o: o[:, 0].mean())
         fns[("bare", None)] = bare_step(model, x, lambda o: o[:, 1].sum())
@@ -240,27 +247,24 @@ def render_section(dev: torch.device, quick: bool) -> tuple[str, list[dict]]:
     size = 64 if quick else 224
     rows = []
     big = 4 if quick else 16
-    kw = {"transforms": "standard", "progress": False, "device": dev}  # the default stack
-    for batch, target in ((1, "_blocks.8"), (1, None), (big, "_blocks.8")):
+    configs = [(1, "_blocks.8", True), (1, None, True), (big, "_blocks.8", True)]
+    configs.append((1, "_blocks.8", False))  # the absolute gain of folding, and its ratio
+    for batch, target, fold in configs:
         objective = obj.class_logit(1) if target is None else obj.channel(target, 0)
         objs = [objective] * batch if batch > 1 else objective
         short, steps = (2, 4) if quick else (4, 24)  # marginal cost of the extra steps
+        # the default stack; batchnorms folded or not in both the renders and the bare passes
+        kw = {"transforms": "standard", "progress": False, "device": dev, "fold_bn": fold}
 
-        def run(objs=objs, batch=batch, n=steps):
-            midnite.render(
-                model,
-                objs,
-                size=size,
-                steps=n,
-                batch=batch,
-                **kw,
-            )
+        def run(objs=objs, batch=batch, n=steps, kw=kw):
+            midnite.render(model, objs, size=size, steps=n, batch=batch, **kw)
 
-        def run_short(objs=objs, batch=batch, n=short):
+        def run_short(objs=objs, batch=batch, n=short, kw=kw):
             midnite.render(model, objs, size=size, steps=n, batch=batch, **kw)
 
         seen_size = size + 12  # the standard stack adds 6 mirrored pixels on every side
-        with bare_frozen(model, dev):
+        example = torch.rand(1, 3, seen_size, seen_size) if fold else None
+        with bare_frozen(model, dev, example):
             x = layout(torch.rand(batch, 3, seen_size, seen_size, device=dev))
             tap = midnite._model.Tap(model, [target or ""], early_stop=target is not None)
 
@@ -284,6 +288,7 @@ def render_section(dev: torch.device, quick: bool) -> tuple[str, list[dict]]:
             {
                 "objective": repr(objective),
                 "batch": batch,
+                "fold_bn": fold,
                 "midnite ms/step": 1e3 * step,
                 "bare fwd+bwd ms": 1e3 * bare_step_s,
                 "ratio": step / bare_step_s,
@@ -332,7 +337,7 @@ def batch_section(dev: torch.device, quick: bool) -> tuple[str, list[dict]]:
             for _ in range(steps * n):
                 bare(one)
 
-    with bare_frozen(model, dev):
+    with bare_frozen(model, dev, one):
         bare_times = interleaved(
             {"batched": bare_batched, "sequential": bare_sequential},
             dev,

@@ -30,5 +30,6 @@ def test_speed_benchmark_quick(tmp_path, capsys):
     assert [row["what"] for row in batch] == ["render()", "bare fwd+bwd (the ceiling)"]
     assert all(row["units"] == 4 and row["speed-up"] > 0 for row in batch)
     render = data["sections"]["render"]
-    assert [row["batch"] for row in render] == [1, 1, 4]
+    configs = [(row["batch"], row["fold_bn"]) for row in render]
+    assert configs == [(1, True), (1, True), (4, True), (1, False)]
     assert all(row["bare fwd+bwd ms"] > 0 and row["ratio"] > 0 for row in render)
