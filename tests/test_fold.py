@@ -131,3 +131,37 @@ def test_efficientnet_lite0_folds_every_pair():
     with Renderer(model, obj.channel("_blocks.8", 0)) as r:
         r.validate(torch.rand(1, 3, 64, 64))
         assert r.folded == sum(isinstance(m, nn.BatchNorm2d) for m in model.modules()) == 49
+
+
+class StdConv2d(nn.Conv2d):
+    """Weight-standardized convolution (as in timm): rescaled weights give the same output."""
+
+    def forward(self, x):
+        w = self.weight
+        w = (w - w.mean((1, 2, 3), keepdim=True)) / (w.std((1, 2, 3), keepdim=True) + 1e-5)
+        return nn.functional.conv2d(x, w, self.bias, self.stride, self.padding)
+
+
+def test_nothing_folds_when_folding_would_change_an_output():
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1), trained_bn(4, 1), StdConv2d(4, 6, 3), trained_bn(6, 2)
+    ).eval()
+    x = torch.rand(2, 3, 8, 8)
+    expected = model(x)
+    assert conv_bn_pairs(model, x) == []  # the second pair would be wrong, so none is folded
+    assert torch.equal(model(x), expected) and "forward" not in model[1].__dict__
+
+
+def test_parametrized_convs_are_left_alone():
+    from torch.nn.utils import parametrize
+
+    class Scale(nn.Module):
+        def forward(self, w):
+            return 2 * w
+
+    model = nn.Sequential(
+        nn.Conv2d(3, 4, 3), trained_bn(4, 1), nn.Conv2d(4, 4, 1), trained_bn(4, 2)
+    )
+    parametrize.register_parametrization(model[0], "weight", Scale())
+    model.eval()
+    assert names(model, conv_bn_pairs(model, torch.rand(1, 3, 8, 8))) == [("2", "3")]

@@ -9,7 +9,9 @@ passes over the largest tensors: EfficientNet-Lite0 up to ``_blocks.8`` takes 10
 A pair is folded only when a probe pass shows that the BatchNorm reads exactly the conv's
 output (same autograd node, so no in-place op in between), that nothing else reads that
 output, that each module runs once per pass, that the BatchNorm uses running statistics, and
-that neither the conv's output is read by the objective nor the conv carries hooks.
+that neither the conv's output is read by the objective nor the conv carries hooks or
+parametrizations; then a second pass checks that, folded, every BatchNorm gives the outputs it
+gave before (else nothing is folded: a conv whose forward standardizes its weights, say).
 """
 
 from __future__ import annotations
@@ -19,6 +21,7 @@ from collections.abc import Iterable, Iterator
 
 import torch
 from torch import Tensor, nn
+from torch.nn.utils import parametrize
 
 __all__ = ["conv_bn_pairs", "folded"]
 
@@ -42,12 +45,48 @@ def conv_bn_pairs(
     folded). Run it on a frozen model (eval mode); ``example`` is a batch the model takes.
     """
     try:
-        return _pairs(model, example, set(keep))
+        outputs: dict[int, tuple[Tensor, Tensor]] = {}
+        pairs = _pairs(model, example, set(keep), outputs)
+        return pairs if pairs and _same_outputs(model, example, pairs, outputs) else []
     except Exception:  # an optimization, never a reason to fail (a scripted module, say)
         return []
 
 
-def _pairs(model: nn.Module, example: Tensor, keep: set[str]) -> list:
+def _stats(output: Tensor) -> tuple[Tensor, Tensor]:
+    """Per-channel mean and root mean square of a (B, C, H, W) output, in float64."""
+    x = output.detach().double()
+    return x.mean((0, 2, 3)), x.square().mean((0, 2, 3)).sqrt()
+
+
+def _same_outputs(model: nn.Module, example: Tensor, pairs: list, expected: dict) -> bool:
+    """Whether, folded, every pair's batchnorm gives the outputs it gave before.
+
+    Catches convolutions whose forward does more than convolve with ``weight`` (weight
+    standardization, say), where rescaled weights would not give a rescaled output.
+    """
+    seen: dict[int, tuple[Tensor, Tensor]] = {}
+    hooks = [
+        bn.register_forward_hook(lambda m, a, out: seen.__setitem__(id(m), _stats(out)))
+        for _, bn in pairs
+    ]
+    try:
+        with folded(pairs), torch.no_grad():
+            model(example)
+    finally:
+        for h in hooks:
+            h.remove()
+    for _, bn in pairs:
+        if id(bn) not in seen:
+            return False
+        (mean, rms), (mean0, rms0) = seen[id(bn)], expected[id(bn)]
+        tol = 1e-3 * rms0 + 1e-6
+        if not ((mean - mean0).abs() <= tol).all() or not ((rms - rms0).abs() <= tol).all():
+            return False
+    return True
+
+
+def _pairs(model: nn.Module, example: Tensor, keep: set[str], outputs: dict) -> list:
+    """Candidate pairs from a probe pass; ``outputs`` gets each batchnorm's output statistics."""
     names = {id(m): n for n, m in model.named_modules()}
     convs = {
         id(m): m
@@ -56,6 +95,7 @@ def _pairs(model: nn.Module, example: Tensor, keep: set[str]) -> list:
         and names[id(m)] not in keep
         and not m._forward_hooks
         and not m._forward_pre_hooks
+        and not parametrize.is_parametrized(m)
     }
     bns = {
         id(m): m
@@ -77,6 +117,10 @@ def _pairs(model: nn.Module, example: Tensor, keep: set[str]) -> list:
     def on_bn(module: nn.Module, args: tuple) -> None:
         read.setdefault(id(module), []).append(getattr(args[0], "grad_fn", None) if args else None)
 
+    def on_bn_out(module: nn.Module, args: object, output: object) -> None:
+        if isinstance(output, Tensor) and output.dim() == 4:
+            outputs[id(module)] = _stats(output)
+
     sinks: list[Tensor] = []
 
     def on_kept(module: nn.Module, args: object, output: object) -> None:
@@ -84,6 +128,7 @@ def _pairs(model: nn.Module, example: Tensor, keep: set[str]) -> list:
 
     handles = [m.register_forward_hook(on_conv) for m in convs.values()]
     handles += [m.register_forward_pre_hook(on_bn) for m in bns.values()]
+    handles += [m.register_forward_hook(on_bn_out) for m in bns.values()]
     handles += [m.register_forward_hook(on_kept) for n, m in model.named_modules() if n in keep]
     try:
         with torch.enable_grad():
@@ -110,7 +155,11 @@ def _pairs(model: nn.Module, example: Tensor, keep: set[str]) -> list:
         if len(fns) != 1 or fns[0] not in by_node:
             continue
         conv = convs[by_node[fns[0]]]
-        if readers.get(fns[0], 0) == 1 and conv.out_channels == bns[bid].num_features:
+        if (
+            readers.get(fns[0], 0) == 1
+            and conv.out_channels == bns[bid].num_features
+            and bid in outputs
+        ):
             pairs.append((conv, bns[bid]))
     return pairs
 
