@@ -78,7 +78,8 @@ class Renderer:
     """A frozen, hooked model plus an objective: computes the loss of an image batch.
 
     Enter it as a context manager: the model is frozen (eval mode, no parameter gradients,
-    moved to ``device`` with its original tensors kept) and hooked; on exit every change is
+    moved to ``device`` with its original tensors kept) and hooked; ``validate()``, the first
+    pass, also folds batchnorms into convolutions (``fold_bn``). On exit every change is
     undone, also after an exception or a KeyboardInterrupt.
     """
 
