@@ -119,6 +119,15 @@ def test_renderer_folds_and_renders_the_same_images():
     with Renderer(model, obj.channel("b_bn", 2)) as r:
         r.validate(torch.rand(1, 3, 16, 16))
         assert r.folded == 3
+    # an objective on a folded batchnorm reads the folded conv's output: the same values
+    x = torch.rand(1, 3, 16, 16)
+    values = []
+    for fold in (True, False):
+        with Renderer(model, obj.channel("a_bn", 1), fold_bn=fold) as r:
+            r.validate(x)
+            assert r.folded == (3 if fold else 0)
+            values.append(r.score(x))
+    assert torch.allclose(values[0], values[1], rtol=1e-5, atol=1e-6)
     assert all(torch.equal(p, before[n]) for n, p in model.named_parameters())
     assert model.stem.bias is None and not any(m._forward_hooks for m in model.modules())
 
