@@ -193,11 +193,12 @@ def folded(pairs: Iterable[tuple[nn.Conv2d, nn.BatchNorm2d]]) -> Iterator[int]:
                     bias = bias + conv.bias.to(w.dtype) * scale
                 if bn.bias is not None:
                     bias = bias + bn.bias.to(w.dtype)
-                weight = (w * scale.view(-1, 1, 1, 1)).contiguous(
-                    memory_format=torch.channels_last
-                    if w.is_contiguous(memory_format=torch.channels_last) and w.dim() == 4
+                layout = (
+                    torch.channels_last
+                    if w.is_contiguous(memory_format=torch.channels_last)
                     else torch.contiguous_format
                 )
+                weight = (w * scale.view(-1, 1, 1, 1)).contiguous(memory_format=layout)
             old_bias = conv.bias
             own = bn.__dict__.get("forward", _MISSING)  # a forward set on the instance by its owner
             undo.append((conv, bn, w.data, None if old_bias is None else old_bias.data, own))

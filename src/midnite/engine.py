@@ -166,7 +166,8 @@ class Renderer:
         keep = {ref.name for ref in self._tap.refs.values()}
         self._tap.close()  # the probe pass runs the whole model, unhooked
         try:
-            pairs = conv_bn_pairs(self.model, self._model_input(image), keep)
+            # which pairs fold does not depend on the batch: probe with one image
+            pairs = conv_bn_pairs(self.model, self._model_input(image[:1]), keep)
         finally:
             self._tap.__enter__()
         self.folded = self._stack.enter_context(folded(pairs))
