@@ -12,7 +12,7 @@ Sections:
   recovery  grating_net()'s planted grating detector (a known answer): recovery score of
             render()'s default (feature recipe), of the seed's PixelActivation, of uniform noise
             (chance) and of the planted pattern itself (ceiling). Threshold 0.2: over ten times
-            noise and about a quarter of what plain gradient ascent reaches (midnite.toy).
+            noise and about a quarter of what plain gradient ascent reaches (midnite.known_answer).
 
 The ten classes (``CLASSES``) were chosen for a strong visual identity and fixed BEFORE any
 tuning of the class recipe; they were not re-picked after seeing results.
@@ -55,11 +55,11 @@ from _common import machine, sync, table, write_json
 
 import midnite
 from midnite import recipes
+from midnite.engine.objectives import channel, class_logit
+from midnite.known_answer import grating_net, planted_pattern, recovery_score
 from midnite.metrics import summary, transferability
 from midnite.models import efficientnet_lite
-from midnite.objectives import channel, class_logit
 from midnite.plot import contact_sheet, normalized, save_png
-from midnite.toy import grating_net, planted_pattern, recovery_score
 from midnite.visualization.base import (
     BilateralTransform,
     BlurTransform,
@@ -91,7 +91,7 @@ JUDGES = {"Lite0": (0, 224), "Lite1": (1, 240), "Lite2": (2, 260)}
 #: The seed class cell's iterations here (the seed: 300) and its start size (the seed: 300).
 SEED_CLASS_ITER_N = 12
 SEED_CLASS_INIT = 224
-#: Recovery threshold (see the module docstring and ``midnite.toy.recovery_score``).
+#: Recovery threshold (see the module docstring and ``midnite.known_answer.recovery_score``).
 RECOVERY_THRESHOLD = 0.2
 
 METHODS = ("seed: class cell", "seed: combined cell", "midnite: class recipe")

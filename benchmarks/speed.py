@@ -35,10 +35,11 @@ from _common import interleaved, machine, sync, table, write_json
 
 import midnite
 from midnite import objectives as obj
-from midnite._fold import conv_bn_pairs, folded
-from midnite._heap import retained_heap
-from midnite._model import frozen
-from midnite.models import Normalize, efficientnet_lite, efficientnet_lite_features
+from midnite.engine._fold import conv_bn_pairs, folded
+from midnite.engine._heap import retained_heap
+from midnite.engine.hooks import frozen
+from midnite.engine.normalize import Normalize
+from midnite.models import efficientnet_lite, efficientnet_lite_features
 from midnite.visualization.base import (
     BlurTransform,
     ChannelSplit,
@@ -54,8 +55,8 @@ from midnite.visualization.base import (
 @contextlib.contextmanager
 def bare_frozen(model, dev: torch.device, example: torch.Tensor | None = None):
     """Frozen weights in the layout midnite's engine uses on ``dev`` (channels-last on CPU),
-    the heap kept as the engine keeps it (``midnite._heap``) and, given an ``example`` batch,
-    batchnorms folded into convolutions as the engine folds them (``midnite._fold``): only the
+    the heap kept as the engine keeps it (``midnite.engine._heap``) and, given an ``example`` batch,
+    batchnorms folded into convolutions as the engine folds them (``engine._fold``): only the
     engine's own work differs. Renders inside the block find the pairs folded already.
     """
     with contextlib.ExitStack() as stack:
@@ -178,7 +179,7 @@ def _flops(model, x: torch.Tensor, layer: str | None) -> float:
         if layer is None:
             model(img).mean().backward()
         else:
-            with midnite._model.Tap(model, [layer]) as tap:
+            with midnite.engine.hooks.ActivationCapture(model, [layer]) as tap:
                 tap(img)[layer].mean().backward()
     return float(counter.get_total_flops())
 
@@ -266,7 +267,9 @@ def render_section(dev: torch.device, quick: bool) -> tuple[str, list[dict]]:
         example = torch.rand(1, 3, seen_size, seen_size) if fold else None
         with bare_frozen(model, dev, example):
             x = layout(torch.rand(batch, 3, seen_size, seen_size, device=dev))
-            tap = midnite._model.Tap(model, [target or ""], early_stop=target is not None)
+            tap = midnite.engine.ActivationCapture(
+                model, [target or ""], early_stop=target is not None
+            )
 
             def bare(x=x, target=target, tap=tap, n=steps - short):
                 # as many steps as the marginal cost covers, hooked like the engine's model
@@ -318,7 +321,7 @@ def batch_section(dev: torch.device, quick: bool) -> tuple[str, list[dict]]:
             midnite.render(model, o, size=size, steps=steps, progress=False, device=dev)
 
     # the ceiling: how much cheaper the network itself is per image in one batch
-    tap = midnite._model.Tap(model, [target])
+    tap = midnite.engine.hooks.ActivationCapture(model, [target])
     seen = size + 12
     one = layout(torch.rand(1, 3, seen, seen, device=dev))
     many = layout(torch.rand(n, 3, seen, seen, device=dev))

@@ -8,7 +8,7 @@ import pytest
 import torch
 
 import midnite
-from midnite._device import device, get_device, resolve_device
+from midnite.engine.device import device, get_device, resolve_device
 
 CPU = torch.device("cpu")
 META = torch.device("meta")  # a second device that exists on every machine

@@ -1,4 +1,4 @@
-"""Tests for midnite._fold: which conv+batchnorm pairs fold, same values, everything restored."""
+"""Tests for midnite.engine._fold: which conv+batchnorm pairs fold, same values, all restored."""
 
 from __future__ import annotations
 
@@ -8,9 +8,9 @@ from torch import nn
 
 import midnite
 from midnite import objectives as obj
-from midnite._fold import conv_bn_pairs, folded
-from midnite._model import frozen
-from midnite.engine import Renderer
+from midnite.engine._fold import conv_bn_pairs, folded
+from midnite.engine.hooks import frozen
+from midnite.engine.renderer import Renderer
 
 
 def trained_bn(channels: int, seed: int, affine: bool = True) -> nn.BatchNorm2d:

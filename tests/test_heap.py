@@ -1,4 +1,4 @@
-"""Tests for midnite._heap: freed memory stays in the heap inside the block, and only there."""
+"""Tests for midnite.engine._heap: freed memory stays in the heap inside the block only."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import sys
 import pytest
 import torch
 
-from midnite import _heap
+from midnite.engine import _heap
 
 glibc = pytest.mark.skipif(_heap._glibc() is None, reason="needs Linux with glibc")
 
@@ -136,7 +136,7 @@ def test_no_op_without_glibc(monkeypatch):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
 def test_render_runs_with_the_heap_kept(monkeypatch):
     from midnite import objectives as obj
-    from midnite.engine import Renderer
+    from midnite.engine.renderer import Renderer
 
     monkeypatch.delenv("MIDNITE_RETAIN_HEAP", raising=False)
     seen = []

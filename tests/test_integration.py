@@ -77,8 +77,8 @@ def test_render_batched_channels_on_lite0(lite0):
     assert (result.final > result.start).all()
     with (
         torch.no_grad(),
-        midnite._model.frozen(lite0),
-        midnite._model.Tap(lite0, ["_blocks.4"]) as tap,
+        midnite.engine.hooks.frozen(lite0),
+        midnite.engine.hooks.ActivationCapture(lite0, ["_blocks.4"]) as tap,
     ):
         acts = tap(result.images)["_blocks.4"].mean((2, 3))[:, units]
     wins = (acts.argmax(0) == torch.arange(len(units))).sum().item()

@@ -9,7 +9,7 @@ import torch
 from torch import nn
 
 from midnite import models
-from midnite.models import IMAGENET_MEAN, IMAGENET_STD, Normalize, as_normalize
+from midnite.engine.normalize import IMAGENET_MEAN, IMAGENET_STD, Normalize, as_normalize
 
 MEAN = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
 STD = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)

@@ -8,8 +8,8 @@ import pytest
 import torch
 
 from midnite import objectives as O
-from midnite.objectives import Objective, PerImage, _Sum
-from midnite.selectors import ChannelSplit, SplitSelector
+from midnite.engine.objectives import Objective, PerImage, _Sum
+from midnite.visualization.selectors import ChannelSplit, SplitSelector
 
 # x[b, c, y, xx] = 12 b + 4 c + 2 y + xx: two images, three channels, 2x2 positions
 X = torch.arange(24.0).view(2, 3, 2, 2)

@@ -5,7 +5,7 @@ import re
 import pytest
 import torch
 
-from midnite.param import (
+from midnite.engine.param import (
     COLOR_CORRELATION_SVD_SQRT,
     ColorDecorrelation,
     FourierImage,

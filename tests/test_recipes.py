@@ -1,4 +1,4 @@
-"""midnite.recipes: which recipe an objective gets, and that render uses and records it."""
+"""midnite.engine.recipes: which recipe an objective gets, and that render uses and records it."""
 
 from __future__ import annotations
 

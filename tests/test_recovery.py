@@ -1,4 +1,4 @@
-"""The default render recovers the pattern planted in the known-answer net (midnite.toy)."""
+"""The default render recovers the pattern planted in midnite.known_answer's net."""
 
 from __future__ import annotations
 
@@ -6,7 +6,7 @@ import torch
 
 import midnite
 from midnite import objectives as obj
-from midnite.toy import grating_net, planted_pattern, recovery_score
+from midnite.known_answer import grating_net, planted_pattern, recovery_score
 
 # recovery_score is the share of the image's brightness energy near the planted grating's
 # frequency: ~0.02 for noise (chance: the area of that neighbourhood), ~1 for the pattern itself,

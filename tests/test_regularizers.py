@@ -7,7 +7,12 @@ import math
 import pytest
 import torch
 
-from midnite.regularizers import Regularization, TVRegularization, WeightDecay, check_regularizers
+from midnite.engine.regularizers import (
+    Regularization,
+    TVRegularization,
+    WeightDecay,
+    check_regularizers,
+)
 
 # forward differences on the 2x2 grid (dx = right - here, dy = below - here):
 #   (0,0): dx 1, dy 2 -> 5    (0,1): dx 2, dy 1 -> 5

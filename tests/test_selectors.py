@@ -1,4 +1,4 @@
-"""Tests for midnite.selectors: masks known by hand, fast paths vs. the mask formula, errors."""
+"""Tests for midnite.visualization.selectors: masks known by hand, fast paths, errors."""
 
 from __future__ import annotations
 
@@ -9,7 +9,7 @@ import pytest
 import torch
 
 import midnite
-from midnite.selectors import (
+from midnite.visualization.selectors import (
     ChannelSplit,
     GroupSplit,
     Identity,

@@ -1,13 +1,27 @@
 """midnite: feature visualization for PyTorch.
 
-``midnite.render(model, objective)`` renders images that maximize an objective;
-``midnite.visualization.base`` holds the seed notebook's API (``PixelActivation`` & co.).
+Three layers, one way down:
+
+- ``midnite.engine``: parameterizations, transforms, hooks, objectives, the render loop;
+  ``midnite.render(model, objective)`` renders images that maximize an objective.
+- ``midnite.visualization``: the classic API of the original notebook (``PixelActivation`` &
+  co.), a thin layer over the engine.
+- tooling: ``midnite.cli``, ``records``, ``gallery``, ``metrics``, ``models``, ``plot`` and
+  ``known_answer``, using the engine's public API only.
 """
 
-from midnite import objectives
-from midnite._device import device, get_device
-from midnite._model import LayerNotFoundError, layers
-from midnite.engine import RenderResult, render
+from midnite.engine import (
+    LayerNotFoundError,
+    RenderResult,
+    device,
+    get_device,
+    layers,
+    objectives,
+    param,
+    recipes,
+    render,
+    transforms,
+)
 
 __version__ = "0.2.0"
 
@@ -19,5 +33,8 @@ __all__ = [
     "get_device",
     "layers",
     "objectives",
+    "param",
+    "recipes",
     "render",
+    "transforms",
 ]

@@ -163,7 +163,7 @@ def _build_parser() -> argparse.ArgumentParser:
         metavar="N",
         type=_positive_int("--steps"),
         default=None,
-        help="optimizer steps (default: the render recipe's, see midnite.recipes)",
+        help="optimizer steps (default: the render recipe's, see midnite.engine.recipes)",
     )
     ren.add_argument(
         "--size", metavar="HxW", help="image HxW (default: the model's native size, else 224)"
@@ -209,7 +209,7 @@ def _own_version() -> str:
 def _device(spec: str | None):
     import torch
 
-    from midnite._device import resolve_device
+    from midnite.engine.device import resolve_device
 
     try:
         dev = resolve_device(spec)
@@ -266,7 +266,7 @@ def _prepare_out(folder: str) -> Path:
 
 def _layer_size(table, spec: str, model_name: str):
     """The output shape of the layer ``spec``, or a UsageError saying what is wrong."""
-    from midnite._model import parse_layer
+    from midnite.engine.hooks import parse_layer
 
     try:
         ref = parse_layer(spec)
@@ -396,7 +396,7 @@ def _cmd_gallery(args) -> int:
 
 def _cmd_render(args) -> int:
     import midnite
-    import midnite.recipes
+    import midnite.engine.recipes
     from midnite import gallery, objectives
     from midnite import records as rec
 
@@ -428,7 +428,7 @@ def _cmd_render(args) -> int:
         "class": lambda u: objectives.class_logit(u, layer),
     }[args.objective]
 
-    recipe = midnite.recipes.for_objective(make(units[0]))
+    recipe = midnite.engine.recipes.for_objective(make(units[0]))
     if args.steps is None:
         args.steps = recipe.steps
     if args.lr is None:

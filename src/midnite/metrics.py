@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from midnite.transforms import random_affine
+from midnite.engine.transforms import random_affine
 
 __all__ = [
     "activation_gain",
@@ -107,7 +107,7 @@ def _window(n: int, device: torch.device, dtype: torch.dtype) -> Tensor:
     return torch.hann_window(n + 2, periodic=False, dtype=dtype, device=device)[1:-1]
 
 
-def _power_spectrum(images: Tensor) -> Tensor:
+def power_spectrum(images: Tensor) -> Tensor:
     """Channel-mean |FFT|² of the mean-removed, Hann-windowed images: (B, C, H, W) -> (B, H, W).
 
     Windowing keeps the wrap-around edge of a non-periodic image from adding spurious power.
@@ -349,7 +349,7 @@ def spectrum_slope(images: Tensor) -> Tensor:
     n_bins = min(h, w) // 2
     if n_bins < 2:
         raise ValueError(f"spectrum_slope needs height and width >= 4, got {(h, w)}")
-    power = _power_spectrum(images).flatten(1)  # (B, H*W)
+    power = power_spectrum(images).flatten(1)  # (B, H*W)
     r = _radius(h, w, images.device, images.dtype) * (min(h, w) / 2)  # in 1/min(H, W) units
     idx = torch.round(r).long().flatten()
     keep = (idx >= 1) & (idx <= n_bins)
@@ -378,7 +378,7 @@ def high_frequency_energy(images: Tensor, cutoff: float = 0.5) -> Tensor:
     if not (isinstance(cutoff, (int, float)) and 0 <= cutoff < math.sqrt(2)):
         raise ValueError(f"cutoff must be a number in [0, sqrt(2)) (x Nyquist), got {cutoff!r}")
     h, w = images.shape[-2:]
-    power = _power_spectrum(images)
+    power = power_spectrum(images)
     power[:, 0, 0] = 0  # DC (already ~0 after mean removal)
     rho = _radius(h, w, images.device, images.dtype)
     total = power.sum(dim=(1, 2))

@@ -1,7 +1,16 @@
 """The seed API in one place: ``from midnite.visualization.base import *``."""
 
-from midnite.regularizers import Regularization, TVRegularization, WeightDecay
-from midnite.selectors import (
+from midnite.engine.regularizers import Regularization, TVRegularization, WeightDecay
+from midnite.engine.transforms import (
+    BilateralTransform,
+    BlurTransform,
+    RandomTransform,
+    ResizeTransform,
+    Transform,
+    TransformSequence,
+)
+from midnite.visualization.methods import PixelActivation
+from midnite.visualization.selectors import (
     ChannelSplit,
     GroupSplit,
     Identity,
@@ -12,15 +21,6 @@ from midnite.selectors import (
     SpatialSplit,
     SplitSelector,
 )
-from midnite.transforms import (
-    BilateralTransform,
-    BlurTransform,
-    RandomTransform,
-    ResizeTransform,
-    Transform,
-    TransformSequence,
-)
-from midnite.visualization.methods import PixelActivation
 
 __all__ = [
     "BilateralTransform",

@@ -13,13 +13,14 @@ from collections.abc import Sequence
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
-from midnite._device import resolve_device
-from midnite._model import OUTPUT, input_channels
-from midnite.engine import Renderer, check_lr, check_positive_int, seeded
-from midnite.objectives import Objective, selector
-from midnite.param import PixelImage
-from midnite.regularizers import check_regularizers
+from midnite.engine.device import resolve_device
+from midnite.engine.hooks import OUTPUT, input_channels
+from midnite.engine.objectives import Objective, selector
+from midnite.engine.param import PixelImage
+from midnite.engine.regularizers import check_regularizers
+from midnite.engine.renderer import Renderer, check_lr, check_positive_int, generators
 
 
 def split_net(net: object, layer: str | Sequence[str] | None) -> tuple[nn.Module, tuple[str, ...]]:
@@ -134,8 +135,9 @@ class PixelActivation:
     def visualize(self, input_: Tensor | None = None) -> Tensor:
         """Run the optimization; returns the image ``(C, H, W)`` on the CPU, values in [0, 1]."""
         dev = resolve_device(self.device)
-        self.last_seed, init_gen, step_gen = seeded(self.seed, dev)
-        start = self._start_image(input_, init_gen, dev)
+        gens = generators(self.seed, dev)
+        self.last_seed = gens.seed
+        start = self._start_image(input_, gens.init, dev)
         pixels = PixelImage.from_image(start, squash="none").pixels
         optim = torch.optim.Adam([pixels], lr=self.lr)
         renderer = Renderer(
@@ -144,14 +146,12 @@ class PixelActivation:
             regularizers=self.regularization,
             normalize=self.normalize,
             device=dev,
-            generator=step_gen,
+            generator=gens.step,
         )
         with renderer:
             self.start_value = float(renderer.validate(pixels)[0])
             iterations = range(self.iter_n)
             if self.progress:
-                from tqdm.auto import tqdm
-
                 iterations = tqdm(iterations, desc="PixelActivation")
             for it in iterations:
                 for _ in range(self.opt_n):
@@ -160,13 +160,13 @@ class PixelActivation:
                     loss.backward()
                     optim.step()
                 if it < self.iter_n - 1:
-                    pixels = self._between(pixels, optim, step_gen)
+                    pixels = self._between_iterations(pixels, optim, gens.step)
             result = pixels.detach().clamp(0, 1)
             self.final_value = float(renderer.score(result)[0])
         return result[0].cpu()
 
     @torch.no_grad()
-    def _between(
+    def _between_iterations(
         self, pixels: nn.Parameter, optim: torch.optim.Optimizer, gen: torch.Generator
     ) -> nn.Parameter:
         """Transform and clamp the image; a new size gets a new parameter (Adam state resized)."""

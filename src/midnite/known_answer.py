@@ -12,7 +12,7 @@ from collections import OrderedDict
 import torch
 from torch import Tensor, nn
 
-from midnite.metrics import _power_spectrum
+from midnite.metrics import power_spectrum
 
 __all__ = ["grating_net", "planted_pattern", "recovery_score"]
 
@@ -202,8 +202,8 @@ def recovery_score(image: Tensor, pattern: Tensor, radius: float = 3.0) -> Tenso
     if not radius > 0:
         raise ValueError(f"radius must be > 0 (frequency bins), got {radius!r}")
     h, w = img.shape[-2:]
-    p_img = _power_spectrum(img.to(pat.device))[0]  # (H, W)
-    p_pat = _power_spectrum(pat)[0]
+    p_img = power_spectrum(img.to(pat.device))[0]  # (H, W)
+    p_pat = power_spectrum(pat)[0]
     if not bool(p_pat.max() > 0):
         raise ValueError("pattern must not be constant (it has no spatial frequency)")
     peak = int(torch.argmax(p_pat))

@@ -21,7 +21,7 @@ from typing import Any
 import torch
 from torch import Tensor
 
-from midnite._device import resolve_device
+from midnite.engine.device import resolve_device
 
 __all__ = [
     "ChannelSplit",

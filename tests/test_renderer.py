@@ -10,8 +10,8 @@ from torch import nn
 
 import midnite
 from midnite import objectives as obj
-from midnite.engine import Renderer
-from midnite.regularizers import TVRegularization
+from midnite.engine.regularizers import TVRegularization
+from midnite.engine.renderer import Renderer
 
 from conftest import ResidualToy, tiny_cnn
 

@@ -13,7 +13,7 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 from torch import Tensor
 
-from midnite._model import OUTPUT
+from midnite.engine.hooks import OUTPUT
 
 Acts = Mapping[str, Tensor]
 

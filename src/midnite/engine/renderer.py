@@ -14,22 +14,27 @@ import math
 import platform
 import secrets
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
+from typing import NamedTuple
 
 import torch
 from torch import Tensor, nn
+from tqdm.auto import tqdm
 
-from midnite._device import resolve_device
-from midnite._fold import conv_bn_pairs, folded
-from midnite._heap import retained_heap
-from midnite._model import Tap, frozen, input_channels
-from midnite.models import Normalize, as_normalize
-from midnite.objectives import Objective, PerImage, as_objective
-from midnite.regularizers import Regularization, check_regularizers
+from midnite.engine import recipes
+from midnite.engine._fold import conv_bn_pairs, folded
+from midnite.engine._heap import retained_heap
+from midnite.engine.device import resolve_device
+from midnite.engine.hooks import ActivationCapture, frozen, input_channels
+from midnite.engine.normalize import Normalize, as_normalize
+from midnite.engine.objectives import Objective, PerImage, as_objective
+from midnite.engine.param import image as make_image
+from midnite.engine.regularizers import Regularization, check_regularizers
+from midnite.engine.transforms import STACKS
 
-__all__ = ["RenderResult", "Renderer", "make_generator", "render"]
+__all__ = ["Generators", "RenderResult", "Renderer", "generators", "make_generator", "render"]
 
 
 def make_generator(seed: int, device: torch.device) -> torch.Generator:
@@ -43,19 +48,26 @@ def make_generator(seed: int, device: torch.device) -> torch.Generator:
     return gen
 
 
-def seeded(
-    seed: int | torch.Generator | None, device: torch.device
-) -> tuple[int, torch.Generator, torch.Generator]:
-    """``(seed, CPU generator for initial images, generator on device for per-step draws)``.
+class Generators(NamedTuple):
+    """The random sources of one render: its seed, and a generator for each kind of draw."""
 
-    Initial images are drawn on the CPU so that one seed starts from one image on any device.
+    seed: int
+    init: torch.Generator  # on the CPU: one seed starts from one image on any device
+    step: torch.Generator  # on the render's device: per-step transforms
+
+
+def generators(seed: int | torch.Generator | None, device: torch.device) -> Generators:
+    """The generators of a render seeded with ``seed`` (None: a fresh random seed).
+
+    A generator given as ``seed`` is used for the per-step draws as is; the start image comes
+    from a CPU generator seeded with its initial seed.
     """
     if isinstance(seed, torch.Generator):
         value = seed.initial_seed()
-        return value, make_generator(value, torch.device("cpu")), seed
+        return Generators(value, make_generator(value, torch.device("cpu")), seed)
     if seed is None:
         seed = secrets.randbits(63)
-    return seed, make_generator(seed, torch.device("cpu")), make_generator(seed, device)
+    return Generators(seed, make_generator(seed, torch.device("cpu")), make_generator(seed, device))
 
 
 def check_positive_int(value: object, name: str) -> int:
@@ -122,7 +134,7 @@ class Renderer:
         self.folded = 0  # conv+batchnorm pairs folded by validate()
         self.shapes: dict[str, tuple[int, ...]] = {}
         self._stack: ExitStack | None = None
-        self._tap: Tap | None = None
+        self._capture: ActivationCapture | None = None
 
     def __enter__(self) -> Renderer:
         self.folded = 0
@@ -131,8 +143,8 @@ class Renderer:
             if self.device.type == "cpu":
                 stack.enter_context(retained_heap())
             stack.enter_context(frozen(self.model, self.device, channels_last=self.channels_last))
-            self._tap = stack.enter_context(
-                Tap(self.model, self.objective.layers, early_stop=self.early_stop)
+            self._capture = stack.enter_context(
+                ActivationCapture(self.model, self.objective.layers, early_stop=self.early_stop)
             )
         except BaseException:
             stack.close()
@@ -141,17 +153,17 @@ class Renderer:
         return self
 
     def __exit__(self, *exc: object) -> None:
-        stack, self._stack, self._tap = self._stack, None, None
+        stack, self._stack, self._capture = self._stack, None, None
         if stack is not None:
             stack.close()
 
     def _acts(self, image: Tensor, transform: bool) -> dict[str, Tensor]:
-        if self._tap is None:
+        if self._capture is None:
             raise RuntimeError("use the Renderer inside a 'with' block")
         x = image
         if transform and self.transforms is not None:
             x = self.transforms(x, self.generator)
-        return self._tap(self._model_input(x))
+        return self._capture(self._model_input(x))
 
     def _model_input(self, x: Tensor) -> Tensor:
         if self.normalize is not None:
@@ -162,14 +174,14 @@ class Renderer:
         return x
 
     def _fold(self, image: Tensor) -> None:
-        """Fold batchnorms into convs for the rest of the block (``midnite._fold``)."""
-        keep = {ref.name for ref in self._tap.refs.values()}
-        self._tap.close()  # the probe pass runs the whole model, unhooked
+        """Fold batchnorms into convs for the rest of the block (``midnite.engine._fold``)."""
+        keep = {ref.name for ref in self._capture.refs.values()}
+        self._capture.close()  # the probe pass runs the whole model, unhooked
         try:
             # which pairs fold does not depend on the batch: probe with one image
             pairs = conv_bn_pairs(self.model, self._model_input(image[:1]), keep)
         finally:
-            self._tap.__enter__()
+            self._capture.__enter__()
         self.folded = self._stack.enter_context(folded(pairs))
 
     @torch.no_grad()
@@ -180,7 +192,7 @@ class Renderer:
         the same way whichever layers the objective reads. Then, with ``fold_bn``, batchnorms
         are folded into the convolutions that feed them for the rest of the block.
         """
-        if self._tap is None:
+        if self._capture is None:
             raise RuntimeError("use the Renderer inside a 'with' block")
         try:
             acts = self._full_pass(image)
@@ -205,11 +217,11 @@ class Renderer:
         return self.objective(acts)
 
     def _full_pass(self, image: Tensor) -> dict[str, Tensor]:
-        early, self._tap.early_stop = self._tap.early_stop, False
+        early, self._capture.early_stop = self._capture.early_stop, False
         try:
             return self._acts(image, transform=False)
         finally:
-            self._tap.early_stop = early
+            self._capture.early_stop = early
 
     @torch.no_grad()
     def score(self, image: Tensor) -> Tensor:
@@ -268,7 +280,7 @@ class RenderResult:
         )
 
 
-def _size(size: int | Sequence[int]) -> tuple[int, int]:
+def image_size(size: int | Sequence[int]) -> tuple[int, int]:
     pair = (size, size) if isinstance(size, int) else size
     if (
         not isinstance(pair, (tuple, list))
@@ -313,14 +325,14 @@ def render(
 
     Args:
         model: any ``nn.Module`` taking ``(B, C, H, W)`` images (with ``normalize``, [0, 1]).
-        objective: an Objective (``midnite.objectives``), or a list of them: one per image.
+        objective: an Objective (``midnite.engine.objectives``), or a list of them: one per image.
         size: ``H`` or ``(H, W)`` of the images.
         batch: number of images; defaults to the list's length, else 1.
         steps, lr, optimizer: the optimization ("adam" or ``callable(params, lr=...)``).
         param: "fourier" (spectrum with a 1/f prior) or "pixel"; decorrelate: colour decorrelation.
         transforms: per-step robustness transforms: "standard", None, or a Transform.
         Unset ``steps``, ``lr``, ``param``, ``decorrelate`` and ``transforms`` come from the
-        recipe (``midnite.recipes``): the class recipe when the objective reads only the
+        recipe (``midnite.engine.recipes``): the class recipe when the objective reads only the
         model's output, the feature recipe otherwise.
         regularizers: penalties such as ``TVRegularization()`` on the image.
         normalize: None, "imagenet" or ``(mean, std)`` applied before the model.
@@ -335,10 +347,6 @@ def render(
     Returns:
         A :class:`RenderResult`.
     """
-    from midnite import param as param_mod
-    from midnite import recipes
-    from midnite import transforms as tf_mod
-
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     objective = as_objective(objective)
@@ -349,7 +357,7 @@ def render(
         raise ValueError(
             f"batch must equal the number of per-image objectives ({len(objective)}), got {batch}"
         )
-    height, width = _size(size)
+    height, width = image_size(size)
     recipe = recipes.for_objective(objective)
     steps = recipe.steps if steps is None else steps
     lr = recipe.lr if lr is None else lr
@@ -364,25 +372,25 @@ def render(
     if param not in ("fourier", "pixel"):
         raise ValueError(f"param must be 'fourier' or 'pixel', got {param!r}")
     if isinstance(transforms, str):
-        if transforms not in tf_mod.STACKS:
+        if transforms not in STACKS:
             raise ValueError(
-                f"transforms must be one of {sorted(tf_mod.STACKS)}, None or a Transform, "
+                f"transforms must be one of {sorted(STACKS)}, None or a Transform, "
                 f"got {transforms!r}"
             )
-        transforms = tf_mod.STACKS[transforms]()
+        transforms = STACKS[transforms]()
     if transforms is not None and not callable(transforms):
         raise TypeError(f"transforms must be a Transform or None, got {type(transforms).__name__}")
     dev = resolve_device(device)
-    seed_value, init_gen, step_gen = seeded(seed, dev)
+    gens = generators(seed, dev)
 
-    image = param_mod.image(
+    image = make_image(
         height,
         width,
         batch=batch,
         channels=channels,
         fft=param == "fourier",
         decorrelate=decorrelate,
-        generator=init_gen,
+        generator=gens.init,
     ).to(dev)
     if isinstance(transforms, nn.Module):
         transforms = transforms.to(dev)
@@ -402,7 +410,7 @@ def render(
         "regularizers": [repr(r) for r in regularizers],
         "normalize": repr(as_normalize(normalize)),
         "device": str(dev),
-        "seed": seed_value,
+        "seed": gens.seed,
         "early_stop": early_stop,
         "fold_bn": fold_bn,
         "versions": versions(),
@@ -414,7 +422,7 @@ def render(
         regularizers=regularizers,
         normalize=normalize,
         device=dev,
-        generator=step_gen,
+        generator=gens.step,
         early_stop=early_stop,
         fold_bn=fold_bn,
     )
@@ -424,7 +432,7 @@ def render(
     with renderer:
         with torch.no_grad():
             start = renderer.validate(image()).float()
-        for i in _steps(steps, progress, "render"):
+        for i in progress_range(steps, progress, "render"):
             optim.zero_grad(set_to_none=True)
             loss, values = renderer.loss(image())
             loss.backward()
@@ -443,9 +451,6 @@ def render(
     )
 
 
-def _steps(n: int, progress: bool, desc: str):
-    if not progress:
-        return range(n)
-    from tqdm.auto import tqdm
-
-    return tqdm(range(n), desc=desc, leave=False)
+def progress_range(n: int, progress: bool, desc: str) -> Iterable[int]:
+    """``range(n)``, under a tqdm bar when ``progress``."""
+    return tqdm(range(n), desc=desc, leave=False) if progress else range(n)

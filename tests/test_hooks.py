@@ -1,4 +1,4 @@
-"""Layers by name, frozen runs, hooks, early stop and awkward models (midnite._model)."""
+"""Layers by name, frozen runs, hooks, early stop and awkward models (midnite.engine.hooks)."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ from torch import nn
 
 import midnite
 from midnite import objectives as obj
-from midnite._model import Tap, frozen, parse_layer, resolve_layers
+from midnite.engine.hooks import ActivationCapture, frozen, parse_layer, resolve_layers
 
 from conftest import (
     InplaceNet,
@@ -99,10 +99,10 @@ def test_render_leaves_no_hooks_and_restores_model(exc):
 
 def test_early_stop_skips_later_layers():
     model = ResidualToy()
-    with frozen(model), Tap(model, ["block1"]) as tap:
+    with frozen(model), ActivationCapture(model, ["block1"]) as tap:
         tap(torch.rand(1, 3, 8, 8))
     assert model.calls == {"block2": 0, "head": 0}
-    with frozen(model), Tap(model, ["block1"], early_stop=False) as tap:
+    with frozen(model), ActivationCapture(model, ["block1"], early_stop=False) as tap:
         tap(torch.rand(1, 3, 8, 8))
     assert model.calls == {"block2": 1, "head": 1}
 
@@ -113,7 +113,7 @@ def test_early_stop_same_activations_and_gradients():
     results = []
     for early in (True, False):
         img = x.clone().requires_grad_(True)
-        with frozen(model), Tap(model, ["block1", "stem"], early_stop=early) as tap:
+        with frozen(model), ActivationCapture(model, ["block1", "stem"], early_stop=early) as tap:
             acts = tap(img)
             (acts["block1"].square().sum() + acts["stem"].sum()).backward()
         results.append((acts["block1"].detach(), acts["stem"].detach(), img.grad))
@@ -132,7 +132,7 @@ def test_inplace_relu_target_sees_its_own_values_and_right_gradient():
     model = InplaceNet()
     x = torch.rand(1, 3, 6, 6)
     img = x.clone().requires_grad_(True)
-    with frozen(model), Tap(model, ["conv", "relu2"], early_stop=False) as tap:
+    with frozen(model), ActivationCapture(model, ["conv", "relu2"], early_stop=False) as tap:
         acts = tap(img)
         acts["conv"].sum().backward()
     conv_out = model.conv(x)
@@ -146,7 +146,7 @@ def test_inplace_relu_target_sees_its_own_values_and_right_gradient():
 def test_inplace_relu_output_as_target():
     model = InplaceNet()
     x = torch.rand(1, 3, 6, 6)
-    with frozen(model), Tap(model, ["relu"]) as tap:
+    with frozen(model), ActivationCapture(model, ["relu"]) as tap:
         act = tap(x)["relu"]
     assert torch.allclose(act, torch.relu(model.conv(x)))
 
@@ -157,7 +157,7 @@ def test_reused_module_needs_a_call_index():
         midnite.render(model, obj.channel("act", 0), size=8, steps=1, progress=False)
     assert hook_count(model) == 0
     x = torch.rand(1, 3, 8, 8)
-    with frozen(model), Tap(model, ["act:0", "act:1"]) as tap:
+    with frozen(model), ActivationCapture(model, ["act:0", "act:1"]) as tap:
         acts = tap(x)
     first = torch.tanh(model.conv1(x))
     assert torch.allclose(acts["act:0"], first)
@@ -171,7 +171,7 @@ def test_call_index_beyond_calls():
     with (
         pytest.raises(ValueError, match="produced no output"),
         frozen(model),
-        Tap(model, ["act:2"]) as tap,
+        ActivationCapture(model, ["act:2"]) as tap,
     ):
         tap(torch.rand(1, 3, 8, 8))
 

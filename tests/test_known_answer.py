@@ -1,4 +1,4 @@
-"""Known-answer tests for midnite.toy: the planted grating detector and its recovery score."""
+"""Tests for midnite.known_answer: the planted grating detector and its recovery score."""
 
 from __future__ import annotations
 
@@ -8,7 +8,7 @@ import pytest
 import torch
 from torch import nn
 
-from midnite.toy import CHANNELS, grating_net, planted_pattern, recovery_score
+from midnite.known_answer import CHANNELS, grating_net, planted_pattern, recovery_score
 
 
 def _gen(seed: int = 0) -> torch.Generator:

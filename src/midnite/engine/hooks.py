@@ -131,7 +131,7 @@ class _EarlyStop(Exception):
     """Raised by a hook once every requested layer has produced its output."""
 
 
-class Tap:
+class ActivationCapture:
     """Forward hooks that capture the outputs of named layers, optionally stopping the pass early.
 
     Use as a context manager (hooks are removed on exit) and call ``tap(x)`` to run the model.
@@ -155,7 +155,7 @@ class Tap:
         for spec, module in self.modules.items():
             self._by_module.setdefault(id(module), []).append(spec)
 
-    def __enter__(self) -> Tap:
+    def __enter__(self) -> ActivationCapture:
         try:
             for mid, specs in self._by_module.items():
                 module = self.modules[specs[0]]
@@ -277,7 +277,7 @@ def layers(
     convolution when only ``(H, W)`` or ``N`` is given). Shapes are per image (no batch axis).
     The model's mode, flags and device are restored afterwards.
     """
-    from midnite._device import resolve_device
+    from midnite.engine.device import resolve_device
 
     dev = resolve_device(device)
     shape = _input_shape(model, input_size)

@@ -12,8 +12,8 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 
-from midnite._model import OUTPUT
-from midnite.objectives import Objective
+from midnite.engine.hooks import OUTPUT
+from midnite.engine.objectives import Objective
 
 
 @dataclass(frozen=True)
