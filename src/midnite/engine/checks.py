@@ -1,0 +1,152 @@
+"""Argument checks for every layer of midnite, in one place.
+
+Each check returns the value in its canonical form or raises ``TypeError`` (wrong kind) or
+``ValueError`` (right kind, wrong value; ``IndexError`` for an index out of range), with a
+message that names the argument, what was expected and what was given.
+"""
+
+from __future__ import annotations
+
+import math
+import numbers
+import operator
+from collections.abc import Sequence
+
+import torch
+from torch import Tensor
+
+__all__ = [
+    "check_bool",
+    "check_choice",
+    "check_generator",
+    "check_image",
+    "check_int",
+    "check_positive_int",
+    "check_real",
+    "check_size",
+    "resolve_index",
+]
+
+
+def _given(value: object) -> str:
+    return f"{type(value).__name__} {value!r}"
+
+
+def check_int(name: str, value: object, minimum: int | None = None) -> int:
+    """``value`` as an int (not a bool), at least ``minimum`` when given."""
+    bound = "" if minimum is None else f" >= {minimum}"
+    if isinstance(value, bool) or not isinstance(value, numbers.Integral):
+        raise TypeError(f"{name} must be an int{bound}, got {_given(value)}")
+    if minimum is not None and value < minimum:
+        raise ValueError(f"{name} must be an int{bound}, got {value}")
+    return int(value)
+
+
+def check_positive_int(name: str, value: object) -> int:
+    """``value`` as an int >= 1."""
+    return check_int(name, value, 1)
+
+
+def check_real(
+    name: str,
+    value: object,
+    *,
+    gt: float | None = None,
+    ge: float | None = None,
+    lt: float | None = None,
+    le: float | None = None,
+) -> float:
+    """``value`` as a finite float within the given bounds (``gt``: >, ``ge``: >=, ...)."""
+    bounds = [
+        f"{op} {b:g}" for op, b in ((">", gt), (">=", ge), ("<", lt), ("<=", le)) if b is not None
+    ]
+    want = "a finite number" + (f" {' and '.join(bounds)}" if bounds else "")
+    if isinstance(value, bool) or not isinstance(value, numbers.Real):
+        raise TypeError(f"{name} must be {want}, got {_given(value)}")
+    v = float(value)
+    ok = (
+        math.isfinite(v)
+        and (gt is None or v > gt)
+        and (ge is None or v >= ge)
+        and (lt is None or v < lt)
+        and (le is None or v <= le)
+    )
+    if not ok:
+        raise ValueError(f"{name} must be {want}, got {value!r}")
+    return v
+
+
+def check_bool(name: str, value: object) -> bool:
+    """``value`` if it is a bool (an int such as 1 is refused: it is usually a mistake)."""
+    if not isinstance(value, bool):
+        raise TypeError(f"{name} must be True or False, got {_given(value)}")
+    return value
+
+
+def check_choice(name: str, value: object, choices: Sequence[str]) -> str:
+    """``value`` if it is one of ``choices``."""
+    if not isinstance(value, str) or value not in choices:
+        raise ValueError(f"{name} must be one of {tuple(choices)}, got {value!r}")
+    return value
+
+
+def check_generator(generator: object) -> torch.Generator | None:
+    """A ``torch.Generator`` or None.
+
+    Throughout midnite, ``generator=None`` means torch's default generator for the device the
+    numbers are drawn on, as in torch itself (``torch.manual_seed`` makes it repeatable).
+    """
+    if generator is not None and not isinstance(generator, torch.Generator):
+        raise TypeError(f"generator must be a torch.Generator or None, got {_given(generator)}")
+    return generator
+
+
+def check_image(name: str, x: object, *, batch: bool = True) -> Tensor:
+    """A floating-point image tensor: ``(B, C, H, W)``, or ``(C, H, W)`` with ``batch=False``."""
+    form = "(B, C, H, W)" if batch else "(C, H, W)"
+    if not isinstance(x, Tensor):
+        raise TypeError(f"{name} must be a torch.Tensor {form}, got {type(x).__name__}")
+    if x.dim() != (4 if batch else 3):
+        raise ValueError(f"{name} must have shape {form}, got {tuple(x.shape)}")
+    if not x.is_floating_point():
+        raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
+    return x
+
+
+def check_size(name: str, size: object) -> tuple[int, int]:
+    """An image size: an int ``N`` (square) or ``(H, W)``, as ``(H, W)`` of positive ints."""
+    pair = (size, size) if isinstance(size, numbers.Integral) else size
+    if (
+        not isinstance(pair, (tuple, list))
+        or len(pair) != 2
+        or not all(
+            isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1 for v in pair
+        )
+    ):
+        raise ValueError(
+            f"{name} must be a positive int or (height, width) of positive ints, got {size!r}"
+        )
+    return int(pair[0]), int(pair[1])
+
+
+def resolve_index(
+    value: object, extent: int, what: str = "index", owner: str = "a layer"
+) -> int:
+    """``value`` as an index into ``range(extent)``; negative values count from the end.
+
+    The one rule for indices in both APIs (``objectives.channel(layer, -1)`` and
+    ``SplitSelector(ChannelSplit(), [-1])`` both mean the last channel), as in Python.
+    ``what`` names the axis in messages ("channel", "row", ...).
+    """
+    if isinstance(value, bool):
+        raise TypeError(f"{what} index must be an int, got bool {value!r}")
+    try:
+        v = operator.index(value)  # type: ignore[arg-type]
+    except TypeError as err:
+        raise TypeError(f"{what} index must be an int, got {_given(value)}") from err
+    if -extent <= v < extent:
+        return v % extent
+    raise IndexError(
+        f"{what} index {v} out of range for {owner} with {extent} {what}s "
+        f"(valid: 0..{extent - 1}, or {-extent}..-1 counting from the end)"
+    )
