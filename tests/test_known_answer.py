@@ -93,7 +93,7 @@ def test_recovery_score_errors():
         recovery_score(pat.expand(2, 3, 16, 16), pat)
     with pytest.raises(ValueError, match=r"radius must be > 0"):
         recovery_score(pat, pat, radius=0)
-    with pytest.raises(ValueError, match=r"period must be a number >= 2"):
+    with pytest.raises(ValueError, match=r"period must be a finite number >= 2"):
         grating_net(period=1.0)
     with pytest.raises(ValueError, match=r"channels must be an int >= 1, got 0"):
         planted_pattern(8, 8, channels=0)

@@ -359,3 +359,16 @@ def test_summary_matches_the_functions():
     assert all(isinstance(v, list) and len(v) == 3 for v in per.values())
     gray = summary(torch.rand(2, 16, 16, generator=_gen()))  # a single 2-channel image
     assert "colorfulness" not in gray
+
+
+def test_power_spectrum_peaks_at_a_gratings_frequency():
+    from midnite.metrics import power_spectrum
+
+    x = torch.arange(32.0).expand(32, 32)
+    grating = (0.5 + 0.4 * torch.cos(2 * math.pi * x / 8)).expand(1, 3, 32, 32)
+    power = power_spectrum(grating)
+    assert power.shape == (1, 32, 32)
+    peak = divmod(int(power[0].argmax()), 32)
+    assert peak in ((0, 4), (0, 28))  # 32 px / period 8 = 4 cycles, either sign
+    flat = power_spectrum(torch.full((2, 3, 16, 16), 0.3))
+    assert flat.shape == (2, 16, 16) and float(flat.abs().max()) == 0.0

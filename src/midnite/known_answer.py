@@ -12,6 +12,7 @@ from collections import OrderedDict
 import torch
 from torch import Tensor, nn
 
+from midnite.engine.checks import check_positive_int, check_real
 from midnite.metrics import power_spectrum
 
 __all__ = ["grating_net", "planted_pattern", "recovery_score"]
@@ -28,15 +29,9 @@ CHANNELS = (
 
 
 def _check_grating_args(orientation_deg: float, period: float, channels: int) -> None:
-    if not isinstance(orientation_deg, (int, float)) or isinstance(orientation_deg, bool):
-        raise TypeError(
-            f"orientation_deg must be a number, got {type(orientation_deg).__name__}: "
-            f"{orientation_deg!r}"
-        )
-    if not isinstance(period, (int, float)) or isinstance(period, bool) or not period >= 2.0:
-        raise ValueError(f"period must be a number >= 2 (pixels, Nyquist), got {period!r}")
-    if not isinstance(channels, int) or isinstance(channels, bool) or channels < 1:
-        raise ValueError(f"channels must be an int >= 1, got {channels!r}")
+    check_real("orientation_deg", orientation_deg)
+    check_real("period", period, ge=2.0)  # pixels; 2 is the Nyquist limit
+    check_positive_int("channels", channels)
 
 
 def _wave(

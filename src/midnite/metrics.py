@@ -13,6 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from midnite.engine.checks import check_real, check_size
 from midnite.engine.transforms import random_affine
 
 __all__ = [
@@ -20,6 +21,7 @@ __all__ = [
     "colorfulness",
     "gram_diversity",
     "high_frequency_energy",
+    "power_spectrum",
     "robustness",
     "saturated_fraction",
     "seed_stability",
@@ -97,11 +99,6 @@ def _relative(new: Tensor, ref: Tensor, eps: float) -> Tensor:
     return 1.0 + (new - ref) / ref.abs().clamp_min(eps)
 
 
-def _check_eps(eps: float) -> None:
-    if not (isinstance(eps, (int, float)) and eps > 0):
-        raise ValueError(f"eps must be a number > 0, got {eps!r}")
-
-
 def _window(n: int, device: torch.device, dtype: torch.dtype) -> Tensor:
     """Symmetric Hann window without its zero end points (so every pixel counts)."""
     return torch.hann_window(n + 2, periodic=False, dtype=dtype, device=device)[1:-1]
@@ -149,7 +146,7 @@ def activation_gain(
     Shape: ``result`` and ``start`` ``(B, C, H, W)`` or ``(C, H, W)`` (``start`` may be a single
     image, used for every result); returns ``(B,)`` float64.
     """
-    _check_eps(eps)
+    check_real("eps", eps, gt=0.0)
     result = _images(result, "result")
     start = _images(start, "start")
     if len(start) == 1 and len(result) > 1:
@@ -188,7 +185,7 @@ def robustness(
     Shape: ``images`` ``(B, C, H, W)`` or ``(C, H, W)``; returns ``(B,)`` float64.
     """
     images = _images(images)
-    _check_eps(eps)
+    check_real("eps", eps, gt=0.0)
     if not isinstance(n, int) or isinstance(n, bool) or n < 1:
         raise ValueError(f"n must be an int >= 1, got {n!r}")
     for name, v in (("max_shift", max_shift), ("max_rot_deg", max_rot_deg)):
@@ -210,20 +207,6 @@ def robustness(
         )
         total += _scores(score_fn, moved, "perturbed images")
     return _relative(total / n, base, eps)
-
-
-def _as_size(size: object, name: str) -> tuple[int, int] | None:
-    if size is None:
-        return None
-    if isinstance(size, int) and not isinstance(size, bool) and size > 0:
-        return (size, size)
-    if (
-        isinstance(size, Sequence)
-        and len(size) == 2
-        and all(isinstance(s, int) and not isinstance(s, bool) and s > 0 for s in size)
-    ):
-        return (size[0], size[1])
-    raise ValueError(f"size for {name} must be None, an int > 0 or (height, width), got {size!r}")
 
 
 def _module_device_dtype(model: nn.Module) -> tuple[torch.device | None, torch.dtype | None]:
@@ -287,7 +270,8 @@ def transferability(
     for name, model in judges.items():
         if not isinstance(model, nn.Module):
             raise TypeError(f"judge {name!r} must be an nn.Module, got {type(model).__name__}")
-        hw = _as_size(sizes.get(name), name)
+        size = sizes.get(name)
+        hw = None if size is None else check_size(f"sizes[{name!r}]", size)
         device, dtype = _module_device_dtype(model)
         modes = [(m, m.training) for m in model.modules()]
         hits = torch.zeros(len(ks), dtype=torch.long)

@@ -7,10 +7,16 @@ Contract: ``module()`` takes no argument and returns the images, shape (B, C, H,
 
 from __future__ import annotations
 
-import math
-
 import torch
 from torch import Tensor, nn
+
+from midnite.engine.checks import (
+    check_bool,
+    check_generator,
+    check_image,
+    check_positive_int,
+    check_real,
+)
 
 __all__ = [
     "COLOR_CORRELATION_SVD_SQRT",
@@ -40,54 +46,15 @@ gradient); ``none`` (identity: the stored values are the image, the caller clamp
 _EPS = 1e-4
 
 
-def _check_int(name: str, value: object, minimum: int = 1) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(
-            f"{name} must be an int >= {minimum}, got {type(value).__name__}: {value!r}"
-        )
-    if value < minimum:
-        raise ValueError(f"{name} must be >= {minimum}, got {value}")
-    return value
-
-
-def _check_real(name: str, value: object, minimum: float = 0.0) -> float:
-    if isinstance(value, bool) or not isinstance(value, (int, float)):
-        raise TypeError(
-            f"{name} must be a real number >= {minimum}, got {type(value).__name__}: {value!r}"
-        )
-    if not math.isfinite(value) or value < minimum:
-        raise ValueError(f"{name} must be a finite number >= {minimum}, got {value}")
-    return float(value)
-
-
-def _check_bool(name: str, value: object) -> bool:
-    if not isinstance(value, bool):
-        raise TypeError(f"{name} must be a bool, got {type(value).__name__}: {value!r}")
-    return value
-
-
-def _check_generator(generator: object) -> torch.Generator | None:
-    if generator is not None and not isinstance(generator, torch.Generator):
-        raise TypeError(
-            f"generator must be a torch.Generator or None, got {type(generator).__name__}"
-        )
-    return generator
-
-
 def _randn(shape: tuple[int, ...], sd: float, generator: torch.Generator | None) -> Tensor:
-    """``sd`` * standard normal noise on the CPU, drawn from ``generator`` (never global state)."""
+    """``sd`` * standard normal noise on the CPU, drawn from ``generator`` on its device."""
     device = generator.device if generator is not None else torch.device("cpu")
     noise = torch.randn(shape, generator=generator, device=device)
     return (noise * sd).cpu()
 
 
-def _check_image(img: object, shape: tuple[int, int, int, int] | None = None) -> Tensor:
-    if not isinstance(img, Tensor):
-        raise TypeError(f"img must be a torch.Tensor, got {type(img).__name__}")
-    if not img.is_floating_point():
-        raise TypeError(f"img must have a floating-point dtype, got {img.dtype}")
-    if img.dim() != 4:
-        raise ValueError(f"img must have shape (B, C, H, W), got {tuple(img.shape)}")
+def _image_arg(img: object, shape: tuple[int, int, int, int] | None = None) -> Tensor:
+    img = check_image("img", img)
     if shape is not None and tuple(img.shape) != shape:
         raise ValueError(f"img must have shape {shape}, got {tuple(img.shape)}")
     if not bool(torch.isfinite(img).all()):
@@ -112,7 +79,7 @@ class ColorDecorrelation(nn.Module):
 
     def __init__(self, channels: int = 3) -> None:
         super().__init__()
-        self.channels = _check_int("channels", channels)
+        self.channels = check_positive_int("channels", channels)
         self.active = channels == 3
         if self.active:
             m = torch.tensor(COLOR_CORRELATION_SVD_SQRT, dtype=torch.float64)
@@ -155,10 +122,10 @@ class Parameterization(nn.Module):
 
     def __init__(self, batch: int, channels: int, height: int, width: int) -> None:
         super().__init__()
-        self.batch = _check_int("batch", batch)
-        self.channels = _check_int("channels", channels)
-        self.height = _check_int("height", height)
-        self.width = _check_int("width", width)
+        self.batch = check_positive_int("batch", batch)
+        self.channels = check_positive_int("channels", channels)
+        self.height = check_positive_int("height", height)
+        self.width = check_positive_int("width", width)
 
     @property
     def shape(self) -> tuple[int, int, int, int]:
@@ -189,7 +156,7 @@ class _SquashedImage(Parameterization):
         if squash not in SQUASHES:
             raise ValueError(f"squash must be one of {SQUASHES}, got {squash!r}")
         self.squash = squash
-        self.decorrelate = _check_bool("decorrelate", decorrelate)
+        self.decorrelate = check_bool("decorrelate", decorrelate)
         self.decorrelation = ColorDecorrelation(channels) if decorrelate else None
 
     def raw(self) -> Tensor:
@@ -219,7 +186,7 @@ class _SquashedImage(Parameterization):
         a [0, 1] image); with ``clamp``/``none`` it is stored as given.
         """
         param = next(self.parameters())
-        img = _check_image(img, self.shape).to(device=param.device, dtype=param.dtype)
+        img = _image_arg(img, self.shape).to(device=param.device, dtype=param.dtype)
         if self.squash == "sigmoid":
             img = torch.logit(img.clamp(_EPS, 1.0 - _EPS))
         if self.decorrelation is not None:
@@ -256,8 +223,8 @@ class PixelImage(_SquashedImage):
         decorrelate: bool = False,
     ) -> None:
         super().__init__(batch, channels, height, width, decorrelate=decorrelate, squash=squash)
-        sd = _check_real("sd", sd)
-        noise = _randn(self.shape, sd, _check_generator(generator))
+        sd = check_real("sd", sd, ge=0.0)
+        noise = _randn(self.shape, sd, check_generator(generator))
         noise = noise.to(torch.get_default_dtype())
         if squash != "sigmoid":
             gray = torch.full((1, channels, 1, 1), 0.5, dtype=noise.dtype)
@@ -274,7 +241,7 @@ class PixelImage(_SquashedImage):
 
         The module takes ``img``'s device and dtype. See ``set_image_`` for the sigmoid clipping.
         """
-        img = _check_image(img)
+        img = _image_arg(img)
         b, c, h, w = img.shape
         module = cls(h, w, batch=b, channels=c, sd=0.0, squash=squash, decorrelate=decorrelate)
         module = module.to(device=img.device, dtype=img.dtype)
@@ -325,13 +292,13 @@ class FourierImage(_SquashedImage):
         decorrelate: bool = False,
     ) -> None:
         super().__init__(batch, channels, height, width, decorrelate=decorrelate, squash="sigmoid")
-        sd = _check_real("sd", sd)
-        self.decay_power = _check_real("decay_power", decay_power)
+        sd = check_real("sd", sd, ge=0.0)
+        self.decay_power = check_real("decay_power", decay_power, ge=0.0)
         freqs = _rfft2_freqs(height, width)
         scale = 1.0 / freqs.clamp(min=1.0 / max(height, width)) ** self.decay_power
         self.register_buffer("scale", scale.to(torch.get_default_dtype()), persistent=False)
         shape = (*self.shape[:3], freqs.shape[1], 2)
-        noise = _randn(shape, sd, _check_generator(generator)).to(torch.get_default_dtype())
+        noise = _randn(shape, sd, check_generator(generator)).to(torch.get_default_dtype())
         self.spectrum = nn.Parameter(noise)
 
     @classmethod
@@ -343,7 +310,7 @@ class FourierImage(_SquashedImage):
         The module takes ``img``'s device and dtype; values are clipped to [1e-4, 1 - 1e-4]
         before the logit.
         """
-        img = _check_image(img)
+        img = _image_arg(img)
         b, c, h, w = img.shape
         module = cls(
             h, w, batch=b, channels=c, sd=0.0, decay_power=decay_power, decorrelate=decorrelate
@@ -381,7 +348,7 @@ def image(
     ``width`` defaults to ``height``. ``decorrelate`` is a no-op unless ``channels == 3``.
     """
     width = height if width is None else width
-    if _check_bool("fft", fft):
+    if check_bool("fft", fft):
         return FourierImage(
             height,
             width,
