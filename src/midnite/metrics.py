@@ -48,10 +48,16 @@ def _images(x: object, name: str = "images") -> Tensor:
         raise ValueError(f"{name} must be (B, C, H, W) or (C, H, W), got shape {tuple(x.shape)}")
     if not x.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor in [0, 1], got {x.dtype}")
-    if x.shape[0] == 0:
+    if x.shape[0] == 0 or x.numel() == 0:
         raise ValueError(f"{name} must hold at least one image, got shape {tuple(x.shape)}")
     if x.dtype not in (torch.float32, torch.float64):
         x = x.float()
+    bad = int((~torch.isfinite(x)).sum())
+    if bad:
+        raise ValueError(
+            f"{name} must be finite, got {bad} NaN or infinite values of {x.numel()} "
+            "(a metric of such images would mean nothing)"
+        )
     return x
 
 

@@ -193,7 +193,12 @@ def _from_file(path: str, function: str) -> nn.Module:
     loader = importlib.machinery.SourceFileLoader(f"midnite_user_model_{file.stem}", str(file))
     spec = importlib.util.spec_from_loader(loader.name, loader)
     module = importlib.util.module_from_spec(spec)
-    loader.exec_module(module)
+    try:
+        loader.exec_module(module)
+    except Exception as err:
+        raise ImportError(
+            f"model file {path!r} failed to import: {type(err).__name__}: {err}"
+        ) from err
     fn = getattr(module, function, None)
     if not callable(fn):
         raise ValueError(f"{path!r} has no function {function!r} that returns a model")

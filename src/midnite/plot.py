@@ -1,6 +1,7 @@
 """Showing and saving images: ``show``/``show_normalized`` (matplotlib, lazy) and ``save_png``.
 
-Images are tensors ``(C, H, W)`` (or ``(1, C, H, W)``, or ``(H, W)``) with values in [0, 1].
+Images are tensors ``(C, H, W)`` (or ``(1, C, H, W)``, or ``(H, W)``) with values in [0, 1];
+a uint8 image (0..255) is scaled to [0, 1]. Empty images and NaN or infinite values are errors.
 """
 
 from __future__ import annotations
@@ -11,14 +12,36 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from PIL import Image
 from torch import Tensor
+
+
+def _as_float_image(img: object) -> Tensor:
+    """``img`` as a finite, non-empty float tensor on the CPU; uint8 0..255 scaled to [0, 1]."""
+    if not isinstance(img, Tensor):
+        raise TypeError(f"expected an image tensor (C, H, W), got {type(img).__name__}")
+    if img.numel() == 0:
+        raise ValueError(f"expected an image with pixels, got an empty tensor {tuple(img.shape)}")
+    if img.dtype == torch.uint8:
+        return img.detach().cpu().float() / 255.0
+    if not img.is_floating_point():
+        raise TypeError(
+            f"expected a floating-point image in [0, 1] or a uint8 image in 0..255, got dtype "
+            f"{img.dtype}"
+        )
+    img = img.detach().float().cpu()
+    bad = int((~torch.isfinite(img)).sum())
+    if bad:
+        raise ValueError(
+            f"the image holds {bad} NaN or infinite values of {img.numel()}; nothing to show "
+            "(did the render diverge? see RenderResult.final)"
+        )
+    return img
 
 
 def to_hwc(img: Tensor) -> np.ndarray:
     """A ``(C, H, W)`` tensor as an ``(H, W, C)`` (or ``(H, W)``) float numpy array."""
-    if not isinstance(img, Tensor):
-        raise TypeError(f"expected an image tensor (C, H, W), got {type(img).__name__}")
-    img = img.detach().float().cpu()
+    img = _as_float_image(img)
     if img.dim() == 4 and img.shape[0] == 1:
         img = img[0]
     if img.dim() == 2:
@@ -31,7 +54,7 @@ def to_hwc(img: Tensor) -> np.ndarray:
 
 def normalized(img: Tensor) -> Tensor:
     """Min-max normalize to [0, 1] (a constant image becomes 0.5 gray)."""
-    img = img.detach().float()
+    img = _as_float_image(img)
     lo, hi = img.min(), img.max()
     if hi - lo < 1e-12:
         return torch.full_like(img, 0.5)
@@ -69,11 +92,13 @@ def to_uint8(img: Tensor) -> np.ndarray:
 
 def save_png(img: Tensor, path: str | os.PathLike) -> Path:
     """Save a [0, 1] image as PNG atomically (temporary file, then rename). Returns the path."""
-    from PIL import Image
-
     path = Path(path)
     if path.suffix.lower() != ".png":
         raise ValueError(f"save_png writes .png files, got {str(path)!r}")
+    if not path.parent.is_dir():
+        raise FileNotFoundError(
+            f"cannot save {str(path)!r}: its folder {str(path.parent)!r} does not exist"
+        )
     arr = to_uint8(img)
     # not tempfile.mkstemp: its files are mode 0600, and the rename would keep that mode
     tmp = path.parent / f".{path.stem}.{uuid.uuid4().hex[:12]}.png.tmp"
@@ -94,7 +119,7 @@ def contact_sheet(images: list[Tensor], columns: int = 4, pad: int = 4) -> Tenso
         raise ValueError("contact_sheet needs at least one image, got none")
     if columns < 1:
         raise ValueError(f"columns must be >= 1, got {columns}")
-    imgs = [i.detach().float().cpu() for i in images]
+    imgs = [_as_float_image(i) for i in images]
     c = max(i.shape[0] for i in imgs)
     h = max(i.shape[1] for i in imgs)
     w = max(i.shape[2] for i in imgs)

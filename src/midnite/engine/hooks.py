@@ -15,6 +15,8 @@ from dataclasses import dataclass
 import torch
 from torch import Tensor, nn
 
+from midnite.engine.device import resolve_device
+
 OUTPUT = ""  # the name of the root module in ``named_modules()``: the model's own output
 
 _SPEC = re.compile(r"^(?P<name>[^:]*?)(?::(?P<call>\d+))?$")
@@ -277,8 +279,8 @@ def layers(
     convolution when only ``(H, W)`` or ``N`` is given). Shapes are per image (no batch axis).
     The model's mode, flags and device are restored afterwards.
     """
-    from midnite.engine.device import resolve_device
-
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     dev = resolve_device(device)
     shape = _input_shape(model, input_size)
     seen: dict[str, list] = {name: [None, 0] for name, _ in model.named_modules()}
