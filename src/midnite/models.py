@@ -91,7 +91,8 @@ def efficientnet_lite_features(n_blocks: int, variant: int = 0) -> nn.Sequential
     """The stem and the first ``n_blocks`` MBConv blocks of EfficientNet-Lite, as a Sequential.
 
     It takes [0, 1] RGB (ImageNet normalization is its first module). This is the stand-in for
-    the seed's ``alexnet.features[:k]`` slices; the blocks are shared with a fresh full model.
+    the classic notebook's ``alexnet.features[:k]`` slices; the blocks are shared with a fresh
+    full model.
     """
     model: Any = efficientnet_lite(variant, normalize=False)  # EfficientNet's own attributes
     total = len(model._blocks)

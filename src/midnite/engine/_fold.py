@@ -2,9 +2,8 @@
 
 A frozen network's BatchNorm is a fixed per-channel affine map, so ``bn(conv(x))`` equals one
 convolution with rescaled weights and a bias. Folding saves BatchNorm's forward and backward
-passes over the largest tensors: EfficientNet-Lite0 up to ``_blocks.8`` takes 10.1 instead of
-13.6 ms for a forward+backward at 236 px on 2 CPU cores. Outputs agree to float rounding
-(4e-5 on activations of order 10).
+passes over the largest tensors (``benchmarks/speed.py`` measures it). Outputs agree to float
+rounding.
 
 A pair is folded only when a probe pass shows that the BatchNorm reads exactly the conv's
 output (same autograd node, so no in-place op in between), that nothing else reads that

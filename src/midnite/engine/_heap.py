@@ -1,13 +1,11 @@
 """Keep freed memory in the process heap while rendering (Linux glibc only; elsewhere a no-op).
 
 glibc hands every block above its mmap threshold (128 KiB to 32 MiB) back to the kernel when it
-is freed, so each optimizer step faults in its activation tensors page by page again: on
-EfficientNet-Lite0 at 224 px that is 5,000 to 14,000 page faults per image and step, and the
-step takes 1.4x (batch 1) to 2x (batch 16) as long as with the memory kept
-(``benchmarks/speed.py``). Inside :func:`retained_heap` large blocks come from the heap and
-freed memory stays there for the next step; on exit the usual limits are set again and the
-heap is trimmed, so the memory goes back to the system. The cost is a higher peak: 2.0 against
-1.8 GiB for 16 Lite0 images at 224 px (30 steps: 11.2 against 16.8 s).
+is freed, so each optimizer step faults in its activation tensors page by page again, thousands
+of page faults per image and step (``benchmarks/speed.py`` measures the cost). Inside
+:func:`retained_heap` large blocks come from the heap and freed memory stays there for the next
+step; on exit the usual limits are set again and the heap is trimmed, so the memory goes back
+to the system. The cost is a somewhat higher peak of resident memory.
 
 glibc stops adapting its mmap threshold once these limits have been set (its documented
 behaviour for ``mallopt``). Set ``MIDNITE_RETAIN_HEAP=0``, or any of glibc's own malloc
