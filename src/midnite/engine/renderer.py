@@ -131,9 +131,9 @@ class Renderer:
             self.normalize = self.normalize.to(self.device)
         self.generator = generator
         self.early_stop = early_stop
-        # oneDNN's channels-last convolutions are faster on the CPU (EfficientNet-Lite0 at 224
-        # px, 2 cores: 14.5 against 18.0 ms per image at batch 1, 13.9 against 19.4 at batch 16).
-        # Chosen here, it is undone if the model cannot take such tensors (see validate).
+        # On the CPU, oneDNN runs convolutions in the channels-last layout without the layout
+        # conversions it otherwise adds around each one. Chosen here, it is undone if the model
+        # cannot take such tensors (see _default_layout).
         self._auto_layout = channels_last is None
         if channels_last is None:
             channels_last = self.device.type == "cpu" and any(
@@ -183,40 +183,20 @@ class Renderer:
             x = x.contiguous(memory_format=layout)
         return x
 
-    def _fold(self, image: Tensor) -> None:
-        """Fold batchnorms into convs for the rest of the block (``midnite.engine._fold``)."""
-        keep = {ref.name for ref in self._capture.refs.values()}
-        self._capture.close()  # the probe pass runs the whole model, unhooked
-        try:
-            # which pairs fold does not depend on the batch: probe with one image
-            pairs = conv_bn_pairs(self.model, self._model_input(image[:1]), keep)
-        finally:
-            self._capture.__enter__()
-        self.folded = self._stack.enter_context(folded(pairs))
-
     @torch.no_grad()
     def validate(self, image: Tensor) -> Tensor:
-        """One full forward pass: records layer shapes, checks the objective, returns its values.
+        """The first pass: records layer shapes, checks the objective, returns its values.
 
-        It runs without the early stop, so that a module reused later in the pass is detected
-        the same way whichever layers the objective reads. Then, with ``fold_bn``, batchnorms
-        are folded into the convolutions that feed them for the rest of the block.
+        It is a full pass (``_first_pass``), falling back to the default memory layout when the
+        model refuses the channels-last one chosen for it (``_default_layout``); then, with
+        ``fold_bn``, batchnorms are folded into convolutions for the rest of the block
+        (``_fold_batchnorms``).
         """
         if self._capture is None:
             raise RuntimeError("use the Renderer inside a 'with' block")
-        try:
-            acts = self._full_pass(image)
-        except RuntimeError:
-            if not (self._auto_layout and self.channels_last):
-                raise
-            # The model does not take the channels-last layout chosen for speed (a ``.view`` of
-            # its input, a contiguity check in an extension): run it in the default layout.
-            self.__exit__(None, None, None)
-            self.channels_last = False
-            self.__enter__()
-            acts = self._full_pass(image)
+        acts = self._first_pass(image)
         if self.fold_bn and not self.folded:
-            self._fold(image)
+            self._fold_batchnorms(image)
         self.shapes = {name: tuple(act.shape[1:]) for name, act in acts.items()}
         self.objective.validate(self.shapes)
         if isinstance(self.objective, PerImage) and len(self.objective) != image.shape[0]:
@@ -226,12 +206,48 @@ class Renderer:
             )
         return self.objective(acts)
 
+    def _first_pass(self, image: Tensor) -> dict[str, Tensor]:
+        """A full pass, in the default layout if the model refuses the channels-last we chose."""
+        try:
+            return self._full_pass(image)
+        except RuntimeError:
+            if not (self._auto_layout and self.channels_last):
+                raise
+        self._default_layout()
+        return self._full_pass(image)
+
     def _full_pass(self, image: Tensor) -> dict[str, Tensor]:
+        """One pass without the early stop.
+
+        So that a module reused later in the pass is detected the same way whichever layers
+        the objective reads.
+        """
         early, self._capture.early_stop = self._capture.early_stop, False
         try:
             return self._acts(image, transform=False)
         finally:
             self._capture.early_stop = early
+
+    def _default_layout(self) -> None:
+        """Re-enter the block with the default memory layout.
+
+        For a model that cannot take channels-last tensors (a ``.view`` of its input, a
+        contiguity check in an extension).
+        """
+        self.__exit__(None, None, None)
+        self.channels_last = False
+        self.__enter__()
+
+    def _fold_batchnorms(self, image: Tensor) -> None:
+        """Fold batchnorms into convs for the rest of the block (``midnite.engine._fold``)."""
+        keep = {ref.name for ref in self._capture.refs.values()}
+        self._capture.close()  # the probe pass runs the whole model, unhooked
+        try:
+            # which pairs fold does not depend on the batch: probe with one image
+            pairs = conv_bn_pairs(self.model, self._model_input(image[:1]), keep)
+        finally:
+            self._capture.__enter__()
+        self.folded = self._stack.enter_context(folded(pairs))
 
     @torch.no_grad()
     def score(self, image: Tensor) -> Tensor:
@@ -253,7 +269,7 @@ def _make_optimizer(
     if callable(optimizer):
         return optimizer(params, lr=lr)
     if optimizer == "adam":
-        try:  # one fused kernel instead of a dozen (0.10 -> 0.05 ms a step for a 224 px image)
+        try:  # one fused kernel per step instead of one per elementwise operation
             return torch.optim.Adam(params, lr=lr, fused=True)
         except (RuntimeError, ValueError):  # a torch or device without the fused kernel
             return torch.optim.Adam(params, lr=lr)
