@@ -52,8 +52,10 @@ def versions() -> dict[str, str]:
 
 @dataclass(frozen=True, kw_only=True, eq=False)
 class RenderConfig:
-    """The settings of one render, checked; make it with :meth:`resolve`, run it with
-    ``render_config(model, config)``.
+    """The settings of one render, checked and frozen.
+
+    Make it with :meth:`resolve`, inspect it (``to_json()``), change it with :meth:`replace`
+    and run it with ``render_config(model, config)``.
 
     Fields hold canonical values: ``objective`` an Objective (a list becomes one per image),
     ``size`` ``(H, W)``, ``lr`` a float, ``transforms`` a Transform or None (a name from
