@@ -17,6 +17,7 @@ import torch
 from PIL import Image
 
 import midnite
+from midnite import cli
 from midnite import records as rec
 from midnite.cli import UsageError, main, parse_size, parse_units
 
@@ -257,13 +258,13 @@ def test_rerun_skips_finished_units_and_renders_changed_settings(
     assert run(*args, *FAST) == 0
     before = snapshot(out)
     calls = []
-    real_render = midnite.render
+    real_render = cli.render_config
 
-    def counting_render(model, objs, **kw):
-        calls.append([o.unit for o in objs])
-        return real_render(model, objs, **kw)
+    def counting_render(model, config, **kw):
+        calls.append([o.unit for o in config.objective.objectives])
+        return real_render(model, config, **kw)
 
-    monkeypatch.setattr(midnite, "render", counting_render)
+    monkeypatch.setattr(cli, "render_config", counting_render)
     capsys.readouterr()
     assert run(*args, *FAST) == 0
     assert calls == []
@@ -286,16 +287,16 @@ def test_interrupted_run_leaves_complete_files_and_resumes_exactly(
     assert run(*args, "--out", reference) == 0
 
     out = tmp_path / "out"
-    real_render = midnite.render
+    real_render = cli.render_config
     calls: list[list[int]] = []
 
-    def render_then_interrupt(model, objs, **kw):
-        calls.append([o.unit for o in objs])
+    def render_then_interrupt(model, config, **kw):
+        calls.append([o.unit for o in config.objective.objectives])
         if len(calls) == 3:  # Ctrl-C while the third batch renders
             raise KeyboardInterrupt
-        return real_render(model, objs, **kw)
+        return real_render(model, config, **kw)
 
-    monkeypatch.setattr(midnite, "render", render_then_interrupt)
+    monkeypatch.setattr(cli, "render_config", render_then_interrupt)
     capsys.readouterr()
     assert run(*args, "--out", out) == 130
     err = capsys.readouterr().err
@@ -412,7 +413,7 @@ def _errors(capsys) -> str:
          "malformed size '32by32'; accepted: N or HxW"),
         (["render", "{model}", "--units", "0"], "--objective channel needs --layer NAME"),
         (["render", "{model}", "--layer", "2", "--units", "0", "--steps", "0"],
-         "--steps must be an integer >= 1, got '0'"),
+         "--steps must be an int >= 1, got 0"),
         (["render", "{model}", "--layer", "2", "--units", "0", "--objective", "pixel"],
          "argument --objective: invalid choice: 'pixel'"),
         (["render", "{model}", "--layer", "2", "--units", "0", "--device", "cuda:99"], "cuda:99"),

@@ -121,10 +121,10 @@ def test_renderer_requires_with_block():
     [
         ({"size": 0}, ValueError, r"size must be .* got 0"),
         ({"size": (8, -1)}, ValueError, r"got \(8, -1\)"),
-        ({"steps": 0}, ValueError, "steps must be >= 1, got 0"),
-        ({"batch": 0}, ValueError, "batch must be >= 1, got 0"),
+        ({"steps": 0}, ValueError, "steps must be an int >= 1, got 0"),
+        ({"batch": 0}, ValueError, "batch must be an int >= 1, got 0"),
         ({"lr": float("nan")}, ValueError, "lr"),
-        ({"param": "wavelet"}, ValueError, "'fourier' or 'pixel', got 'wavelet'"),
+        ({"param": "wavelet"}, ValueError, r"\('fourier', 'pixel'\), got 'wavelet'"),
         ({"transforms": "fancy"}, ValueError, r"'standard'\], None"),
         ({"optimizer": "sgd"}, ValueError, "'adam' or a callable"),
         ({"seed": "x"}, TypeError, "seed must be"),

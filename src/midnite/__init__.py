@@ -12,6 +12,7 @@ Three layers, one way down:
 
 from midnite.engine import (
     LayerNotFoundError,
+    RenderConfig,
     RenderResult,
     device,
     get_device,
@@ -20,6 +21,7 @@ from midnite.engine import (
     param,
     recipes,
     render,
+    render_config,
     transforms,
 )
 
@@ -27,6 +29,7 @@ __version__ = "0.2.0"
 
 __all__ = [
     "LayerNotFoundError",
+    "RenderConfig",
     "RenderResult",
     "__version__",
     "device",
@@ -36,5 +39,6 @@ __all__ = [
     "param",
     "recipes",
     "render",
+    "render_config",
     "transforms",
 ]

@@ -1,7 +1,8 @@
 """The ``midnite`` command: ``layers``, ``render`` (resumable, batched) and ``gallery``.
 
-A thin layer over ``midnite.models.load``, ``midnite.layers`` and ``midnite.render``; files are
-written by ``midnite.records`` (atomic, resumable) and ``midnite.gallery``. Mistakes in the
+A thin layer over ``midnite.models.load``, ``midnite.layers`` and ``RenderConfig`` +
+``render_config`` (one config per run, changed per batch); files are written by
+``midnite.records`` (atomic, resumable) and ``midnite.gallery``. Mistakes in the
 command line print one line on stderr and exit with status 2; Ctrl-C exits with 130 after the
 current batch's files are all written or none is.
 """
@@ -11,6 +12,9 @@ from __future__ import annotations
 import argparse
 import contextlib
 import datetime
+import difflib
+import functools
+import hashlib
 import importlib.metadata
 import io
 import re
@@ -18,8 +22,20 @@ import signal
 import sys
 import tempfile
 import threading
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+
+import torch
+from PIL import Image
+from tqdm.auto import tqdm
+
+from midnite import gallery, models
+from midnite import records as rec
+from midnite.engine import RenderConfig, layers, objectives, render_config, resolve_device
+from midnite.engine.checks import check_int, check_positive_int, check_real
+from midnite.engine.hooks import parse_layer
+from midnite.metrics import summary
+from midnite.plot import to_uint8
 
 __all__ = ["UsageError", "WriteError", "main", "parse_size", "parse_units"]
 
@@ -84,37 +100,24 @@ def parse_size(text: str) -> tuple[int, int]:
     return height, width
 
 
-def _positive_int(name: str):
-    def parse(text: str) -> int:
+def _number(name: str, kind: type, check: Callable[[str, object], object]) -> Callable:
+    """An argparse ``type``: the text as ``kind``, then ``check(name, value)`` (engine.checks).
+
+    A mistake is a UsageError, raised past argparse so that its message is printed as it is.
+    """
+    noun = "an integer" if kind is int else "a number"
+
+    def parse(text: str) -> object:
         try:
-            value = int(text)
+            value = kind(text)
         except ValueError:
-            raise UsageError(f"{name} must be an integer >= 1, got {text!r}") from None
-        if value < 1:
-            raise UsageError(f"{name} must be an integer >= 1, got {text!r}")
-        return value
+            raise UsageError(f"{name} must be {noun}, got {text!r}") from None
+        try:
+            return check(name, value)
+        except (TypeError, ValueError) as err:
+            raise UsageError(str(err)) from None
 
     return parse
-
-
-def _int(name: str):
-    def parse(text: str) -> int:
-        try:
-            return int(text)
-        except ValueError:
-            raise UsageError(f"{name} must be an integer, got {text!r}") from None
-
-    return parse
-
-
-def _positive_float(text: str) -> float:
-    try:
-        value = float(text)
-    except ValueError:
-        raise UsageError(f"--lr must be a number > 0, got {text!r}") from None
-    if not value > 0 or value == float("inf"):
-        raise UsageError(f"--lr must be a finite number > 0, got {text!r}")
-    return value
 
 
 def _build_parser() -> argparse.ArgumentParser:
@@ -161,7 +164,7 @@ def _build_parser() -> argparse.ArgumentParser:
     ren.add_argument(
         "--steps",
         metavar="N",
-        type=_positive_int("--steps"),
+        type=_number("--steps", int, check_positive_int),
         default=None,
         help="optimizer steps (default: the render recipe's, see midnite.engine.recipes)",
     )
@@ -169,19 +172,23 @@ def _build_parser() -> argparse.ArgumentParser:
         "--size", metavar="HxW", help="image HxW (default: the model's native size, else 224)"
     )
     ren.add_argument(
-        "--seed", metavar="S", type=_int("--seed"), default=0, help="run seed (default 0)"
+        "--seed",
+        metavar="S",
+        type=_number("--seed", int, check_int),
+        default=0,
+        help="run seed (default 0)",
     )
     ren.add_argument(
         "--batch",
         metavar="B",
-        type=_positive_int("--batch"),
+        type=_number("--batch", int, check_positive_int),
         default=8,
         help="units rendered together (default 8)",
     )
     ren.add_argument(
         "--lr",
         metavar="LR",
-        type=_positive_float,
+        type=_number("--lr", float, functools.partial(check_real, gt=0)),
         default=None,
         help="Adam step (default: the render recipe's)",
     )
@@ -206,11 +213,7 @@ def _own_version() -> str:
 # checks -----------------------------------------------------------------------------------
 
 
-def _device(spec: str | None):
-    import torch
-
-    from midnite.engine.device import resolve_device
-
+def _device(spec: str | None) -> torch.device:
     try:
         dev = resolve_device(spec)
     except (TypeError, ValueError):
@@ -229,9 +232,7 @@ def _device(spec: str | None):
     return dev
 
 
-def _load(name: str):
-    from midnite import models
-
+def _load(name: str) -> torch.nn.Module:
     try:
         return models.load(name)
     except Exception as err:  # one line for people, whatever the loader raised
@@ -242,8 +243,6 @@ def _load(name: str):
 
 
 def _default_size(name: str) -> tuple[int, int]:
-    from midnite import models
-
     side = models.input_size(name)
     return side, side
 
@@ -266,16 +265,12 @@ def _prepare_out(folder: str) -> Path:
 
 def _layer_size(table, spec: str, model_name: str):
     """The output shape of the layer ``spec``, or a UsageError saying what is wrong."""
-    from midnite.engine.hooks import parse_layer
-
     try:
         ref = parse_layer(spec)
     except (TypeError, ValueError) as err:
         raise UsageError(str(err)) from None
     info = {i.name: i for i in table}.get(ref.name)
     if info is None:
-        import difflib
-
         names = [i.name for i in table if i.name]
         close = difflib.get_close_matches(ref.name, names, n=5, cutoff=0.5)
         if close:
@@ -335,10 +330,6 @@ def _versions(render_versions: dict) -> dict:
 
 
 def _png_bytes(image) -> bytes:
-    from PIL import Image
-
-    from midnite.plot import to_uint8
-
     buf = io.BytesIO()
     Image.fromarray(to_uint8(image)).save(buf, format="PNG")
     return buf.getvalue()
@@ -348,10 +339,8 @@ def _png_bytes(image) -> bytes:
 
 
 def _layer_table(model, name: str, size: tuple[int, int], dev):
-    import midnite
-
     try:
-        return midnite.layers(model, size, device=dev)
+        return layers(model, size, device=dev)
     except Exception as err:
         raise UsageError(
             f"{name} does not run on {size[0]}x{size[1]} images ({type(err).__name__}: "
@@ -359,8 +348,7 @@ def _layer_table(model, name: str, size: tuple[int, int], dev):
         ) from None
 
 
-def _cmd_layers(args) -> int:
-
+def _cmd_layers(args: argparse.Namespace) -> int:
     size = parse_size(args.size) if args.size else None
     dev = _device(args.device)
     model = _load(args.model)
@@ -371,14 +359,11 @@ def _cmd_layers(args) -> int:
     return 0
 
 
-def _cmd_gallery(args) -> int:
-    from midnite import gallery
-    from midnite.records import read_records
-
+def _cmd_gallery(args: argparse.Namespace) -> int:
     folder = Path(args.folder)
     if not folder.is_dir():
         raise UsageError(f"no folder {args.folder!r}; give the --out folder of 'midnite render'")
-    count = len(read_records(folder))
+    count = len(rec.read_records(folder))
     if count == 0:
         raise UsageError(
             f"no midnite results (PNG + JSON record) in {args.folder!r}; "
@@ -394,12 +379,7 @@ def _cmd_gallery(args) -> int:
     return 0
 
 
-def _cmd_render(args) -> int:
-    import midnite
-    import midnite.engine.recipes
-    from midnite import gallery, objectives
-    from midnite import records as rec
-
+def _cmd_render(args: argparse.Namespace, argv: Sequence[str]) -> int:
     units = parse_units(args.units)
     size = parse_size(args.size) if args.size else None
     dev = _device(args.device)
@@ -428,11 +408,13 @@ def _cmd_render(args) -> int:
         "class": lambda u: objectives.class_logit(u, layer),
     }[args.objective]
 
-    recipe = midnite.engine.recipes.for_objective(make(units[0]))
-    if args.steps is None:
-        args.steps = recipe.steps
-    if args.lr is None:
-        args.lr = recipe.lr
+    # the run's settings, recipe values filled in; each batch changes objective, batch and seed
+    try:
+        config = RenderConfig.resolve(
+            model, make(units[0]), size=size, steps=args.steps, lr=args.lr, device=dev
+        )
+    except (TypeError, ValueError) as err:
+        raise UsageError(str(err)) from None
 
     def key(unit: int, batch: list[int]) -> dict:
         return {
@@ -440,12 +422,12 @@ def _cmd_render(args) -> int:
             "layer": layer,
             "objective": args.objective,
             "unit": unit,
-            "steps": args.steps,
-            "size": list(size),
-            "lr": args.lr,
+            "steps": config.steps,
+            "size": list(config.size),
+            "lr": config.lr,
             "seed": args.seed,
             "batch_units": batch,
-            "device": str(dev),
+            "device": str(config.device),
         }
 
     def stem(unit: int) -> str:
@@ -472,22 +454,13 @@ def _cmd_render(args) -> int:
             file=sys.stderr,
         )
     written = 0
-    from tqdm.auto import tqdm
-
     bar = tqdm(total=total, unit="unit", desc="midnite", disable=not progress, file=sys.stderr)
     try:
         for batch, missing in todo:
             seed = rec.batch_seed(args.seed, batch)
-            result = midnite.render(
-                model,
-                [make(u) for u in batch],
-                size=size,
-                steps=args.steps,
-                lr=args.lr,
-                seed=seed,
-                device=dev,
-                progress=progress,
-            )
+            objs = [make(u) for u in batch]
+            batch_config = config.replace(objective=objs, batch=len(batch), seed=seed)
+            result = render_config(model, batch_config, progress=progress)
             try:
                 metrics = _unit_metrics(result.images)
             except ValueError as err:
@@ -500,6 +473,7 @@ def _cmd_render(args) -> int:
                     rec.atomic_write_bytes(out / f"{name}.png", data)
                     record = _record(
                         args,
+                        command=argv,
                         unit=unit,
                         batch=batch,
                         seed=seed,
@@ -537,8 +511,9 @@ def _cmd_render(args) -> int:
 
 
 def _record(
-    args,
+    args: argparse.Namespace,
     *,
+    command: Sequence[str],
     unit: int,
     batch: list[int],
     seed: int,
@@ -549,14 +524,14 @@ def _record(
     metrics: dict,
     versions: dict,
 ) -> dict:
-    """The JSON record of ``unit``, image ``batch.index(unit)`` of the batch's ``result``."""
-    import hashlib
+    """The JSON record of ``unit``, image ``batch.index(unit)`` of the batch's ``result``.
 
-    from midnite.records import FORMAT
-
+    ``settings`` is the batch's ``RenderConfig.to_json()`` (``result.settings``); ``command``
+    the arguments after ``midnite``.
+    """
     i = batch.index(unit)
     return {
-        "format": FORMAT,
+        "format": rec.FORMAT,
         "model": args.model,
         "layer": key["layer"],
         "unit": unit,
@@ -578,14 +553,12 @@ def _record(
         },
         "seconds": result.seconds,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
-        "command": ["midnite", *args.argv],
+        "command": ["midnite", *command],
     }
 
 
 def _unit_metrics(images) -> list[dict]:
     """``midnite.metrics.summary`` per image, as one dict per image."""
-    from midnite.metrics import summary
-
     per = summary(images, per_image=True)
     return [{k: v[i] for k, v in per.items()} for i in range(images.shape[0])]
 
@@ -593,17 +566,18 @@ def _unit_metrics(images) -> list[dict]:
 def main(argv: Sequence[str] | None = None) -> int:
     """Run the ``midnite`` command with ``argv`` (default ``sys.argv[1:]``); returns the status."""
     parser = _build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
     try:
         try:
             args = parser.parse_args(argv)
         except SystemExit as exit_:  # --help, --version
             return int(exit_.code or 0)
-        args.argv = list(sys.argv[1:] if argv is None else argv)
         if args.command is None:
             parser.print_help(sys.stderr)
             return EXIT_USAGE
-        command = {"layers": _cmd_layers, "render": _cmd_render, "gallery": _cmd_gallery}
-        return command[args.command](args)
+        if args.command == "render":
+            return _cmd_render(args, argv)
+        return {"layers": _cmd_layers, "gallery": _cmd_gallery}[args.command](args)
     except UsageError as err:
         message = " ".join(str(err).split())
         print(f"midnite: error: {message}", file=sys.stderr)

@@ -13,6 +13,7 @@ its ``seed``, so one seed on one device gives one image.
 """
 
 from midnite.engine import objectives, param, recipes, regularizers, transforms
+from midnite.engine.config import RenderConfig
 from midnite.engine.device import device, get_device, resolve_device
 from midnite.engine.hooks import (
     OUTPUT,
@@ -33,6 +34,7 @@ from midnite.engine.renderer import (
     generators,
     make_generator,
     render,
+    render_config,
     versions,
 )
 
@@ -47,6 +49,7 @@ __all__ = [
     "LayerTable",
     "Normalize",
     "Objective",
+    "RenderConfig",
     "RenderResult",
     "Renderer",
     "as_normalize",
@@ -62,6 +65,7 @@ __all__ = [
     "recipes",
     "regularizers",
     "render",
+    "render_config",
     "resolve_device",
     "transforms",
     "versions",

@@ -1,4 +1,4 @@
-"""Render recipes: the settings ``render`` uses for what the caller leaves unset.
+"""Render recipes: the values ``RenderConfig.resolve`` (so ``render``) fills in where unset.
 
 ``for_objective(objective)`` picks ``CLASS`` when every part of the objective reads the model's
 output (class visualization) and ``FEATURE`` otherwise. ``FEATURE`` is Lucid's defaults.
@@ -18,7 +18,7 @@ from midnite.engine.objectives import Objective
 
 @dataclass(frozen=True)
 class Recipe:
-    """Defaults for ``render``; ``transforms`` is a factory name understood by the engine."""
+    """Defaults for ``RenderConfig.resolve``; ``transforms`` is a name in ``transforms.STACKS``."""
 
     name: str
     steps: int

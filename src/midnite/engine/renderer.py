@@ -4,14 +4,13 @@
       -> objective - regularizers -> loss -> optimizer
 
 ``Renderer`` is the one engine; ``render()`` (Lucid-style) and the seed's ``PixelActivation``
-are thin layers over it. A KeyboardInterrupt is re-raised after the model has been restored.
+are thin layers over it. ``render()`` is ``RenderConfig.resolve`` (``midnite.engine.config``)
+then ``render_config``. A KeyboardInterrupt is re-raised after the model has been restored.
 """
 
 from __future__ import annotations
 
-import importlib.metadata
 import math
-import platform
 import secrets
 import time
 from collections.abc import Callable, Iterable, Sequence
@@ -23,18 +22,27 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
-from midnite.engine import recipes
 from midnite.engine._fold import conv_bn_pairs, folded
 from midnite.engine._heap import retained_heap
+from midnite.engine.config import RenderConfig, versions
 from midnite.engine.device import resolve_device
-from midnite.engine.hooks import ActivationCapture, frozen, input_channels
+from midnite.engine.hooks import ActivationCapture, frozen
 from midnite.engine.normalize import Normalize, as_normalize
 from midnite.engine.objectives import Objective, PerImage, as_objective
+from midnite.engine.param import Parameterization
 from midnite.engine.param import image as make_image
 from midnite.engine.regularizers import Regularization, check_regularizers
-from midnite.engine.transforms import STACKS
 
-__all__ = ["Generators", "RenderResult", "Renderer", "generators", "make_generator", "render"]
+__all__ = [
+    "Generators",
+    "RenderResult",
+    "Renderer",
+    "generators",
+    "make_generator",
+    "render",
+    "render_config",
+    "versions",
+]
 
 
 def make_generator(seed: int, device: torch.device) -> torch.Generator:
@@ -70,6 +78,7 @@ def generators(seed: int | torch.Generator | None, device: torch.device) -> Gene
     return Generators(seed, make_generator(seed, torch.device("cpu")), make_generator(seed, device))
 
 
+# kept for visualization/methods.py until it uses engine.checks (its tests pin these messages)
 def check_positive_int(value: object, name: str) -> int:
     if isinstance(value, bool) or not isinstance(value, int):
         raise TypeError(f"{name} must be an int >= 1, got {type(value).__name__}: {value!r}")
@@ -78,6 +87,7 @@ def check_positive_int(value: object, name: str) -> int:
     return value
 
 
+# kept for visualization/methods.py until it uses engine.checks
 def check_lr(lr: object) -> float:
     if isinstance(lr, bool) or not isinstance(lr, (int, float)):
         raise TypeError(f"lr must be a positive finite number, got {type(lr).__name__}: {lr!r}")
@@ -121,9 +131,9 @@ class Renderer:
             self.normalize = self.normalize.to(self.device)
         self.generator = generator
         self.early_stop = early_stop
-        # oneDNN's channels-last convolutions are faster on the CPU (EfficientNet-Lite0 at 224
-        # px, 2 cores: 14.5 against 18.0 ms per image at batch 1, 13.9 against 19.4 at batch 16).
-        # Chosen here, it is undone if the model cannot take such tensors (see validate).
+        # On the CPU, oneDNN runs convolutions in the channels-last layout without the layout
+        # conversions it otherwise adds around each one. Chosen here, it is undone if the model
+        # cannot take such tensors (see _default_layout).
         self._auto_layout = channels_last is None
         if channels_last is None:
             channels_last = self.device.type == "cpu" and any(
@@ -173,40 +183,20 @@ class Renderer:
             x = x.contiguous(memory_format=layout)
         return x
 
-    def _fold(self, image: Tensor) -> None:
-        """Fold batchnorms into convs for the rest of the block (``midnite.engine._fold``)."""
-        keep = {ref.name for ref in self._capture.refs.values()}
-        self._capture.close()  # the probe pass runs the whole model, unhooked
-        try:
-            # which pairs fold does not depend on the batch: probe with one image
-            pairs = conv_bn_pairs(self.model, self._model_input(image[:1]), keep)
-        finally:
-            self._capture.__enter__()
-        self.folded = self._stack.enter_context(folded(pairs))
-
     @torch.no_grad()
     def validate(self, image: Tensor) -> Tensor:
-        """One full forward pass: records layer shapes, checks the objective, returns its values.
+        """The first pass: records layer shapes, checks the objective, returns its values.
 
-        It runs without the early stop, so that a module reused later in the pass is detected
-        the same way whichever layers the objective reads. Then, with ``fold_bn``, batchnorms
-        are folded into the convolutions that feed them for the rest of the block.
+        It is a full pass (``_first_pass``), falling back to the default memory layout when the
+        model refuses the channels-last one chosen for it (``_default_layout``); then, with
+        ``fold_bn``, batchnorms are folded into convolutions for the rest of the block
+        (``_fold_batchnorms``).
         """
         if self._capture is None:
             raise RuntimeError("use the Renderer inside a 'with' block")
-        try:
-            acts = self._full_pass(image)
-        except RuntimeError:
-            if not (self._auto_layout and self.channels_last):
-                raise
-            # The model does not take the channels-last layout chosen for speed (a ``.view`` of
-            # its input, a contiguity check in an extension): run it in the default layout.
-            self.__exit__(None, None, None)
-            self.channels_last = False
-            self.__enter__()
-            acts = self._full_pass(image)
+        acts = self._first_pass(image)
         if self.fold_bn and not self.folded:
-            self._fold(image)
+            self._fold_batchnorms(image)
         self.shapes = {name: tuple(act.shape[1:]) for name, act in acts.items()}
         self.objective.validate(self.shapes)
         if isinstance(self.objective, PerImage) and len(self.objective) != image.shape[0]:
@@ -216,12 +206,48 @@ class Renderer:
             )
         return self.objective(acts)
 
+    def _first_pass(self, image: Tensor) -> dict[str, Tensor]:
+        """A full pass, in the default layout if the model refuses the channels-last we chose."""
+        try:
+            return self._full_pass(image)
+        except RuntimeError:
+            if not (self._auto_layout and self.channels_last):
+                raise
+        self._default_layout()
+        return self._full_pass(image)
+
     def _full_pass(self, image: Tensor) -> dict[str, Tensor]:
+        """One pass without the early stop.
+
+        So that a module reused later in the pass is detected the same way whichever layers
+        the objective reads.
+        """
         early, self._capture.early_stop = self._capture.early_stop, False
         try:
             return self._acts(image, transform=False)
         finally:
             self._capture.early_stop = early
+
+    def _default_layout(self) -> None:
+        """Re-enter the block with the default memory layout.
+
+        For a model that cannot take channels-last tensors (a ``.view`` of its input, a
+        contiguity check in an extension).
+        """
+        self.__exit__(None, None, None)
+        self.channels_last = False
+        self.__enter__()
+
+    def _fold_batchnorms(self, image: Tensor) -> None:
+        """Fold batchnorms into convs for the rest of the block (``midnite.engine._fold``)."""
+        keep = {ref.name for ref in self._capture.refs.values()}
+        self._capture.close()  # the probe pass runs the whole model, unhooked
+        try:
+            # which pairs fold does not depend on the batch: probe with one image
+            pairs = conv_bn_pairs(self.model, self._model_input(image[:1]), keep)
+        finally:
+            self._capture.__enter__()
+        self.folded = self._stack.enter_context(folded(pairs))
 
     @torch.no_grad()
     def score(self, image: Tensor) -> Tensor:
@@ -243,7 +269,7 @@ def _make_optimizer(
     if callable(optimizer):
         return optimizer(params, lr=lr)
     if optimizer == "adam":
-        try:  # one fused kernel instead of a dozen (0.10 -> 0.05 ms a step for a 224 px image)
+        try:  # one fused kernel per step instead of one per elementwise operation
             return torch.optim.Adam(params, lr=lr, fused=True)
         except (RuntimeError, ValueError):  # a torch or device without the fused kernel
             return torch.optim.Adam(params, lr=lr)
@@ -280,26 +306,6 @@ class RenderResult:
         )
 
 
-def image_size(size: int | Sequence[int]) -> tuple[int, int]:
-    pair = (size, size) if isinstance(size, int) else size
-    if (
-        not isinstance(pair, (tuple, list))
-        or len(pair) != 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in pair)
-    ):
-        raise ValueError(f"size must be a positive int or (height, width) of them, got {size!r}")
-    return int(pair[0]), int(pair[1])
-
-
-def versions() -> dict[str, str]:
-    """Versions of what decides an image: midnite, torch, Python."""
-    try:
-        own = importlib.metadata.version("midnite")
-    except importlib.metadata.PackageNotFoundError:  # running from a source tree
-        own = "unknown"
-    return {"midnite": own, "torch": torch.__version__, "python": platform.python_version()}
-
-
 def render(
     model: nn.Module,
     objective: Objective | Sequence[Objective],
@@ -322,6 +328,9 @@ def render(
     progress: bool = True,
 ) -> RenderResult:
     """Render images that maximize ``objective`` on ``model``.
+
+    The same as ``render_config(model, RenderConfig.resolve(model, objective, **settings))``:
+    build the config that way to inspect it, change it (``config.replace``) or run it again.
 
     Args:
         model: any ``nn.Module`` taking ``(B, C, H, W)`` images (with ``normalize``, [0, 1]).
@@ -347,88 +356,85 @@ def render(
     Returns:
         A :class:`RenderResult`.
     """
-    if not isinstance(model, nn.Module):
-        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
-    objective = as_objective(objective)
-    if batch is None:
-        batch = len(objective) if isinstance(objective, PerImage) else 1
-    batch = check_positive_int(batch, "batch")
-    if isinstance(objective, PerImage) and len(objective) != batch:
-        raise ValueError(
-            f"batch must equal the number of per-image objectives ({len(objective)}), got {batch}"
-        )
-    height, width = image_size(size)
-    recipe = recipes.for_objective(objective)
-    steps = recipe.steps if steps is None else steps
-    lr = recipe.lr if lr is None else lr
-    param = recipe.param if param is None else param
-    decorrelate = recipe.decorrelate if decorrelate is None else decorrelate
-    transforms = recipe.transforms if transforms == "recipe" else transforms
-    steps = check_positive_int(steps, "steps")
-    lr = check_lr(lr)
-    channels = (
-        input_channels(model) if channels is None else check_positive_int(channels, "channels")
-    )
-    if param not in ("fourier", "pixel"):
-        raise ValueError(f"param must be 'fourier' or 'pixel', got {param!r}")
-    if isinstance(transforms, str):
-        if transforms not in STACKS:
-            raise ValueError(
-                f"transforms must be one of {sorted(STACKS)}, None or a Transform, "
-                f"got {transforms!r}"
-            )
-        transforms = STACKS[transforms]()
-    if transforms is not None and not callable(transforms):
-        raise TypeError(f"transforms must be a Transform or None, got {type(transforms).__name__}")
-    dev = resolve_device(device)
-    gens = generators(seed, dev)
-
-    image = make_image(
-        height,
-        width,
-        batch=batch,
-        channels=channels,
-        fft=param == "fourier",
-        decorrelate=decorrelate,
-        generator=gens.init,
-    ).to(dev)
-    if isinstance(transforms, nn.Module):
-        transforms = transforms.to(dev)
-
-    settings = {
-        "recipe": recipe.name,
-        "objective": repr(objective),
-        "size": [height, width],
-        "batch": batch,
-        "channels": channels,
-        "steps": steps,
-        "lr": lr,
-        "optimizer": optimizer if isinstance(optimizer, str) else repr(optimizer),
-        "param": param,
-        "decorrelate": decorrelate,
-        "transforms": repr(transforms),
-        "regularizers": [repr(r) for r in regularizers],
-        "normalize": repr(as_normalize(normalize)),
-        "device": str(dev),
-        "seed": gens.seed,
-        "early_stop": early_stop,
-        "fold_bn": fold_bn,
-        "versions": versions(),
-    }
-    renderer = Renderer(
+    config = RenderConfig.resolve(
         model,
         objective,
+        size=size,
+        batch=batch,
+        steps=steps,
+        lr=lr,
+        param=param,
+        decorrelate=decorrelate,
         transforms=transforms,
         regularizers=regularizers,
+        optimizer=optimizer,
         normalize=normalize,
-        device=dev,
-        generator=gens.step,
+        channels=channels,
+        device=device,
+        seed=seed,
         early_stop=early_stop,
         fold_bn=fold_bn,
     )
-    optim = _make_optimizer(optimizer, list(image.parameters()), lr)
-    history = torch.empty(steps, batch, device=dev)
+    return render_config(model, config, progress=progress)
+
+
+def render_config(model: nn.Module, config: RenderConfig, *, progress: bool = True) -> RenderResult:
+    """Render with the settings of ``config`` (``RenderConfig.resolve``); see :func:`render`.
+
+    ``RenderResult.settings`` is ``config.to_json()``.
+    """
+    if not isinstance(config, RenderConfig):
+        raise TypeError(
+            f"config must be a RenderConfig (RenderConfig.resolve(model, objective, ...)), "
+            f"got {type(config).__name__}"
+        )
+    dev = config.device
+    gens = generators(config.seed, dev)
+    image = make_image(
+        *config.size,
+        batch=config.batch,
+        channels=config.channels,
+        fft=config.param == "fourier",
+        decorrelate=config.decorrelate,
+        generator=gens.init,
+    ).to(dev)
+    transforms = config.transforms
+    if isinstance(transforms, nn.Module):
+        transforms = transforms.to(dev)
+    renderer = Renderer(
+        model,
+        config.objective,
+        transforms=transforms,
+        regularizers=config.regularizers,
+        normalize=config.normalize,
+        device=dev,
+        generator=gens.step,
+        early_stop=config.early_stop,
+        fold_bn=config.fold_bn,
+    )
+    optim = _make_optimizer(config.optimizer, list(image.parameters()), config.lr)
+    settings = config.to_json()
     began = time.perf_counter()
+    start, history, final, result = _optimize(renderer, image, optim, config.steps, progress)
+    return RenderResult(
+        images=result.clamp(0, 1).cpu(),
+        history=history.cpu(),
+        start=start.cpu(),
+        final=final.float().cpu(),
+        settings=settings,
+        seconds=time.perf_counter() - began,
+    )
+
+
+def _optimize(
+    renderer: Renderer,
+    image: Parameterization,
+    optim: torch.optim.Optimizer,
+    steps: int,
+    progress: bool,
+) -> tuple[Tensor, Tensor, Tensor, Tensor]:
+    """The loop: ``(start, history, final)`` objective values and the resulting images."""
+    history = torch.empty(steps, image.batch, device=renderer.device)
     with renderer:
         with torch.no_grad():
             start = renderer.validate(image()).float()
@@ -441,14 +447,7 @@ def render(
         with torch.no_grad():
             result = image()
             final = renderer.score(result)
-    return RenderResult(
-        images=result.detach().clamp(0, 1).cpu(),
-        history=history.cpu(),
-        start=start.cpu(),
-        final=final.float().cpu(),
-        settings=settings,
-        seconds=time.perf_counter() - began,
-    )
+    return start, history, final, result.detach()
 
 
 def progress_range(n: int, progress: bool, desc: str) -> Iterable[int]:

@@ -1,0 +1,244 @@
+"""``RenderConfig``: every setting of one render, filled in from the recipe and validated.
+
+    RenderConfig.resolve(model, objective, steps=64)  ->  render_config(model, config)
+
+``render(model, objective, **settings)`` is these two steps. A config is frozen and always valid:
+its constructor checks and canonicalizes every field (so ``config.replace(steps=32)`` is checked
+too), and ``config.to_json()`` is what ``RenderResult.settings`` and the CLI's records hold.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import importlib.metadata
+import numbers
+import platform
+import secrets
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from midnite.engine.checks import (
+    check_bool,
+    check_choice,
+    check_positive_int,
+    check_real,
+    check_size,
+)
+from midnite.engine.device import resolve_device
+from midnite.engine.hooks import input_channels
+from midnite.engine.normalize import Normalize, as_normalize
+from midnite.engine.objectives import Objective, PerImage, as_objective
+from midnite.engine.recipes import Recipe, for_objective
+from midnite.engine.regularizers import Regularization, check_regularizers
+from midnite.engine.transforms import STACKS
+
+__all__ = ["RenderConfig", "versions"]
+
+_PARAMS = ("fourier", "pixel")  # a spectrum with a 1/f prior, or sigmoid pixels
+
+
+def versions() -> dict[str, str]:
+    """Versions of what decides an image: midnite, torch, Python."""
+    try:
+        own = importlib.metadata.version("midnite")
+    except importlib.metadata.PackageNotFoundError:  # running from a source tree
+        own = "unknown"
+    return {"midnite": own, "torch": torch.__version__, "python": platform.python_version()}
+
+
+@dataclass(frozen=True, kw_only=True, eq=False)
+class RenderConfig:
+    """The settings of one render, checked and frozen.
+
+    Make it with :meth:`resolve`, inspect it (``to_json()``), change it with :meth:`replace`
+    and run it with ``render_config(model, config)``.
+
+    Fields hold canonical values: ``objective`` an Objective (a list becomes one per image),
+    ``size`` ``(H, W)``, ``lr`` a float, ``transforms`` a Transform or None (a name from
+    ``transforms.STACKS`` is built), ``regularizers`` a tuple, ``normalize`` a Normalize or None,
+    ``device`` a ``torch.device`` (None: the ``midnite.device`` context's, read when the config
+    is made), ``seed`` an int or a ``torch.Generator`` (None: a fresh random int, drawn once and
+    kept, so running a config twice gives the same images; a generator is used as is, so its
+    state carries over between runs). Configs compare by identity; compare ``to_json()`` instead.
+    """
+
+    objective: Objective
+    size: tuple[int, int]
+    batch: int
+    channels: int
+    steps: int
+    lr: float
+    optimizer: str | Callable[..., torch.optim.Optimizer] = "adam"
+    param: str
+    decorrelate: bool
+    transforms: Callable[..., Tensor] | None
+    regularizers: tuple[Regularization, ...] = ()
+    normalize: Normalize | None = None
+    device: torch.device | None = None
+    seed: int | torch.Generator | None = 0
+    early_stop: bool = True
+    fold_bn: bool = True
+
+    def __post_init__(self) -> None:
+        objective = as_objective(self.objective)
+        batch = check_positive_int("batch", self.batch)
+        if isinstance(objective, PerImage) and len(objective) != batch:
+            raise ValueError(
+                f"batch must equal the number of per-image objectives ({len(objective)}), "
+                f"got {batch}"
+            )
+        values = {
+            "objective": objective,
+            "size": check_size("size", self.size),
+            "batch": batch,
+            "channels": check_positive_int("channels", self.channels),
+            "steps": check_positive_int("steps", self.steps),
+            "lr": check_real("lr", self.lr, gt=0),
+            "optimizer": _check_optimizer(self.optimizer),
+            "param": check_choice("param", self.param, _PARAMS),
+            "decorrelate": check_bool("decorrelate", self.decorrelate),
+            "transforms": _check_transforms(self.transforms),
+            "regularizers": tuple(check_regularizers(self.regularizers)),
+            "normalize": as_normalize(self.normalize),
+            "device": resolve_device(self.device),
+            "seed": _check_seed(self.seed),
+            "early_stop": check_bool("early_stop", self.early_stop),
+            "fold_bn": check_bool("fold_bn", self.fold_bn),
+        }
+        for name, value in values.items():
+            object.__setattr__(self, name, value)  # frozen: canonical values set once, here
+
+    @classmethod
+    def resolve(
+        cls,
+        model: nn.Module,
+        objective: Objective | Sequence[Objective],
+        *,
+        size: int | Sequence[int] = 224,
+        batch: int | None = None,
+        steps: int | None = None,
+        lr: float | None = None,
+        param: str | None = None,
+        decorrelate: bool | None = None,
+        transforms: str | Callable[..., Tensor] | None = "recipe",
+        regularizers: Sequence[Regularization] = (),
+        optimizer: str | Callable[..., torch.optim.Optimizer] = "adam",
+        normalize: object = None,
+        channels: int | None = None,
+        device: str | torch.device | None = None,
+        seed: int | torch.Generator | None = 0,
+        early_stop: bool = True,
+        fold_bn: bool = True,
+    ) -> RenderConfig:
+        """The config ``render(model, objective, **settings)`` runs (see ``render`` for each).
+
+        Unset ``steps``, ``lr``, ``param``, ``decorrelate`` and ``transforms="recipe"`` come from
+        ``recipes.for_objective(objective)``; ``batch`` defaults to the number of per-image
+        objectives, else 1; ``channels`` to the input channels of the model's first convolution.
+        """
+        if not isinstance(model, nn.Module):
+            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        objective = as_objective(objective)
+        recipe = for_objective(objective)
+        if batch is None:
+            batch = len(objective) if isinstance(objective, PerImage) else 1
+        return cls(
+            objective=objective,
+            size=size,
+            batch=batch,
+            channels=input_channels(model) if channels is None else channels,
+            steps=recipe.steps if steps is None else steps,
+            lr=recipe.lr if lr is None else lr,
+            optimizer=optimizer,
+            param=recipe.param if param is None else param,
+            decorrelate=recipe.decorrelate if decorrelate is None else decorrelate,
+            transforms=recipe.transforms if _is_recipe(transforms) else transforms,
+            regularizers=regularizers,
+            normalize=normalize,
+            device=device,
+            seed=seed,
+            early_stop=early_stop,
+            fold_bn=fold_bn,
+        )
+
+    @property
+    def recipe(self) -> Recipe:
+        """The recipe the objective gets (recorded even where every value was given)."""
+        return for_objective(self.objective)
+
+    def replace(self, **changes: Any) -> RenderConfig:
+        """A copy with ``changes`` (field names), checked like a new config; no recipe fill-in."""
+        return dataclasses.replace(self, **changes)
+
+    def to_json(self) -> dict:
+        """The settings as JSON-able values (callables by ``repr``), with the versions in use.
+
+        This is ``RenderResult.settings`` and the ``settings`` of the CLI's records.
+        """
+        seed = self.seed.initial_seed() if isinstance(self.seed, torch.Generator) else self.seed
+        optimizer = self.optimizer if isinstance(self.optimizer, str) else repr(self.optimizer)
+        return {
+            "recipe": self.recipe.name,
+            "objective": repr(self.objective),
+            "size": list(self.size),
+            "batch": self.batch,
+            "channels": self.channels,
+            "steps": self.steps,
+            "lr": self.lr,
+            "optimizer": optimizer,
+            "param": self.param,
+            "decorrelate": self.decorrelate,
+            "transforms": repr(self.transforms),
+            "regularizers": [repr(r) for r in self.regularizers],
+            "normalize": repr(self.normalize),
+            "device": str(self.device),
+            "seed": seed,
+            "early_stop": self.early_stop,
+            "fold_bn": self.fold_bn,
+            "versions": versions(),
+        }
+
+
+def _is_recipe(transforms: object) -> bool:
+    return isinstance(transforms, str) and transforms == "recipe"
+
+
+def _check_optimizer(optimizer: object) -> str | Callable[..., torch.optim.Optimizer]:
+    if callable(optimizer) or (isinstance(optimizer, str) and optimizer == "adam"):
+        return optimizer  # type: ignore[return-value]
+    expected = "optimizer must be 'adam' or a callable(params, lr=...)"
+    if isinstance(optimizer, str):
+        raise ValueError(f"{expected}, got {optimizer!r}")
+    raise TypeError(f"{expected}, got {type(optimizer).__name__} {optimizer!r}")
+
+
+def _check_transforms(transforms: object) -> Callable[..., Tensor] | None:
+    if isinstance(transforms, str):
+        if transforms not in STACKS:
+            raise ValueError(
+                f"transforms must be one of {sorted(STACKS)}, None or a Transform, "
+                f"got {transforms!r}"
+            )
+        return STACKS[transforms]()
+    if transforms is not None and not callable(transforms):
+        raise TypeError(
+            f"transforms must be a Transform, a name in {sorted(STACKS)} or None, "
+            f"got {type(transforms).__name__}"
+        )
+    return transforms
+
+
+def _check_seed(seed: object) -> int | torch.Generator:
+    if seed is None:
+        return secrets.randbits(63)
+    if isinstance(seed, torch.Generator):
+        return seed
+    if isinstance(seed, bool) or not isinstance(seed, numbers.Integral):
+        raise TypeError(
+            f"seed must be an int, a torch.Generator or None, got {type(seed).__name__} {seed!r}"
+        )
+    return int(seed)
