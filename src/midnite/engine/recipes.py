@@ -46,9 +46,8 @@ CLASS = Recipe(
         "Class visualization that other models recognize: Fourier, decorrelated colour, 256 Adam "
         "steps at lr 0.08 on the class logit, and the 'class' per-step stack (random shift "
         "+-32 px, rotation +-30 deg, zoom 0.6-2x in one resampling; one forward per image). "
-        "Tuned on EfficientNet-Lite0 for ten ImageNet classes fixed beforehand "
-        "(benchmarks/quality.py): its 224 px images are top-1 for Lite1 and for Lite2 in 9 of "
-        "10 (seeds 0 and 1); the feature recipe's settings give 8 and 4 of 10."
+        "Tuned on EfficientNet-Lite0 for ten ImageNet classes fixed beforehand and judged by "
+        "Lite1 and Lite2 (benchmarks/quality.py; results in benchmarks/RESULTS.md)."
     ),
 )
 
