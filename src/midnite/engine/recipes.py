@@ -10,7 +10,7 @@ photograph-like image, or transfer to models trained very differently from the o
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 
 from midnite.engine.hooks import OUTPUT
 from midnite.engine.objectives import Objective
@@ -27,7 +27,6 @@ class Recipe:
     decorrelate: bool = True
     transforms: str = "standard"
     notes: str = ""
-    extra: dict = field(default_factory=dict)
 
 
 FEATURE = Recipe(
