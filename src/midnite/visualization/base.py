@@ -1,7 +1,7 @@
 """The seed API in one place: ``from midnite.visualization.base import *``."""
 
-from midnite.engine.regularizers import Regularization, TVRegularization, WeightDecay
 from midnite.visualization.methods import PixelActivation
+from midnite.visualization.regularizers import Regularization, TVRegularization, WeightDecay
 from midnite.visualization.selectors import (
     ChannelSplit,
     GroupSplit,

@@ -106,7 +106,7 @@ class PixelActivation:
                 f"transform must be a transform or None, got {type(transform).__name__}"
             )
         self.transform = transform
-        self.regularization = check_regularizers(regularization)
+        self.regularization = check_regularizers(regularization, "regularization")
         self.normalize = normalize
         self.seed = seed
         self.device = device
