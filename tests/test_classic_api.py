@@ -191,11 +191,11 @@ def test_input_image_is_used_and_checked():
 @pytest.mark.parametrize(
     "kw, exc, pattern",
     [
-        ({"iter_n": 0}, ValueError, "iter_n must be >= 1, got 0"),
-        ({"opt_n": -1}, ValueError, "opt_n must be >= 1, got -1"),
-        ({"init_size": 0}, ValueError, "init_size must be >= 1, got 0"),
-        ({"iter_n": 2.5}, TypeError, "iter_n must be an int"),
-        ({"lr": 0.0}, ValueError, "lr must be a positive finite number, got 0.0"),
+        ({"iter_n": 0}, ValueError, "iter_n must be an int >= 1, got 0"),
+        ({"opt_n": -1}, ValueError, "opt_n must be an int >= 1, got -1"),
+        ({"init_size": 0}, ValueError, "init_size must be an int >= 1, got 0"),
+        ({"iter_n": 2.5}, TypeError, "iter_n must be an int >= 1, got float 2.5"),
+        ({"lr": 0.0}, ValueError, "lr must be a finite number > 0, got 0.0"),
         ({"lr": -1e-3}, ValueError, "got -0.001"),
         ({"lr": math.nan}, ValueError, "got nan"),
         ({"lr": math.inf}, ValueError, "got inf"),
@@ -207,6 +207,24 @@ def test_input_image_is_used_and_checked():
 def test_bad_arguments(kw, exc, pattern):
     with pytest.raises(exc, match=pattern):
         pa(**kw)
+
+
+def test_negative_channel_index_gives_the_same_image():
+    last = pa(transform=RandomTransform() + BlurTransform())
+    last.selector = SplitSelector(ChannelSplit(), [-1])
+    six = pa(transform=RandomTransform() + BlurTransform())
+    six.selector = SplitSelector(ChannelSplit(), [5])  # features() ends with 6 channels
+    assert torch.equal(last.visualize(), six.visualize())
+    assert last.final_value == six.final_value
+    with pytest.raises(IndexError, match=r"channel index -7 out of range .* 6 channels.*-6\.\.-1"):
+        PixelActivation(features(), SplitSelector(ChannelSplit(), [-7]), progress=False).visualize()
+
+
+def test_selector_objective_is_what_is_maximized():
+    p = pa()
+    assert repr(p.objective()) == "channel('', 1)"
+    p2 = pa(ResidualToy(), layer=["block1", "block2"])
+    assert repr(p2.objective()) == "0.5 * channel('block1', 1) + 0.5 * channel('block2', 1)"
 
 
 def test_bad_selectors():

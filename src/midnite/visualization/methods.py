@@ -1,4 +1,4 @@
-"""The seed notebook's ``PixelActivation``: max mean activation by pixel optimization.
+"""The classic ``PixelActivation``: max mean activation by pixel optimization.
 
 ``iter_n`` iterations of ``opt_n`` Adam steps on the pixels of one image; between iterations
 (not after the last) the transform is applied and, with ``clamp``, values are clipped to [0, 1].
@@ -15,12 +15,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from midnite.engine.checks import check_bool, check_positive_int, check_real
 from midnite.engine.device import resolve_device
 from midnite.engine.hooks import OUTPUT, input_channels
-from midnite.engine.objectives import Objective, selector
+from midnite.engine.objectives import Objective
 from midnite.engine.param import PixelImage
 from midnite.engine.regularizers import check_regularizers
-from midnite.engine.renderer import Renderer, check_lr, check_positive_int, generators
+from midnite.engine.renderer import Renderer, generators
+from midnite.visualization.selectors import NeuronSelector
 
 
 def split_net(net: object, layer: str | Sequence[str] | None) -> tuple[nn.Module, tuple[str, ...]]:
@@ -62,9 +64,10 @@ class PixelActivation:
             ``(model, "layer.name")`` / ``(model, [names])`` to read named layers of any model
             (the mean over the layers is maximized; the pass stops after the deepest).
         selector: which neurons, e.g. ``SplitSelector(ChannelSplit(), [1])``.
-        lr, iter_n, opt_n, init_size, clamp, transform, regularization: as in the seed.
+        lr, iter_n, opt_n, init_size, clamp, transform, regularization: as in the notebook
+            (defaults 0.01, 12, 20, 250, True, None, None).
         layer: the layer name(s), instead of the tuple form of ``net``.
-        normalize: None (the seed's behaviour), "imagenet" or ``(mean, std)``: applied to the
+        normalize: None (the notebook's behaviour), "imagenet" or ``(mean, std)``: applied to the
             image before the model; the optimized image stays in [0, 1].
         seed: an int or torch.Generator; the same seed gives the same image. None: fresh.
         device: default: the ``midnite.device`` context.
@@ -74,7 +77,7 @@ class PixelActivation:
     def __init__(
         self,
         net: nn.Module | tuple,
-        selector: object,
+        selector: NeuronSelector,
         lr: float = 0.01,
         iter_n: int = 12,
         opt_n: int = 20,
@@ -90,17 +93,17 @@ class PixelActivation:
         progress: bool = True,
     ):
         self.net, self.layers = split_net(net, layer)
-        if not hasattr(selector, "select_mean"):
+        if not isinstance(selector, NeuronSelector):
             raise TypeError(
                 "selector must be a NeuronSelector such as SplitSelector(ChannelSplit(), [1]), "
                 f"got {type(selector).__name__}"
             )
         self.selector = selector
-        self.lr = check_lr(lr)
-        self.iter_n = check_positive_int(iter_n, "iter_n")
-        self.opt_n = check_positive_int(opt_n, "opt_n")
-        self.init_size = check_positive_int(init_size, "init_size")
-        self.clamp = bool(clamp)
+        self.lr = check_real("lr", lr, gt=0.0)
+        self.iter_n = check_positive_int("iter_n", iter_n)
+        self.opt_n = check_positive_int("opt_n", opt_n)
+        self.init_size = check_positive_int("init_size", init_size)
+        self.clamp = check_bool("clamp", clamp)
         if transform is not None and not callable(transform):
             raise TypeError(
                 f"transform must be a transform or None, got {type(transform).__name__}"
@@ -113,7 +116,8 @@ class PixelActivation:
         self.progress = progress
 
     def objective(self) -> Objective:
-        terms = [selector(self.selector, name) for name in self.layers]
+        """The engine objective maximized: the selector's on each layer, averaged over layers."""
+        terms = [self.selector.objective(name) for name in self.layers]
         return terms[0] if len(terms) == 1 else sum(terms) / len(terms)
 
     def _start_image(
