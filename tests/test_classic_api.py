@@ -1,10 +1,11 @@
-"""The seed notebook's API: PixelActivation with selectors, transforms and regularizers."""
+"""The classic API (the notebook's): PixelActivation with selectors, transforms, regularizers."""
 
 # ruff: noqa: F403, F405  (the notebook's star import is what is under test)
 
 from __future__ import annotations
 
 import math
+from typing import ClassVar
 
 import pytest
 import torch
@@ -12,11 +13,12 @@ from torch import nn
 
 import midnite
 from midnite.visualization import base
-from midnite.visualization.base import *  # the seed's own import
+from midnite.visualization.base import *  # the notebook's own import
+from midnite.visualization.methods import _swap_param
 
 from conftest import ResidualToy, assert_same_state, hook_count, model_state, tiny_cnn
 
-SEED_NAMES = [
+CLASSIC_NAMES = [
     "PixelActivation",
     "SplitSelector",
     "SimpleSelector",
@@ -52,14 +54,14 @@ def pa(net=None, **kw):
     )
 
 
-def test_star_import_gives_the_seed_api():
-    for name in SEED_NAMES:
+def test_star_import_gives_the_classic_api():
+    for name in CLASSIC_NAMES:
         assert name in base.__all__
         assert name in globals()
     assert callable(midnite.device) and callable(midnite.get_device)
 
 
-def test_seed_defaults():
+def test_classic_defaults():
     p = PixelActivation(features(), SplitSelector(ChannelSplit(), [1]))
     assert (p.lr, p.iter_n, p.opt_n, p.init_size, p.clamp) == (0.01, 12, 20, 250, True)
     assert WeightDecay().decay_factor == 1e-7
@@ -89,10 +91,78 @@ def test_same_seed_same_image_and_other_seed_differs():
     assert d.shape == a.shape
 
 
-def test_resize_transform_grows_the_image_and_keeps_adam_state():
-    p = pa(transform=ResizeTransform(1.5), init_size=10, iter_n=3)
-    img = p.visualize()
+class RecordingAdam(torch.optim.Adam):
+    """Adam that keeps a reference to every instance, so a test can read its state."""
+
+    made: ClassVar[list[torch.optim.Adam]] = []
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        RecordingAdam.made.append(self)
+
+
+@pytest.fixture
+def adams(monkeypatch):
+    RecordingAdam.made = []
+    monkeypatch.setattr(torch.optim, "Adam", RecordingAdam)
+    return RecordingAdam.made
+
+
+class ResetAdam(Transform):
+    """Throws Adam's state away between iterations, as midnite 0.1.2 did."""
+
+    def __init__(self, adams):
+        super().__init__()
+        self.adams = adams
+
+    def forward(self, x, generator=None):
+        self.adams[-1].state.clear()
+        return x
+
+
+def lively_features():
+    net = features()
+    with torch.no_grad():
+        net[2].weight.mul_(4)  # a livelier layer than the default init
+    return net
+
+
+def test_resize_transform_grows_the_image_and_keeps_adam_state(adams):
+    kw = {"init_size": 10, "iter_n": 3, "opt_n": 5, "lr": 0.05}
+    img = pa(lively_features(), transform=ResizeTransform(1.5), **kw).visualize()
     assert img.shape == (3, 22, 22)  # 10 -> 15 -> 22 (twice between three iterations)
+    (adam,) = adams
+    (pixels,) = adam.param_groups[0]["params"]
+    assert pixels.shape == (1, 3, 22, 22)  # the optimizer works on the grown image
+    state = adam.state[pixels]
+    assert int(state["step"]) == 3 * 5  # iter_n * opt_n: one state across the iterations
+    assert state["exp_avg"].shape == state["exp_avg_sq"].shape == (1, 3, 22, 22)
+    assert state["exp_avg"].abs().sum() > 0
+
+    # the same run with the state thrown away between iterations ends elsewhere
+    reset = pa(lively_features(), transform=ResetAdam(adams) + ResizeTransform(1.5), **kw)
+    reset = reset.visualize()
+    assert int(adams[-1].state[adams[-1].param_groups[0]["params"][0]]["step"]) == 5
+    assert reset.shape == img.shape
+    assert (reset - img).abs().max() > 1e-3
+
+
+def test_adam_state_is_resized_with_the_image():
+    old = torch.nn.Parameter(torch.rand(1, 3, 4, 4))
+    adam = torch.optim.Adam([old], lr=0.1)
+    old.grad = torch.rand_like(old)
+    adam.step()
+    before = {k: v.clone() for k, v in adam.state[old].items()}
+    new = torch.nn.Parameter(torch.rand(1, 3, 6, 6))
+    _swap_param(adam, old, new)
+    assert adam.param_groups[0]["params"] == [new] and old not in adam.state
+    state = adam.state[new]
+    assert torch.equal(state["step"], before["step"])
+    for key in ("exp_avg", "exp_avg_sq"):
+        expected = torch.nn.functional.interpolate(
+            before[key], size=(6, 6), mode="bilinear", align_corners=False
+        )
+        assert torch.equal(state[key], expected)
 
 
 def test_transform_runs_between_iterations_only():
@@ -107,13 +177,37 @@ def test_transform_runs_between_iterations_only():
     assert len(seen) == 3
 
 
-def test_clamp_between_iterations():
-    class Push(Transform):
-        def forward(self, x, generator=None):
-            return x * 3 - 1
+class PushOut(Transform):
+    """Records the range of the image it is given, then pushes values out of [0, 1]."""
 
-    img = pa(transform=Push(), clamp=True).visualize()
-    assert img.min() >= 0 and img.max() <= 1
+    def __init__(self):
+        super().__init__()
+        self.seen = []
+
+    def forward(self, x, generator=None):
+        self.seen.append((float(x.min()), float(x.max())))
+        return x * 3 - 1
+
+
+def test_clamp_between_iterations():
+    # lr is tiny, so an iteration starts where the last one left the image: in [0, 1] only if
+    # the values pushed out of range were clamped between the iterations
+    push = PushOut()
+    pa(transform=push, clamp=True, iter_n=4, lr=1e-6).visualize()
+    assert len(push.seen) == 3
+    for low, high in push.seen[1:]:
+        assert low >= -1e-4 and high <= 1 + 1e-4
+        assert low < 1e-3 and high > 1 - 1e-3  # clamped values sit on the bounds
+
+    unclamped = PushOut()
+    pa(transform=unclamped, clamp=False, iter_n=4, lr=1e-6).visualize()
+    low, high = unclamped.seen[1]
+    assert low < -0.5 and high > 1.5  # without clamping the next iteration starts out of range
+
+
+def test_clamp_must_be_a_bool():
+    with pytest.raises(TypeError, match="clamp must be True or False, got int 1"):
+        pa(clamp=1)
 
 
 def test_model_restored_after_run_and_after_exception():
