@@ -14,7 +14,7 @@ from torch import nn
 import midnite
 from midnite.visualization import base
 from midnite.visualization.base import *  # the notebook's own import
-from midnite.visualization.methods import _swap_param
+from midnite.visualization.methods import _replace_parameter
 
 from conftest import ResidualToy, assert_same_state, hook_count, model_state, tiny_cnn
 
@@ -37,11 +37,11 @@ CLASSIC_NAMES = [
 
 
 def features():
-    """A conv 'features' prefix, like the seed's alexnet.features[:9]."""
+    """A conv 'features' prefix, like the notebook's alexnet.features[:9]."""
     return tiny_cnn()[:4]
 
 
-def pa(net=None, **kw):
+def pixel_activation(net=None, **kw):
     kw.setdefault("init_size", 24)
     kw.setdefault("iter_n", 3)
     kw.setdefault("opt_n", 5)
@@ -73,7 +73,7 @@ def test_visualize_raises_the_objective():
     net = features()
     with torch.no_grad():
         net[2].weight.mul_(4)  # a livelier layer than the default init
-    p = pa(net, iter_n=4, opt_n=10, lr=0.05)
+    p = pixel_activation(net, iter_n=4, opt_n=10, lr=0.05)
     img = p.visualize()
     assert img.shape == (3, 24, 24)
     assert img.min() >= 0 and img.max() <= 1
@@ -81,13 +81,13 @@ def test_visualize_raises_the_objective():
 
 
 def test_same_seed_same_image_and_other_seed_differs():
-    a = pa(transform=RandomTransform() + BlurTransform()).visualize()
-    b = pa(transform=RandomTransform() + BlurTransform()).visualize()
-    c = pa(seed=1, transform=RandomTransform() + BlurTransform()).visualize()
+    a = pixel_activation(transform=RandomTransform() + BlurTransform()).visualize()
+    b = pixel_activation(transform=RandomTransform() + BlurTransform()).visualize()
+    c = pixel_activation(seed=1, transform=RandomTransform() + BlurTransform()).visualize()
     assert torch.equal(a, b)
     assert not torch.equal(a, c)
     gen = torch.Generator().manual_seed(0)
-    d = pa(seed=gen, transform=RandomTransform()).visualize()
+    d = pixel_activation(seed=gen, transform=RandomTransform()).visualize()
     assert d.shape == a.shape
 
 
@@ -129,7 +129,7 @@ def lively_features():
 
 def test_resize_transform_grows_the_image_and_keeps_adam_state(adams):
     kw = {"init_size": 10, "iter_n": 3, "opt_n": 5, "lr": 0.05}
-    img = pa(lively_features(), transform=ResizeTransform(1.5), **kw).visualize()
+    img = pixel_activation(lively_features(), transform=ResizeTransform(1.5), **kw).visualize()
     assert img.shape == (3, 22, 22)  # 10 -> 15 -> 22 (twice between three iterations)
     (adam,) = adams
     (pixels,) = adam.param_groups[0]["params"]
@@ -140,7 +140,9 @@ def test_resize_transform_grows_the_image_and_keeps_adam_state(adams):
     assert state["exp_avg"].abs().sum() > 0
 
     # the same run with the state thrown away between iterations ends elsewhere
-    reset = pa(lively_features(), transform=ResetAdam(adams) + ResizeTransform(1.5), **kw)
+    reset = pixel_activation(
+        lively_features(), transform=ResetAdam(adams) + ResizeTransform(1.5), **kw
+    )
     reset = reset.visualize()
     assert int(adams[-1].state[adams[-1].param_groups[0]["params"][0]]["step"]) == 5
     assert reset.shape == img.shape
@@ -154,7 +156,7 @@ def test_adam_state_is_resized_with_the_image():
     adam.step()
     before = {k: v.clone() for k, v in adam.state[old].items()}
     new = torch.nn.Parameter(torch.rand(1, 3, 6, 6))
-    _swap_param(adam, old, new)
+    _replace_parameter(adam, old, new)
     assert adam.param_groups[0]["params"] == [new] and old not in adam.state
     state = adam.state[new]
     assert torch.equal(state["step"], before["step"])
@@ -173,7 +175,7 @@ def test_transform_runs_between_iterations_only():
             seen.append(x.shape)
             return x
 
-    pa(transform=Spy(), iter_n=4).visualize()
+    pixel_activation(transform=Spy(), iter_n=4).visualize()
     assert len(seen) == 3
 
 
@@ -193,21 +195,21 @@ def test_clamp_between_iterations():
     # lr is tiny, so an iteration starts where the last one left the image: in [0, 1] only if
     # the values pushed out of range were clamped between the iterations
     push = PushOut()
-    pa(transform=push, clamp=True, iter_n=4, lr=1e-6).visualize()
+    pixel_activation(transform=push, clamp=True, iter_n=4, lr=1e-6).visualize()
     assert len(push.seen) == 3
     for low, high in push.seen[1:]:
         assert low >= -1e-4 and high <= 1 + 1e-4
         assert low < 1e-3 and high > 1 - 1e-3  # clamped values sit on the bounds
 
     unclamped = PushOut()
-    pa(transform=unclamped, clamp=False, iter_n=4, lr=1e-6).visualize()
+    pixel_activation(transform=unclamped, clamp=False, iter_n=4, lr=1e-6).visualize()
     low, high = unclamped.seen[1]
     assert low < -0.5 and high > 1.5  # without clamping the next iteration starts out of range
 
 
 def test_clamp_must_be_a_bool():
     with pytest.raises(TypeError, match="clamp must be True or False, got int 1"):
-        pa(clamp=1)
+        pixel_activation(clamp=1)
 
 
 def test_model_restored_after_run_and_after_exception():
@@ -215,7 +217,7 @@ def test_model_restored_after_run_and_after_exception():
     net.train()
     net[0].bias.requires_grad_(False)
     before = model_state(net)
-    pa(net).visualize()
+    pixel_activation(net).visualize()
     assert_same_state(before, net)
 
     class Fail(Transform):
@@ -229,24 +231,24 @@ def test_model_restored_after_run_and_after_exception():
                 raise exc("injected mid-run")
 
         with pytest.raises(exc, match="injected"):
-            pa(net, transform=Raise()).visualize()
+            pixel_activation(net, transform=Raise()).visualize()
         assert_same_state(before, net)
         assert hook_count(net) == 0
 
 
 def test_named_layer_forms():
     model = ResidualToy()
-    img = pa((model, "block1")).visualize()
+    img = pixel_activation((model, "block1")).visualize()
     assert img.shape == (3, 24, 24)
     # one full validation pass; the 15 optimizer steps stopped after block1
     assert model.calls["block2"] == 1
-    img2 = pa(model, layer="block1").visualize()
+    img2 = pixel_activation(model, layer="block1").visualize()
     assert torch.equal(img, img2)
-    pa(model, layer=["block1", "block2"]).visualize()
+    pixel_activation(model, layer=["block1", "block2"]).visualize()
     with pytest.raises(ValueError, match="closest"):
-        pa(model, layer="blok1").visualize()
+        pixel_activation(model, layer="blok1").visualize()
     with pytest.raises(ValueError, match="not both"):
-        pa((model, "block1"), layer="block2")
+        pixel_activation((model, "block1"), layer="block2")
 
 
 def test_normalize_option_feeds_normalized_input():
@@ -262,24 +264,24 @@ def test_normalize_option_feeds_normalized_input():
             return self.conv(x)
 
     start = torch.full((3, 8, 8), 0.5)
-    pa(Probe(), normalize="imagenet", iter_n=1, opt_n=1, lr=1e-9).visualize(start)
+    pixel_activation(Probe(), normalize="imagenet", iter_n=1, opt_n=1, lr=1e-9).visualize(start)
     expected = (0.5 - torch.tensor([0.485, 0.456, 0.406])) / torch.tensor([0.229, 0.224, 0.225])
     assert torch.allclose(seen["x"][0, :, 0, 0], expected, atol=1e-4)
-    pa(Probe(), iter_n=1, opt_n=1, lr=1e-9).visualize(start)
+    pixel_activation(Probe(), iter_n=1, opt_n=1, lr=1e-9).visualize(start)
     assert torch.allclose(seen["x"], torch.full_like(seen["x"], 0.5), atol=1e-4)
 
 
 def test_input_image_is_used_and_checked():
     start = torch.rand(3, 16, 20)
-    img = pa(iter_n=1, opt_n=1, lr=1e-9).visualize(start)
+    img = pixel_activation(iter_n=1, opt_n=1, lr=1e-9).visualize(start)
     assert img.shape == (3, 16, 20)
     assert torch.allclose(img, start, atol=1e-6)
     with pytest.raises(ValueError, match=r"\(3, H, W\).*\(16, 20\)"):
-        pa().visualize(torch.rand(16, 20))
+        pixel_activation().visualize(torch.rand(16, 20))
     with pytest.raises(ValueError, match=r"got shape \(1, 16, 20\)"):
-        pa().visualize(torch.rand(1, 16, 20))
+        pixel_activation().visualize(torch.rand(1, 16, 20))
     with pytest.raises(TypeError, match="tensor"):
-        pa().visualize([[0.5]])
+        pixel_activation().visualize([[0.5]])
 
 
 @pytest.mark.parametrize(
@@ -300,13 +302,13 @@ def test_input_image_is_used_and_checked():
 )
 def test_bad_arguments(kw, exc, pattern):
     with pytest.raises(exc, match=pattern):
-        pa(**kw)
+        pixel_activation(**kw)
 
 
 def test_negative_channel_index_gives_the_same_image():
-    last = pa(transform=RandomTransform() + BlurTransform())
+    last = pixel_activation(transform=RandomTransform() + BlurTransform())
     last.selector = SplitSelector(ChannelSplit(), [-1])
-    six = pa(transform=RandomTransform() + BlurTransform())
+    six = pixel_activation(transform=RandomTransform() + BlurTransform())
     six.selector = SplitSelector(ChannelSplit(), [5])  # features() ends with 6 channels
     assert torch.equal(last.visualize(), six.visualize())
     assert last.final_value == six.final_value
@@ -315,9 +317,9 @@ def test_negative_channel_index_gives_the_same_image():
 
 
 def test_selector_objective_is_what_is_maximized():
-    p = pa()
+    p = pixel_activation()
     assert repr(p.objective()) == "channel('', 1)"
-    p2 = pa(ResidualToy(), layer=["block1", "block2"])
+    p2 = pixel_activation(ResidualToy(), layer=["block1", "block2"])
     assert repr(p2.objective()) == "0.5 * channel('block1', 1) + 0.5 * channel('block2', 1)"
 
 
@@ -336,7 +338,7 @@ def test_bad_selectors():
 
 def test_neuron_split_on_classifier_output_is_class_visualization():
     net = tiny_cnn()
-    p = pa(net, iter_n=3, opt_n=10, lr=0.05)
+    p = pixel_activation(net, iter_n=3, opt_n=10, lr=0.05)
     p.selector = SplitSelector(NeuronSplit(), [3])
     p.visualize()
     assert p.final_value > p.start_value
@@ -364,15 +366,15 @@ def test_weight_decay_grays_out_pixels_without_gradient():
 
 
 def test_progress_bar(capsys):
-    pa(progress=True).visualize()
+    pixel_activation(progress=True).visualize()
     assert "PixelActivation" in capsys.readouterr().err
-    pa(progress=False).visualize()
+    pixel_activation(progress=False).visualize()
     assert capsys.readouterr().err == ""
 
 
 def test_device_context_is_used():
     with midnite.device("cpu"):
-        img = pa().visualize()
+        img = pixel_activation().visualize()
     assert img.device.type == "cpu"
     with pytest.raises(ValueError, match="CUDA is not available"):
         if not torch.cuda.is_available():

@@ -78,7 +78,7 @@ class Objective:
         return NotImplemented
 
 
-def _fmt(weight: float) -> str:
+def _format_weight(weight: float) -> str:
     return f"{weight:g}"
 
 
@@ -112,13 +112,13 @@ class _Sum(Objective):
         for w, obj in self.terms:
             sign = "-" if w < 0 else "+"
             mag = abs(w)
-            term = repr(obj) if mag == 1.0 else f"{_fmt(mag)} * {obj!r}"
+            term = repr(obj) if mag == 1.0 else f"{_format_weight(mag)} * {obj!r}"
             parts.append((sign, term))
         text = ("-" if parts[0][0] == "-" else "") + parts[0][1]
         for sign, term in parts[1:]:
             text += f" {sign} {term}"
         if self.constant:
-            text += f" {'-' if self.constant < 0 else '+'} {_fmt(abs(self.constant))}"
+            text += f" {'-' if self.constant < 0 else '+'} {_format_weight(abs(self.constant))}"
         return text
 
 
@@ -292,9 +292,7 @@ class _Mask(_LayerObjective):
 
     def _check_fits(self, shape: tuple[int, ...]) -> None:
         own = tuple(self.weights.shape)
-        if len(own) != len(shape) or any(
-            w not in (1, s) for w, s in zip(own, shape, strict=True)
-        ):
+        if len(own) != len(shape) or any(w not in (1, s) for w, s in zip(own, shape, strict=True)):
             raise ValueError(
                 f"weights of shape {own} do not fit {_where(self.layer)} of per-image shape "
                 f"{shape} (dims must match or be 1)"

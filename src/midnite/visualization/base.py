@@ -1,4 +1,4 @@
-"""The seed API in one place: ``from midnite.visualization.base import *``."""
+"""The classic API in one place, as the notebook imports it: ``from ...base import *``."""
 
 from midnite.visualization.methods import PixelActivation
 from midnite.visualization.regularizers import Regularization, TVRegularization, WeightDecay

@@ -43,7 +43,9 @@ def split_net(net: object, layer: str | Sequence[str] | None) -> tuple[nn.Module
     return net, names
 
 
-def _swap_param(optimizer: torch.optim.Optimizer, old: nn.Parameter, new: nn.Parameter) -> None:
+def _replace_parameter(
+    optimizer: torch.optim.Optimizer, old: nn.Parameter, new: nn.Parameter
+) -> None:
     """Let ``new`` (maybe of another size) take ``old``'s place and Adam state in ``optimizer``."""
     state = optimizer.state.pop(old, {})
     size = tuple(new.shape[-2:])
@@ -164,13 +166,13 @@ class PixelActivation:
                     loss.backward()
                     optim.step()
                 if it < self.iter_n - 1:
-                    pixels = self._between_iterations(pixels, optim, gens.step)
+                    pixels = self._transform_and_clamp(pixels, optim, gens.step)
             result = pixels.detach().clamp(0, 1)
             self.final_value = float(renderer.score(result)[0])
         return result[0].cpu()
 
     @torch.no_grad()
-    def _between_iterations(
+    def _transform_and_clamp(
         self, pixels: nn.Parameter, optim: torch.optim.Optimizer, gen: torch.Generator
     ) -> nn.Parameter:
         """Transform and clamp the image; a new size gets a new parameter (Adam state resized)."""
@@ -183,7 +185,7 @@ class PixelActivation:
             pixels.copy_(img)
             return pixels
         new = nn.Parameter(img.contiguous())
-        _swap_param(optim, pixels, new)
+        _replace_parameter(optim, pixels, new)
         return new
 
     def __repr__(self) -> str:
