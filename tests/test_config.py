@@ -19,7 +19,7 @@ from midnite import transforms as tf
 from midnite.cli import main
 from midnite.engine import RenderConfig, render_config
 from midnite.engine.normalize import Normalize
-from midnite.engine.regularizers import TVRegularization
+from midnite.engine.regularizers import TotalVariation
 
 from conftest import ResidualToy, tiny_cnn
 
@@ -94,7 +94,7 @@ def test_values_are_canonical():
         size=32,
         lr=1,
         transforms="lucid",
-        regularizers=[TVRegularization(1.0)],
+        regularizers=[TotalVariation(1.0)],
         normalize="imagenet",
         device="cpu",
     )
@@ -147,7 +147,7 @@ def test_a_generator_seed_is_recorded_by_its_initial_seed():
 
 
 def test_json_round_trip_equals_the_renders_settings():
-    kw = {**FAST, "seed": 5, "regularizers": [TVRegularization(1.0)], "normalize": "imagenet"}
+    kw = {**FAST, "seed": 5, "regularizers": [TotalVariation(1.0)], "normalize": "imagenet"}
     config = RenderConfig.resolve(ResidualToy(), obj.channel("block2", 3), **kw)
     result = render_config(ResidualToy(), config, progress=False)
     assert json.loads(json.dumps(config.to_json(), allow_nan=False)) == result.settings
@@ -156,7 +156,7 @@ def test_json_round_trip_equals_the_renders_settings():
         "decorrelate", "transforms", "regularizers", "normalize", "device", "seed", "early_stop",
         "fold_bn", "versions",
     ]  # fmt: skip
-    assert result.settings["regularizers"] == ["TVRegularization(coefficient=1, beta=2)"]
+    assert result.settings["regularizers"] == ["TotalVariation(coefficient=1, beta=2)"]
 
 
 def test_json_known_answer():
@@ -217,7 +217,7 @@ def test_callables_are_recorded_by_repr():
         ({"transforms": 3}, TypeError,
          "transforms must be a Transform, a name in ['class', 'lucid', 'standard'] or None, "
          "got int"),
-        ({"regularizers": [1]}, TypeError, "regularization[0] must be a regularizer"),
+        ({"regularizers": [1]}, TypeError, "regularizers[0] must be a Regularizer"),
         ({"optimizer": "sgd"}, ValueError,
          "optimizer must be 'adam' or a callable(params, lr=...), got 'sgd'"),
         ({"optimizer": 3}, TypeError,

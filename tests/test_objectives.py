@@ -9,7 +9,6 @@ import torch
 
 from midnite import objectives as O
 from midnite.engine.objectives import Objective, PerImage, _Sum
-from midnite.visualization.selectors import ChannelSplit, SplitSelector
 
 # x[b, c, y, xx] = 12 b + 4 c + 2 y + xx: two images, three channels, 2x2 positions
 X = torch.arange(24.0).view(2, 3, 2, 2)
@@ -111,17 +110,63 @@ def test_diversity_errors():
     O.diversity("x").validate({"x": (3, 2, 2)})
 
 
-def test_selector_objective():
-    sel = SplitSelector(ChannelSplit(), [1])
-    obj = O.selector(sel, layer="x")
-    close(obj(acts()), [5.5, 17.5])
-    assert obj.layers == ("x",)
-    assert O.selector(sel).layers == ("",)
-    obj.validate({"x": (3, 2, 2)})
-    with pytest.raises(IndexError):
-        O.selector(SplitSelector(ChannelSplit(), [5]), layer="x").validate({"x": (3, 2, 2)})
-    with pytest.raises(TypeError, match="NeuronSelector"):
-        O.selector(ChannelSplit())
+def test_element_mean_and_mask():
+    close(O.element("x", (1, 0, 1))(acts()), [5.0, 17.0])
+    close(O.element("x", [-1, -1, -1])(acts()), [11.0, 23.0])  # the last of each axis
+    close(O.element("f", (2,))(acts()), [3.0, 6.0])
+    close(O.mean("x")(acts()), [5.5, 17.5])  # mean of 0..11 and 12..23
+    close(O.mean("f")(acts()), [2.0, 5.0])
+    weights = torch.zeros(3, 2, 2)
+    weights[0, 0, 0] = 3.0  # value 0 (image 0), 12 (image 1)
+    weights[2, 1, 1] = 1.0  # value 11, 23
+    close(O.mask("x", weights)(acts()), [11.0 / 4, (3 * 12 + 23) / 4])
+    # (C, 1, 1) weights broadcast over positions: the weighted mean of channel means
+    close(O.mask("x", torch.tensor([[[1.0]], [[0.0]], [[1.0]]]))(acts()), [5.5, 17.5])
+    close(O.mask("f", torch.tensor([True, False, True]))(acts()), [2.0, 5.0])
+
+
+def test_mask_weights_are_built_once_per_shape():
+    obj = O.mask("x", torch.ones(3, 1, 1))
+    obj(acts())
+    first = obj._flat_weights((3, 2, 2), X.device, X.dtype)
+    obj(acts())
+    assert obj._flat_weights((3, 2, 2), X.device, X.dtype) is first
+    close(obj({"x": torch.ones(1, 3, 5, 5)}), [1.0])  # another size: its own weights
+    assert len(obj._flat) == 2
+
+
+def test_mask_errors():
+    with pytest.raises(ValueError, match="select nothing"):
+        O.mask("x", torch.zeros(3, 2, 2))
+    with pytest.raises(ValueError, match="non-negative, got minimum -1"):
+        O.mask("x", torch.tensor([1.0, -1.0]))
+    with pytest.raises(ValueError, match="finite"):
+        O.mask("x", torch.tensor([1.0, math.inf]))
+    with pytest.raises(ValueError, match="0-d"):
+        O.mask("x", torch.tensor(1.0))
+    with pytest.raises(TypeError, match="weights must be a tensor"):
+        O.mask("x", object())
+    with pytest.raises(
+        ValueError, match=r"weights of shape \(3, 3, 3\) do not fit layer 'x' .* \(3, 2, 2\)"
+    ):
+        O.mask("x", torch.ones(3, 3, 3)).validate(SHAPES)
+    with pytest.raises(ValueError, match="do not fit"):
+        O.mask("x", torch.ones(3, 3, 3))(acts())
+
+
+def test_element_errors():
+    with pytest.raises(ValueError, match=r"element index \[0, 1\] needs 3 entries.*\(3, 2, 2\)"):
+        O.element("x", [0, 1]).validate(SHAPES)
+    with pytest.raises(IndexError, match=r"row index 2 out of range for layer 'x' with 2 rows"):
+        O.element("x", [0, 2, 0]).validate(SHAPES)
+    with pytest.raises(IndexError, match=r"unit index -4 out of range .*-3\.\.-1"):
+        O.element("f", [-4]).validate(SHAPES)
+    with pytest.raises(IndexError, match=r"position index 5 out of range for dimension 1 of"):
+        O.element("m", [0, 5]).validate({"m": (2, 3)})
+    with pytest.raises(TypeError, match=r"index\[1\] must be an int, got float"):
+        O.element("x", [0, 1.0, 0])
+    with pytest.raises(TypeError, match="sequence of ints"):
+        O.element("x", 3)
 
 
 def test_custom():
@@ -226,7 +271,9 @@ def test_repr():
     assert repr(A - 1.5) == "channel('x', 1) - 1.5"
     assert repr(O.class_logit(7)) == "neuron('', 7)"
     assert repr(PerImage([A, B])) == "PerImage([channel('x', 1), channel('x', 0)])"
-    assert repr(O.selector(SplitSelector(ChannelSplit(), [1]))).startswith("selector(")
+    assert repr(O.element("a", (1, -1, 0))) == "element('a', [1, -1, 0])"
+    assert repr(O.mean("a")) == "mean('a')"
+    assert repr(O.mask("a", torch.ones(2, 1, 1))) == "mask('a', <weights of shape (2, 1, 1)>)"
 
 
 def test_algebra_type_errors():
@@ -272,10 +319,12 @@ def test_validate_accepts_valid_indices():
 def test_validate_index_errors_name_range_and_value():
     with pytest.raises(IndexError, match=r"channel index 3 .*'x'.*3 channels.*0\.\.2"):
         O.channel("x", 3).validate(SHAPES)
-    with pytest.raises(IndexError, match=r"channel index -1 .*0\.\.2"):
-        O.channel("x", -1).validate(SHAPES)
-    with pytest.raises(IndexError, match=r"channel index 5 .*0\.\.2"):
+    with pytest.raises(IndexError, match=r"channel index -4 .*0\.\.2, or -3\.\.-1"):
+        O.channel("x", -4).validate(SHAPES)
+    with pytest.raises(IndexError, match=r"unit index 5 .*'f' with 3 units.*0\.\.2"):
         O.neuron("f", 5).validate(SHAPES)
+    with pytest.raises(IndexError, match=r"unit index 5 out of range for the model's output"):
+        O.class_logit(5).validate({"": (3,)})
     with pytest.raises(IndexError, match=r"row index 2 .*0\.\.1"):
         O.neuron("x", 0, y=2, x=0).validate(SHAPES)
     with pytest.raises(IndexError, match=r"column index 4 .*0\.\.1"):
@@ -293,12 +342,57 @@ def test_validate_value_errors():
         O.neuron("x", 0, y=1)
 
 
-def test_validate_type_errors():
+def test_validate_type_errors_at_construction():
     with pytest.raises(TypeError, match=r"layer must be a str.*int"):
         O.channel(3, 1)
-    with pytest.raises(TypeError, match="must be an int, got float"):
-        O.channel("x", 1.0).validate(SHAPES)
-    with pytest.raises(TypeError, match="must be an int, got bool"):
-        O.neuron("x", True).validate(SHAPES)
-    with pytest.raises(TypeError, match="got str"):
-        O.spatial("x", "0", 0).validate(SHAPES)
+    with pytest.raises(TypeError, match="unit must be an int, got float"):
+        O.channel("x", 1.0)
+    with pytest.raises(TypeError, match="unit must be an int, got bool"):
+        O.neuron("x", True)
+    with pytest.raises(TypeError, match="y must be an int, got str"):
+        O.spatial("x", "0", 0)
+    with pytest.raises(TypeError, match="x must be an int, got float"):
+        O.neuron("x", 0, y=1, x=0.5)
+
+
+# ------------------------------------------------------------------------------ negative indices
+
+
+def test_negative_indices_count_from_the_end():
+    pairs = [
+        (O.channel("x", -1), O.channel("x", 2)),
+        (O.channel("f", -3), O.channel("f", 0)),
+        (O.neuron("x", -1, y=-1, x=-2), O.neuron("x", 2, y=1, x=0)),
+        (O.neuron("f", -1), O.neuron("f", 2)),
+        (O.spatial("x", -2, -1), O.spatial("x", 0, 1)),
+        (O.class_logit(-1), O.class_logit(2)),
+    ]
+
+    def value_and_grads(obj):
+        x, f = X.clone().requires_grad_(True), FLAT.clone().requires_grad_(True)
+        value = obj({"x": x, "f": f, "": f})
+        value.sum().backward()
+        return value.detach(), [g if g is not None else 0 for g in (x.grad, f.grad)]
+
+    for negative, positive in pairs:
+        negative.validate({**SHAPES, "": (3,)})
+        value_n, grads_n = value_and_grads(negative)
+        value_p, grads_p = value_and_grads(positive)
+        assert torch.equal(value_n, value_p), (negative, positive)
+        for gn, gp in zip(grads_n, grads_p, strict=True):
+            assert torch.equal(torch.as_tensor(gn), torch.as_tensor(gp))
+
+
+@pytest.mark.parametrize(
+    ("obj", "match"),
+    [
+        (O.channel("x", -4), r"channel index -4 out of range .*valid: 0\.\.2, or -3\.\.-1"),
+        (O.channel("x", 3), r"channel index 3 out of range .*valid: 0\.\.2, or -3\.\.-1"),
+        (O.neuron("x", 0, y=-3, x=0), r"row index -3 out of range .*valid: 0\.\.1, or -2\.\.-1"),
+        (O.spatial("x", 0, -3), r"column index -3 out of range .*valid: 0\.\.1, or -2\.\.-1"),
+        (O.neuron("f", -4), r"unit index -4 out of range .*valid: 0\.\.2, or -3\.\.-1"),
+    ],
+)
+def test_negative_index_out_of_range_names_the_valid_range(obj, match):
+    with pytest.raises(IndexError, match=match):
+        obj.validate(SHAPES)

@@ -10,7 +10,7 @@ from torch import nn
 
 import midnite
 from midnite import objectives as obj
-from midnite.engine.regularizers import TVRegularization
+from midnite.engine.regularizers import TotalVariation
 from midnite.engine.renderer import Renderer
 
 from conftest import ResidualToy, tiny_cnn
@@ -104,9 +104,9 @@ def test_regularizers_enter_the_loss():
         transforms=None,
         steps=15,
         lr=0.1,
-        regularizers=[TVRegularization(1e4)],
+        regularizers=[TotalVariation(1e4)],
     )
-    tv = TVRegularization(1.0)
+    tv = TotalVariation(1.0)
     assert tv(smooth.images) < tv(plain.images)
 
 

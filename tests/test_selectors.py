@@ -9,6 +9,8 @@ import pytest
 import torch
 
 import midnite
+from midnite import objectives as O
+from midnite.engine.objectives import Objective
 from midnite.visualization.selectors import (
     ChannelSplit,
     GroupSplit,
@@ -261,10 +263,93 @@ def test_fast_paths_build_no_mask():
     ]:
         selector = SplitSelector(split, index)
         selector.select_mean(act)
+        selector.select_mean(act)
         assert selector._cache == {}, split
     simple = SimpleSelector(torch.ones(2, 3, 4))
     simple.select_mean(act)
-    assert len(simple._cache) == 1
+    weights = simple._mean_objective._flat_weights((2, 3, 4), act.device, act.dtype)
+    simple.select_mean(act)  # the normalized weights are built once, not every call
+    assert simple._mean_objective._flat_weights((2, 3, 4), act.device, act.dtype) is weights
+    assert simple._cache == {}  # and no dense mask of the selector's own
+
+
+# ---------------------------------------------------------------------------------------------
+# a selector on a layer is an engine objective
+
+
+def test_selectors_give_engine_objectives():
+    group = _group_split_234()
+    cases = [
+        (SplitSelector(ChannelSplit(), [1]), "channel('x', 1)"),
+        (SplitSelector(NeuronSplit(), [1, 2, -1]), "element('x', [1, 2, -1])"),
+        (SplitSelector(SpatialSplit(), [2, 1]), "spatial('x', y=2, x=1)"),
+        (SplitSelector(Identity(), []), "mean('x')"),
+        (SplitSelector(group, [0]), "mask('x', <weights of shape (2, 3, 4)>)"),
+        (SimpleSelector(torch.ones(2, 1, 1)), "mask('x', <weights of shape (2, 1, 1)>)"),
+    ]
+    act = torch.randn(3, 2, 3, 4, generator=_gen(13))
+    for selector, text in cases:
+        obj = selector.objective("x")
+        assert isinstance(obj, Objective) and obj.layers == ("x",)
+        assert repr(obj) == text
+        obj.validate({"x": (2, 3, 4)})
+        assert torch.equal(obj({"x": act}), selector.select_mean(act))
+    assert selector.objective().layers == ("",)  # default: the model's output
+
+
+def test_selector_objective_is_the_engine_constructor():
+    act = torch.randn(2, 4, 3, 3, generator=_gen(14))
+    pairs = [
+        (SplitSelector(ChannelSplit(), [2]), O.channel("a", 2)),
+        (SplitSelector(NeuronSplit(), [1, 0, 2]), O.neuron("a", 1, y=0, x=2)),
+        (SplitSelector(SpatialSplit(), [1, 1]), O.spatial("a", 1, 1)),
+        (SplitSelector(Identity(), []), O.mean("a")),
+    ]
+    for selector, engine in pairs:
+        assert torch.equal(selector.objective("a")({"a": act}), engine({"a": act}))
+
+
+def test_objective_validates_against_the_layer():
+    with pytest.raises(IndexError, match=r"channel index 5 out of range for layer 'x'"):
+        SplitSelector(ChannelSplit(), [5]).objective("x").validate({"x": (3, 2, 2)})
+    with pytest.raises(ValueError, match=r"needs 3 entries.*\(3, 2, 2\)"):
+        SplitSelector(NeuronSplit(), [1]).objective("x").validate({"x": (3, 2, 2)})
+    with pytest.raises(ValueError, match=r"\(C, H, W\) layer; layer 'f' has shape \(10,\)"):
+        SplitSelector(SpatialSplit(), [0, 0]).objective("f").validate({"f": (10,)})
+    with pytest.raises(ValueError, match=r"do not fit layer 'x'"):
+        SimpleSelector(torch.ones(2, 3, 3)).objective("x").validate({"x": (2, 4, 4)})
+    with pytest.raises(ValueError, match=r"do not fit layer 'x'"):
+        SplitSelector(_group_split(), [0]).objective("x").validate({"x": (2, 4, 4)})
+    with pytest.raises(IndexError, match=r"group index 2 out of range for a GroupSplit"):
+        SplitSelector(_group_split(), [2]).objective("x")  # groups are known without the layer
+    with pytest.raises(TypeError, match="layer must be a str"):
+        SplitSelector(ChannelSplit(), [0]).objective(3)
+
+
+# ---------------------------------------------------------------------------------------------
+# one rule for indices in both APIs
+
+
+def test_negative_index_is_the_same_neuron_in_both_apis():
+    act = torch.randn(2, 5, 3, 4, generator=_gen(15))
+    last = SplitSelector(ChannelSplit(), [-1])
+    assert torch.equal(last.select_mean(act), SplitSelector(ChannelSplit(), [4]).select_mean(act))
+    assert torch.equal(last.objective("x")({"x": act}), O.channel("x", -1)({"x": act}))
+    assert torch.equal(O.channel("x", -1)({"x": act}), O.channel("x", 4)({"x": act}))
+    corner = SplitSelector(NeuronSplit(), [-2, -1, -1])
+    assert torch.equal(corner.select_mean(act), act[:, 3, 2, 3])
+    assert torch.equal(O.neuron("x", -2, y=-1, x=-1)({"x": act}), act[:, 3, 2, 3])
+
+
+@pytest.mark.parametrize("index", [5, -6])
+def test_out_of_range_raises_the_same_in_both_apis(index):
+    match = r"channel index -?\d out of range .* 5 channels \(valid: 0\.\.4, or -5\.\.-1"
+    with pytest.raises(IndexError, match=match):
+        SplitSelector(ChannelSplit(), [index]).validate((5, 3, 4))
+    with pytest.raises(IndexError, match=match):
+        SplitSelector(ChannelSplit(), [index]).objective("x").validate({"x": (5, 3, 4)})
+    with pytest.raises(IndexError, match=match):
+        O.channel("x", index).validate({"x": (5, 3, 4)})
 
 
 def test_select_mean_follows_activation_dtype():
@@ -413,8 +498,8 @@ def test_neuron_index_length_depends_on_layer():
         ),
         (ChannelSplit(), [-65], (64, 2, 2), r"channel index -65 out of range.*-64\.\.-1"),
         (NeuronSplit(), [2, 0, 0], (2, 3, 4), r"channel index 2 out of range .* 2 channels"),
-        (NeuronSplit(), [0, 3, 0], (2, 3, 4), r"row \(y\) index 3 out of range .* 3 rows"),
-        (NeuronSplit(), [0, 0, 4], (2, 3, 4), r"column \(x\) index 4 out of range .* 4 columns"),
+        (NeuronSplit(), [0, 3, 0], (2, 3, 4), r"row index 3 out of range .* 3 rows"),
+        (NeuronSplit(), [0, 0, 4], (2, 3, 4), r"column index 4 out of range .* 4 columns"),
         (
             NeuronSplit(),
             [1000],
@@ -422,8 +507,9 @@ def test_neuron_index_length_depends_on_layer():
             r"neuron index 1000 out of range .* 1000 neurons "
             r"\(valid: 0\.\.999",
         ),
-        (SpatialSplit(), [3, 0], (2, 3, 4), r"row \(y\) index 3 out of range"),
-        (SpatialSplit(), [0, -5], (2, 3, 4), r"column \(x\) index -5 out of range"),
+        (SpatialSplit(), [3, 0], (2, 3, 4), r"row index 3 out of range"),
+        (SpatialSplit(), [0, -5], (2, 3, 4), r"column index -5 out of range.*-4\.\.-1"),
+        (NeuronSplit(), [0, 7], (2, 3), r"position index 7 out of range for dimension 1 of a"),
         (ChannelSplit(), [5], (5,), r"channel index 5 out of range for a layer with 5 channels"),
         (
             _group_split(),
@@ -568,3 +654,33 @@ def test_custom_split_uses_region_fast_path():
     selector = SplitSelector(RowSplit(), [1])
     torch.testing.assert_close(selector.select_mean(act), act[:, :, 1].flatten(1).mean(1))
     assert len(RowSplit().get_split((2, 3, 4))) == 3
+    # no engine counterpart: the objective checks by the split's rules and computes by its region
+    obj = selector.objective("x")
+    assert repr(obj) == "selected(SplitSelector(RowSplit(), [1]), layer='x')"
+    obj.validate({"x": (2, 3, 4)})
+    torch.testing.assert_close(obj({"x": act}), act[:, :, 1].flatten(1).mean(1))
+    assert selector._cache == {}
+
+
+def test_custom_selector_subclass_is_an_objective_through_its_mask():
+    class Corners(NeuronSelector):
+        """The four corners of every channel."""
+
+        def validate(self, size):
+            if len(size) != 3:
+                raise ValueError(f"Corners needs a (C, H, W) layer, got {tuple(size)}")
+
+        def _build_mask(self, size):
+            mask = torch.zeros(size)
+            mask[:, [0, 0, -1, -1], [0, -1, 0, -1]] = 1
+            return mask
+
+    act = torch.randn(2, 2, 3, 4, generator=_gen(16))
+    expected = act[:, :, [0, 0, -1, -1], [0, -1, 0, -1]].flatten(1).mean(1)
+    selector = Corners()
+    torch.testing.assert_close(selector.select_mean(act), expected)
+    obj = selector.objective("x")
+    obj.validate({"x": (2, 3, 4)})
+    torch.testing.assert_close(obj({"x": act}), expected)
+    with pytest.raises(ValueError, match="Corners needs"):
+        obj.validate({"x": (5,)})

@@ -207,8 +207,8 @@ def robustness(
         moved = random_affine(
             images,
             max_shift=max_shift,
-            max_rot_deg=max_rot_deg,
-            max_scale=max_scale,
+            degrees=max_rot_deg,
+            scales=(1.0 - max_scale, 1.0 + max_scale),
             generator=generator,
         )
         total += _scores(score_fn, moved, "perturbed images")

@@ -33,7 +33,7 @@ from midnite.engine.hooks import input_channels
 from midnite.engine.normalize import Normalize, as_normalize
 from midnite.engine.objectives import Objective, PerImage, as_objective
 from midnite.engine.recipes import Recipe, for_objective
-from midnite.engine.regularizers import Regularization, check_regularizers
+from midnite.engine.regularizers import Regularizer, check_regularizers
 from midnite.engine.transforms import STACKS
 
 __all__ = ["RenderConfig", "versions"]
@@ -76,7 +76,7 @@ class RenderConfig:
     param: str
     decorrelate: bool
     transforms: Callable[..., Tensor] | None
-    regularizers: tuple[Regularization, ...] = ()
+    regularizers: tuple[Regularizer, ...] = ()
     normalize: Normalize | None = None
     device: torch.device | None = None
     seed: int | torch.Generator | None = 0
@@ -125,7 +125,7 @@ class RenderConfig:
         param: str | None = None,
         decorrelate: bool | None = None,
         transforms: str | Callable[..., Tensor] | None = "recipe",
-        regularizers: Sequence[Regularization] = (),
+        regularizers: Sequence[Regularizer] = (),
         optimizer: str | Callable[..., torch.optim.Optimizer] = "adam",
         normalize: object = None,
         channels: int | None = None,

@@ -2,7 +2,9 @@
 
 An objective maps ``{layer spec: batch activation}`` to a ``(B,)`` tensor, one value per image,
 to be maximized. Objectives combine with ``+``, ``-``, ``*``/``/`` by numbers and ``sum(...)``;
-a list of objectives given to ``render`` means one objective per batch image.
+a list of objectives given to ``render`` means one objective per batch image. Indices follow
+Python (``channel(layer, -1)`` is the last channel) and are checked against the layer's shape
+by ``validate``, before the first step, with ``midnite.engine.checks.resolve_index``.
 """
 
 from __future__ import annotations
@@ -13,6 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 from torch import Tensor
 
+from midnite.engine.checks import check_int, resolve_index
 from midnite.engine.hooks import OUTPUT
 
 Acts = Mapping[str, Tensor]
@@ -75,7 +78,7 @@ class Objective:
         return NotImplemented
 
 
-def _fmt(weight: float) -> str:
+def _format_weight(weight: float) -> str:
     return f"{weight:g}"
 
 
@@ -109,24 +112,24 @@ class _Sum(Objective):
         for w, obj in self.terms:
             sign = "-" if w < 0 else "+"
             mag = abs(w)
-            term = repr(obj) if mag == 1.0 else f"{_fmt(mag)} * {obj!r}"
+            term = repr(obj) if mag == 1.0 else f"{_format_weight(mag)} * {obj!r}"
             parts.append((sign, term))
         text = ("-" if parts[0][0] == "-" else "") + parts[0][1]
         for sign, term in parts[1:]:
             text += f" {sign} {term}"
         if self.constant:
-            text += f" {'-' if self.constant < 0 else '+'} {_fmt(abs(self.constant))}"
+            text += f" {'-' if self.constant < 0 else '+'} {_format_weight(abs(self.constant))}"
         return text
 
 
-def _check_index(value: int, size: int, what: str, layer: str) -> None:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{what} index must be an int, got {type(value).__name__}: {value!r}")
-    if not 0 <= value < size:
-        raise IndexError(
-            f"{what} index {value} out of range for layer {layer!r} with {size} {what}s "
-            f"(valid: 0..{size - 1})"
-        )
+def _where(layer: str) -> str:
+    """How messages name ``layer``."""
+    return "the model's output" if layer == OUTPUT else f"layer {layer!r}"
+
+
+def _needs_chw(what: str, layer: str, shape: tuple[int, ...]) -> None:
+    if len(shape) != 3:
+        raise ValueError(f"{what} needs a (C, H, W) layer; {_where(layer)} has shape {shape}")
 
 
 class _LayerObjective(Objective):
@@ -149,18 +152,18 @@ class _Neuron(_LayerObjective):
         super().__init__(layer)
         if (y is None) != (x is None):
             raise ValueError(f"neuron needs both y and x or neither, got y={y!r}, x={x!r}")
-        self.unit, self.y, self.x = unit, y, x
+        self.unit = check_int("unit", unit)
+        self.y = None if y is None else check_int("y", y)
+        self.x = None if x is None else check_int("x", x)
 
     def validate(self, shapes: Mapping[str, tuple[int, ...]]) -> None:
         shape = shapes[self.layer]
-        _check_index(self.unit, shape[0], "channel", self.layer)
+        where = _where(self.layer)
+        resolve_index(self.unit, shape[0], "channel" if len(shape) > 1 else "unit", where)
         if self.y is not None:
-            if len(shape) != 3:
-                raise ValueError(
-                    f"neuron(y, x) needs a (C, H, W) layer; {self.layer!r} has shape {shape}"
-                )
-            _check_index(self.y, shape[1], "row", self.layer)
-            _check_index(self.x, shape[2], "column", self.layer)
+            _needs_chw("neuron(y, x)", self.layer, shape)
+            resolve_index(self.y, shape[1], "row", where)
+            resolve_index(self.x, shape[2], "column", where)
 
     def forward(self, acts: Acts) -> Tensor:
         act = acts[self.layer]
@@ -180,10 +183,10 @@ class _Neuron(_LayerObjective):
 class _Channel(_LayerObjective):
     def __init__(self, layer: str, unit: int):
         super().__init__(layer)
-        self.unit = unit
+        self.unit = check_int("unit", unit)
 
     def validate(self, shapes: Mapping[str, tuple[int, ...]]) -> None:
-        _check_index(self.unit, shapes[self.layer][0], "channel", self.layer)
+        resolve_index(self.unit, shapes[self.layer][0], "channel", _where(self.layer))
 
     def forward(self, acts: Acts) -> Tensor:
         act = acts[self.layer][:, self.unit]
@@ -196,20 +199,137 @@ class _Channel(_LayerObjective):
 class _Spatial(_LayerObjective):
     def __init__(self, layer: str, y: int, x: int):
         super().__init__(layer)
-        self.y, self.x = y, x
+        self.y, self.x = check_int("y", y), check_int("x", x)
 
     def validate(self, shapes: Mapping[str, tuple[int, ...]]) -> None:
         shape = shapes[self.layer]
-        if len(shape) != 3:
-            raise ValueError(f"spatial needs a (C, H, W) layer; {self.layer!r} has shape {shape}")
-        _check_index(self.y, shape[1], "row", self.layer)
-        _check_index(self.x, shape[2], "column", self.layer)
+        _needs_chw("spatial", self.layer, shape)
+        resolve_index(self.y, shape[1], "row", _where(self.layer))
+        resolve_index(self.x, shape[2], "column", _where(self.layer))
 
     def forward(self, acts: Acts) -> Tensor:
         return acts[self.layer][:, :, self.y, self.x].mean(1)
 
     def __repr__(self) -> str:
         return f"spatial({self._layer_repr()}, y={self.y}, x={self.x})"
+
+
+class _Element(_LayerObjective):
+    """One activation at a full per-image index (one entry per dimension of the layer)."""
+
+    def __init__(self, layer: str, index: Sequence[int]):
+        super().__init__(layer)
+        if isinstance(index, (str, bytes)) or not isinstance(index, Sequence):
+            raise TypeError(
+                f"index must be a sequence of ints such as (c, y, x), got "
+                f"{type(index).__name__}: {index!r}"
+            )
+        self.index = tuple(check_int(f"index[{i}]", v) for i, v in enumerate(index))
+
+    def validate(self, shapes: Mapping[str, tuple[int, ...]]) -> None:
+        shape = shapes[self.layer]
+        where = _where(self.layer)
+        if len(self.index) != len(shape):
+            raise ValueError(
+                f"element index {list(self.index)} needs {len(shape)} entries, one per "
+                f"dimension of {where}'s per-image shape {shape}"
+            )
+        if len(shape) == 3:
+            axes = [("channel", where), ("row", where), ("column", where)]
+        elif len(shape) == 1:
+            axes = [("unit", where)]
+        else:
+            axes = [("position", f"dimension {d} of {where}") for d in range(len(shape))]
+        for value, extent, (what, owner) in zip(self.index, shape, axes, strict=True):
+            resolve_index(value, extent, what, owner)
+
+    def forward(self, acts: Acts) -> Tensor:
+        return acts[self.layer][(slice(None), *self.index)]
+
+    def __repr__(self) -> str:
+        return f"element({self._layer_repr()}, {list(self.index)})"
+
+
+class _Mean(_LayerObjective):
+    def forward(self, acts: Acts) -> Tensor:
+        return acts[self.layer].flatten(1).mean(1)
+
+    def __repr__(self) -> str:
+        return f"mean({self._layer_repr()})"
+
+
+_MASK_CACHE_SIZE = 16  # weight vectors kept per mask: the layer grows when the image is resized
+
+
+class _Mask(_LayerObjective):
+    """The weighted mean ``sum(w * act) / sum(w)`` per image, by one matrix-vector product."""
+
+    def __init__(self, layer: str, weights: Tensor):
+        super().__init__(layer)
+        try:
+            w = torch.as_tensor(weights).detach()
+        except (TypeError, ValueError, RuntimeError) as err:
+            raise TypeError(
+                "weights must be a tensor (bool or non-negative numbers), got "
+                f"{type(weights).__name__}"
+            ) from err
+        if w.dtype.is_complex:
+            raise TypeError(f"weights must be bool or real, got dtype {w.dtype}")
+        if w.ndim == 0:
+            raise ValueError("weights must have the layer's per-image shape, got a 0-d tensor")
+        w = w.to(device="cpu", dtype=torch.float64 if w.dtype == torch.float64 else torch.float32)
+        if not torch.isfinite(w).all():
+            raise ValueError("weights must be finite, got NaN or infinite entries")
+        if (w < 0).any():
+            raise ValueError(f"weights must be non-negative, got minimum {w.min().item()}")
+        if not w.any():
+            raise ValueError(
+                f"weights select nothing: all {w.numel()} entries of shape {tuple(w.shape)} "
+                "are zero"
+            )
+        self.weights = w.clone()
+        self._flat: dict[tuple[object, ...], Tensor] = {}
+
+    def _check_fits(self, shape: tuple[int, ...]) -> None:
+        own = tuple(self.weights.shape)
+        if len(own) != len(shape) or any(w not in (1, s) for w, s in zip(own, shape, strict=True)):
+            raise ValueError(
+                f"weights of shape {own} do not fit {_where(self.layer)} of per-image shape "
+                f"{shape} (dims must match or be 1)"
+            )
+
+    def validate(self, shapes: Mapping[str, tuple[int, ...]]) -> None:
+        self._check_fits(tuple(shapes[self.layer]))
+
+    def _flat_weights(
+        self, shape: tuple[int, ...], device: torch.device, dtype: torch.dtype
+    ) -> Tensor:
+        """``w / sum(w)`` expanded to ``shape`` and flattened: built once per shape and device."""
+        key = (shape, device, dtype)
+        flat = self._flat.get(key)
+        if flat is None:
+            self._check_fits(shape)
+            full = self.weights.expand(shape).contiguous().to(torch.float64)
+            total = full.sum()
+            if not total > 0:  # weights too small for float64; never divide by zero
+                raise ValueError(f"{self!r} selects nothing in a layer of shape {shape}")
+            flat = (full / total).flatten().to(device=device, dtype=dtype)
+            while len(self._flat) >= _MASK_CACHE_SIZE:
+                self._flat.pop(next(iter(self._flat)))
+            self._flat[key] = flat
+        return flat
+
+    def forward(self, acts: Acts) -> Tensor:
+        act = acts[self.layer]
+        return act.flatten(1) @ self._flat_weights(tuple(act.shape[1:]), act.device, act.dtype)
+
+    def __getstate__(self) -> dict[str, object]:
+        state = self.__dict__.copy()
+        state["_flat"] = {}
+        return state
+
+    def __repr__(self) -> str:
+        return f"mask({self._layer_repr()}, <weights of shape {tuple(self.weights.shape)}>)"
 
 
 class _DeepDream(_LayerObjective):
@@ -280,29 +400,6 @@ class _Diversity(_LayerObjective):
         return f"diversity({self._layer_repr()})"
 
 
-class _Selector(_LayerObjective):
-    """A seed ``NeuronSelector`` (e.g. ``SplitSelector``) as an objective: the selected mean."""
-
-    def __init__(self, selector: object, layer: str):
-        super().__init__(layer)
-        if not hasattr(selector, "select_mean"):
-            raise TypeError(
-                "expected a NeuronSelector such as SplitSelector(ChannelSplit(), [1]), "
-                f"got {type(selector).__name__}"
-            )
-        self.selector = selector
-
-    def validate(self, shapes: Mapping[str, tuple[int, ...]]) -> None:
-        self.selector.validate(shapes[self.layer])
-
-    def forward(self, acts: Acts) -> Tensor:
-        return self.selector.select_mean(acts[self.layer])
-
-    def __repr__(self) -> str:
-        where = "" if self.layer == OUTPUT else f", layer={self.layer!r}"
-        return f"selector({self.selector!r}{where})"
-
-
 class _Custom(_LayerObjective):
     def __init__(self, layer: str, fn: Callable[[Tensor], Tensor], name: str):
         super().__init__(layer)
@@ -361,18 +458,43 @@ class PerImage(Objective):
 
 
 def neuron(layer: str, unit: int, y: int | None = None, x: int | None = None) -> Objective:
-    """One neuron: channel ``unit`` at ``(y, x)`` (default: the centre), or unit of a flat layer."""
+    """One neuron: channel ``unit`` at ``(y, x)`` (default: the centre), or unit of a flat layer.
+
+    Negative ``unit``, ``y`` and ``x`` count from the end.
+    """
     return _Neuron(layer, unit, y, x)
 
 
 def channel(layer: str, unit: int) -> Objective:
-    """The mean of channel ``unit`` over all positions (a flat layer: that unit)."""
+    """The mean of channel ``unit`` over all positions (a flat layer: that unit); ``-1`` is
+    the last channel."""
     return _Channel(layer, unit)
 
 
 def spatial(layer: str, y: int, x: int) -> Objective:
-    """The mean over all channels at position ``(y, x)``."""
+    """The mean over all channels at position ``(y, x)``; negative ones count from the end."""
     return _Spatial(layer, y, x)
+
+
+def element(layer: str, index: Sequence[int]) -> Objective:
+    """The one activation at ``index``, one entry per dimension of the layer's per-image shape:
+    ``(c, y, x)`` for a ``(C, H, W)`` layer, ``(n,)`` for a flat one."""
+    return _Element(layer, index)
+
+
+def mean(layer: str) -> Objective:
+    """The mean of the whole layer's activation."""
+    return _Mean(layer)
+
+
+def mask(layer: str, weights: Tensor) -> Objective:
+    """The weighted mean ``sum(weights * act) / sum(weights)`` of the layer's activation.
+
+    ``weights``: bool or non-negative numbers, not all zero, of the layer's per-image shape;
+    dimensions of extent 1 broadcast (a ``(C, 1, 1)`` mask weights channels at any size). The
+    normalized weights are built once per layer shape, device and dtype, not every step.
+    """
+    return _Mask(layer, weights)
 
 
 def deepdream(layer: str) -> Objective:
@@ -397,11 +519,6 @@ def direction(layer: str, vector: Tensor, cosine_power: float = 0.0) -> Objectiv
 def diversity(layer: str) -> Objective:
     """Rewards images of a batch whose Gram matrices at ``layer`` differ (Lucid's diversity)."""
     return _Diversity(layer)
-
-
-def selector(sel: object, layer: str = OUTPUT) -> Objective:
-    """A seed selector (``SplitSelector``, ``SimpleSelector``) on ``layer`` (default: output)."""
-    return _Selector(sel, layer)
 
 
 def custom(layer: str, fn: Callable[[Tensor], Tensor], name: str = "custom") -> Objective:

@@ -31,7 +31,7 @@ from midnite.engine.normalize import Normalize, as_normalize
 from midnite.engine.objectives import Objective, PerImage, as_objective
 from midnite.engine.param import Parameterization
 from midnite.engine.param import image as make_image
-from midnite.engine.regularizers import Regularization, check_regularizers
+from midnite.engine.regularizers import Regularizer, check_regularizers
 
 __all__ = [
     "Generators",
@@ -111,7 +111,7 @@ class Renderer:
         objective: Objective | Sequence[Objective],
         *,
         transforms: Callable[..., Tensor] | None = None,
-        regularizers: Sequence[Regularization] = (),
+        regularizers: Sequence[Regularizer] = (),
         normalize: object = None,
         device: str | torch.device | None = None,
         generator: torch.Generator | None = None,
@@ -317,7 +317,7 @@ def render(
     param: str | None = None,
     decorrelate: bool | None = None,
     transforms: str | Callable[..., Tensor] | None = "recipe",
-    regularizers: Sequence[Regularization] = (),
+    regularizers: Sequence[Regularizer] = (),
     optimizer: str | Callable[..., torch.optim.Optimizer] = "adam",
     normalize: object = None,
     channels: int | None = None,
@@ -343,7 +343,7 @@ def render(
         Unset ``steps``, ``lr``, ``param``, ``decorrelate`` and ``transforms`` come from the
         recipe (``midnite.engine.recipes``): the class recipe when the objective reads only the
         model's output, the feature recipe otherwise.
-        regularizers: penalties such as ``TVRegularization()`` on the image.
+        regularizers: penalties such as ``TotalVariation(1.0)`` on the image.
         normalize: None, "imagenet" or ``(mean, std)`` applied before the model.
         channels: image channels; default: the model's first convolution's input channels.
         device: default: the ``midnite.device`` context (cpu).

@@ -1,15 +1,7 @@
-"""The seed API in one place: ``from midnite.visualization.base import *``."""
+"""The classic API in one place, as the notebook imports it: ``from ...base import *``."""
 
-from midnite.engine.regularizers import Regularization, TVRegularization, WeightDecay
-from midnite.engine.transforms import (
-    BilateralTransform,
-    BlurTransform,
-    RandomTransform,
-    ResizeTransform,
-    Transform,
-    TransformSequence,
-)
 from midnite.visualization.methods import PixelActivation
+from midnite.visualization.regularizers import Regularization, TVRegularization, WeightDecay
 from midnite.visualization.selectors import (
     ChannelSplit,
     GroupSplit,
@@ -20,6 +12,14 @@ from midnite.visualization.selectors import (
     SimpleSelector,
     SpatialSplit,
     SplitSelector,
+)
+from midnite.visualization.transforms import (
+    BilateralTransform,
+    BlurTransform,
+    RandomTransform,
+    ResizeTransform,
+    Transform,
+    TransformSequence,
 )
 
 __all__ = [

@@ -1,4 +1,4 @@
-"""The seed notebook's ``PixelActivation``: max mean activation by pixel optimization.
+"""The classic ``PixelActivation``: max mean activation by pixel optimization.
 
 ``iter_n`` iterations of ``opt_n`` Adam steps on the pixels of one image; between iterations
 (not after the last) the transform is applied and, with ``clamp``, values are clipped to [0, 1].
@@ -15,12 +15,14 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from midnite.engine.checks import check_bool, check_positive_int, check_real
 from midnite.engine.device import resolve_device
 from midnite.engine.hooks import OUTPUT, input_channels
-from midnite.engine.objectives import Objective, selector
+from midnite.engine.objectives import Objective
 from midnite.engine.param import PixelImage
 from midnite.engine.regularizers import check_regularizers
-from midnite.engine.renderer import Renderer, check_lr, check_positive_int, generators
+from midnite.engine.renderer import Renderer, generators
+from midnite.visualization.selectors import NeuronSelector
 
 
 def split_net(net: object, layer: str | Sequence[str] | None) -> tuple[nn.Module, tuple[str, ...]]:
@@ -41,7 +43,9 @@ def split_net(net: object, layer: str | Sequence[str] | None) -> tuple[nn.Module
     return net, names
 
 
-def _swap_param(optimizer: torch.optim.Optimizer, old: nn.Parameter, new: nn.Parameter) -> None:
+def _replace_parameter(
+    optimizer: torch.optim.Optimizer, old: nn.Parameter, new: nn.Parameter
+) -> None:
     """Let ``new`` (maybe of another size) take ``old``'s place and Adam state in ``optimizer``."""
     state = optimizer.state.pop(old, {})
     size = tuple(new.shape[-2:])
@@ -62,9 +66,10 @@ class PixelActivation:
             ``(model, "layer.name")`` / ``(model, [names])`` to read named layers of any model
             (the mean over the layers is maximized; the pass stops after the deepest).
         selector: which neurons, e.g. ``SplitSelector(ChannelSplit(), [1])``.
-        lr, iter_n, opt_n, init_size, clamp, transform, regularization: as in the seed.
+        lr, iter_n, opt_n, init_size, clamp, transform, regularization: as in the notebook
+            (defaults 0.01, 12, 20, 250, True, None, None).
         layer: the layer name(s), instead of the tuple form of ``net``.
-        normalize: None (the seed's behaviour), "imagenet" or ``(mean, std)``: applied to the
+        normalize: None (the notebook's behaviour), "imagenet" or ``(mean, std)``: applied to the
             image before the model; the optimized image stays in [0, 1].
         seed: an int or torch.Generator; the same seed gives the same image. None: fresh.
         device: default: the ``midnite.device`` context.
@@ -74,7 +79,7 @@ class PixelActivation:
     def __init__(
         self,
         net: nn.Module | tuple,
-        selector: object,
+        selector: NeuronSelector,
         lr: float = 0.01,
         iter_n: int = 12,
         opt_n: int = 20,
@@ -90,30 +95,31 @@ class PixelActivation:
         progress: bool = True,
     ):
         self.net, self.layers = split_net(net, layer)
-        if not hasattr(selector, "select_mean"):
+        if not isinstance(selector, NeuronSelector):
             raise TypeError(
                 "selector must be a NeuronSelector such as SplitSelector(ChannelSplit(), [1]), "
                 f"got {type(selector).__name__}"
             )
         self.selector = selector
-        self.lr = check_lr(lr)
-        self.iter_n = check_positive_int(iter_n, "iter_n")
-        self.opt_n = check_positive_int(opt_n, "opt_n")
-        self.init_size = check_positive_int(init_size, "init_size")
-        self.clamp = bool(clamp)
+        self.lr = check_real("lr", lr, gt=0.0)
+        self.iter_n = check_positive_int("iter_n", iter_n)
+        self.opt_n = check_positive_int("opt_n", opt_n)
+        self.init_size = check_positive_int("init_size", init_size)
+        self.clamp = check_bool("clamp", clamp)
         if transform is not None and not callable(transform):
             raise TypeError(
                 f"transform must be a transform or None, got {type(transform).__name__}"
             )
         self.transform = transform
-        self.regularization = check_regularizers(regularization)
+        self.regularization = check_regularizers(regularization, "regularization")
         self.normalize = normalize
         self.seed = seed
         self.device = device
         self.progress = progress
 
     def objective(self) -> Objective:
-        terms = [selector(self.selector, name) for name in self.layers]
+        """The engine objective maximized: the selector's on each layer, averaged over layers."""
+        terms = [self.selector.objective(name) for name in self.layers]
         return terms[0] if len(terms) == 1 else sum(terms) / len(terms)
 
     def _start_image(
@@ -160,13 +166,13 @@ class PixelActivation:
                     loss.backward()
                     optim.step()
                 if it < self.iter_n - 1:
-                    pixels = self._between_iterations(pixels, optim, gens.step)
+                    pixels = self._transform_and_clamp(pixels, optim, gens.step)
             result = pixels.detach().clamp(0, 1)
             self.final_value = float(renderer.score(result)[0])
         return result[0].cpu()
 
     @torch.no_grad()
-    def _between_iterations(
+    def _transform_and_clamp(
         self, pixels: nn.Parameter, optim: torch.optim.Optimizer, gen: torch.Generator
     ) -> nn.Parameter:
         """Transform and clamp the image; a new size gets a new parameter (Adam state resized)."""
@@ -179,7 +185,7 @@ class PixelActivation:
             pixels.copy_(img)
             return pixels
         new = nn.Parameter(img.contiguous())
-        _swap_param(optim, pixels, new)
+        _replace_parameter(optim, pixels, new)
         return new
 
     def __repr__(self) -> str:

@@ -1,12 +1,11 @@
-"""Which neurons of a layer's activation to maximize: splits, indices and masks.
+"""The classic selectors: which neurons of a layer to maximize, as engine objectives.
 
-A selector turns a batch of activations ``(B, *size)`` into one number per image, the weighted
-mean of the neurons it selects; ``size`` is the per-image shape, ``(C, H, W)`` or ``(N,)``.
-
-``SplitSelector(ChannelSplit(), [1])`` selects channel 1; ``SplitSelector(NeuronSplit(), [783])``
-selects class 783 of a classifier's output; ``SimpleSelector(mask)`` selects an explicit mask.
-Indices follow Python: ``-1`` is the last channel/row/column/neuron. A selection that selects
-nothing raises ``ValueError``; it never yields NaN.
+A selector on a layer is an engine objective, ``selector.objective(layer)``: the weighted mean
+of the neurons it selects, one number per image. ``SplitSelector(ChannelSplit(), [1])`` is
+``objectives.channel(layer, 1)``, ``SplitSelector(NeuronSplit(), [783])`` class 783 of a
+classifier's output, ``SimpleSelector(mask)`` the engine's ``objectives.mask``. Indices follow
+Python (``-1`` is the last channel/row/column/neuron), resolved by the engine's one rule,
+``checks.resolve_index``. A selection that selects nothing raises ``ValueError``, never NaN.
 """
 
 from __future__ import annotations
@@ -21,7 +20,11 @@ from typing import Any
 import torch
 from torch import Tensor
 
+from midnite.engine import objectives
+from midnite.engine.checks import resolve_index
 from midnite.engine.device import resolve_device
+from midnite.engine.hooks import OUTPUT
+from midnite.engine.objectives import Objective
 
 __all__ = [
     "ChannelSplit",
@@ -45,7 +48,7 @@ _CACHE_SIZE = 16  # masks kept per selector: the layer size changes when the ima
 # argument helpers
 
 
-def _as_size(size: Any) -> tuple[int, ...]:
+def _per_image_shape(size: Any) -> tuple[int, ...]:
     """``size`` as a tuple of positive ints (a per-image activation shape)."""
     if isinstance(size, Tensor) or not isinstance(size, (Sequence, torch.Size)):
         raise TypeError(
@@ -64,7 +67,7 @@ def _as_size(size: Any) -> tuple[int, ...]:
     return dims
 
 
-def _as_index(index: Any) -> tuple[int, ...]:
+def _index_entries(index: Any) -> tuple[int, ...]:
     """``index`` as a tuple of ints; accepts a sequence, a single int, or an integer tensor."""
     if isinstance(index, Tensor):
         if index.dtype.is_floating_point or index.dtype.is_complex or index.dtype == torch.bool:
@@ -90,22 +93,12 @@ def _as_index(index: Any) -> tuple[int, ...]:
     return tuple(entries)
 
 
-def _normalize(value: int, extent: int, name: str, plural: str, owner: str = "a layer") -> int:
-    """``value`` as an index into ``range(extent)``, Python style (negative counts from the end)."""
-    if -extent <= value < extent:
-        return value % extent
-    raise IndexError(
-        f"{name} index {value} out of range for {owner} with {extent} {plural} "
-        f"(valid: 0..{extent - 1}, or {-extent}..-1 counting from the end)"
-    )
-
-
-def _mean_rest(t: Tensor) -> Tensor:
+def _mean_per_image(t: Tensor) -> Tensor:
     """Mean over all dims but the first: (B, ...) -> (B,)."""
     return t if t.ndim == 1 else t.flatten(1).mean(1)
 
 
-def _one_hot(size: tuple[int, ...], region: tuple[Any, ...], device, dtype) -> Tensor:
+def _region_mask(size: tuple[int, ...], region: tuple[Any, ...], device, dtype) -> Tensor:
     mask = torch.zeros(size, device=resolve_device(device), dtype=dtype)
     mask[region] = 1
     return mask
@@ -114,10 +107,7 @@ def _one_hot(size: tuple[int, ...], region: tuple[Any, ...], device, dtype) -> T
 # ---------------------------------------------------------------------------------------------
 # splits
 
-_NEURON_DIM_NAMES = {
-    1: (("neuron", "neurons"),),
-    3: (("channel", "channels"), ("row (y)", "rows"), ("column (x)", "columns")),
-}
+_NEURON_AXES = {1: ("neuron",), 3: ("channel", "row", "column")}  # how messages name the axes
 
 
 class LayerSplit(ABC):
@@ -155,9 +145,14 @@ class LayerSplit(ABC):
     def invert(self) -> LayerSplit:
         """The complementary split (Neuron <-> Identity, Channel <-> Spatial)."""
 
+    def _objective(self, layer: str, index: tuple[int, ...]) -> Objective | None:
+        """The engine objective selecting part ``index`` of ``layer``; None where the engine
+        has none (one's own splits), and the selector falls back on ``_fast_mean``/masks."""
+        return None
+
     def _fast_mean(self, act: Tensor, index: tuple[int, ...]) -> Tensor | None:
         """Mean of the selected part of ``act`` (B, *size) by indexing, or None if unsupported."""
-        return _mean_rest(act[(slice(None), *self._region(index, tuple(act.shape[1:])))])
+        return _mean_per_image(act[(slice(None), *self._region(index, tuple(act.shape[1:])))])
 
     def get_mask(
         self,
@@ -172,9 +167,9 @@ class LayerSplit(ABC):
         Raises ValueError for an index of the wrong length or a size the split cannot cut,
         IndexError for an index out of range.
         """
-        size = _as_size(size)
-        idx = self._resolve(_as_index(index), size)
-        return _one_hot(size, self._region(idx, size), device, dtype)
+        size = _per_image_shape(size)
+        idx = self._resolve(_index_entries(index), size)
+        return _region_mask(size, self._region(idx, size), device, dtype)
 
     def get_split(
         self,
@@ -184,7 +179,7 @@ class LayerSplit(ABC):
         dtype: torch.dtype | None = None,
     ) -> list[Tensor]:
         """All masks of the split for ``size`` (e.g. ``C`` masks for ``ChannelSplit``)."""
-        size = _as_size(size)
+        size = _per_image_shape(size)
         return [self.get_mask(idx, size, device=device, dtype=dtype) for idx in self._indices(size)]
 
     def __eq__(self, other: object) -> bool:
@@ -211,16 +206,19 @@ class NeuronSplit(LayerSplit):
                 f"{'entry' if len(size) == 1 else 'entries'} {form} for a layer of shape "
                 f"{size}, got {list(index)!r}"
             )
-        names = _NEURON_DIM_NAMES.get(len(size)) or tuple(
-            (f"dim-{d}", f"entries along dim {d}") for d in range(len(size))
-        )
-        return tuple(
-            _normalize(v, n, name, plural)
-            for v, n, (name, plural) in zip(index, size, names, strict=True)
-        )
+        axes = _NEURON_AXES.get(len(size))
+        if axes is None:
+            return tuple(
+                resolve_index(v, n, "position", f"dimension {d} of a layer")
+                for d, (v, n) in enumerate(zip(index, size, strict=True))
+            )
+        return tuple(resolve_index(v, n, a) for v, n, a in zip(index, size, axes, strict=True))
 
     def _region(self, index, size):
         return index
+
+    def _objective(self, layer, index):
+        return objectives.element(layer, index)
 
     def _indices(self, size):
         return list(itertools.product(*(range(n) for n in size)))
@@ -239,10 +237,13 @@ class ChannelSplit(LayerSplit):
 
     def _resolve(self, index, size):
         self._check_length(index)
-        return (_normalize(index[0], size[0], "channel", "channels"),)
+        return (resolve_index(index[0], size[0], "channel"),)
 
     def _region(self, index, size):
         return index
+
+    def _objective(self, layer, index):
+        return objectives.channel(layer, index[0])
 
     def _indices(self, size):
         return [(c,) for c in range(size[0])]
@@ -264,12 +265,15 @@ class SpatialSplit(LayerSplit):
             )
         self._check_length(index)
         return (
-            _normalize(index[0], size[1], "row (y)", "rows"),
-            _normalize(index[1], size[2], "column (x)", "columns"),
+            resolve_index(index[0], size[1], "row"),
+            resolve_index(index[1], size[2], "column"),
         )
 
     def _region(self, index, size):
         return (slice(None), *index)
+
+    def _objective(self, layer, index):
+        return objectives.spatial(layer, index[0], index[1])
 
     def _indices(self, size):
         if len(size) != 3:
@@ -291,6 +295,9 @@ class Identity(LayerSplit):
 
     def _region(self, index, size):
         return ()
+
+    def _objective(self, layer, index):
+        return objectives.mean(layer)
 
     def _fast_mean(self, act, index):
         return act.flatten(1).mean(1)
@@ -363,7 +370,7 @@ class GroupSplit(LayerSplit):
                 f"GroupSplit factors fit a layer of shape {self.size}, got a layer of shape {size}"
             )
         self._check_length(index)
-        g = _normalize(index[0], self.num_groups, "group", "groups", owner="a GroupSplit")
+        g = resolve_index(index[0], self.num_groups, "group", owner="a GroupSplit")
         if not (self.channel_factors[g].any() and self.spatial_factors[g].any()):
             raise ValueError(
                 f"GroupSplit group {g} selects nothing: its channel or spatial factors are all zero"
@@ -373,6 +380,10 @@ class GroupSplit(LayerSplit):
     def _region(self, index, size):
         raise NotImplementedError("GroupSplit masks are weighted, not a region")
 
+    def _objective(self, layer, index):
+        # the group's weights fit one layer shape only, so they are known (and checked) now
+        return objectives.mask(layer, self.get_mask(index, self.size, device="cpu"))
+
     def _fast_mean(self, act, index):
         return None
 
@@ -381,8 +392,8 @@ class GroupSplit(LayerSplit):
 
     def get_mask(self, index, size, *, device=None, dtype=None):
         """Weighted mask ``channel_factors[g][:, None, None] * spatial_factors[g][None]``."""
-        size = _as_size(size)
-        (g,) = self._resolve(_as_index(index), size)
+        size = _per_image_shape(size)
+        (g,) = self._resolve(_index_entries(index), size)
         dev = resolve_device(device)
         dtype = dtype or torch.get_default_dtype()
         mask = self.channel_factors[g][:, None, None] * self.spatial_factors[g][None]
@@ -410,16 +421,22 @@ class GroupSplit(LayerSplit):
 
 
 class NeuronSelector(ABC):
-    """Chooses neurons of a layer and reduces a batch of activations to their weighted mean.
+    """Chooses neurons of a layer; on a layer it is an engine objective.
 
-    ``get_mask(size)`` is the (cached) float mask of shape ``size``; ``select_mean(act)`` maps
-    ``act`` of shape ``(B, *size)`` to ``(B,)`` = ``sum(mask * act) / sum(mask)`` per image.
-    Masks follow the device and dtype of the activation; the returned mask is shared (cached),
-    so do not modify it in place.
+    ``objective(layer)`` is the objective that maps the layer's activations ``(B, *size)`` to
+    ``(B,)`` = ``sum(mask * act) / sum(mask)`` per image, by indexing where it can;
+    ``select_mean(act)`` computes the same on one batch of activations; ``get_mask(size)`` is
+    the float mask of shape ``size``, cached and shared (do not modify it in place).
     """
 
     def __init__(self) -> None:
         self._cache: dict[tuple[Any, ...], tuple[Tensor, Tensor]] = {}
+        self._mean_objective: Objective | None = None  # select_mean's, built once
+
+    def objective(self, layer: str = OUTPUT) -> Objective:
+        """The engine objective that maximizes this selection of ``layer`` (default: the
+        model's output): checked against the layer's shape by its ``validate``."""
+        return _SelectedMean(self, layer)
 
     @abstractmethod
     def validate(self, size: SizeLike) -> None:
@@ -431,6 +448,14 @@ class NeuronSelector(ABC):
 
     def _fast_mean(self, act: Tensor) -> Tensor | None:
         return None
+
+    def _mean(self, act: Tensor) -> Tensor:
+        """The selected mean by indexing where the selector can, else by its mask's weights."""
+        fast = self._fast_mean(act)
+        if fast is not None:
+            return fast
+        _, weights = self._entry(_per_image_shape(act.shape[1:]), act.device, act.dtype)
+        return act.flatten(1) @ weights
 
     def _entry(self, size: tuple[int, ...], device: torch.device, dtype: torch.dtype):
         key = (size, device, dtype)
@@ -462,14 +487,14 @@ class NeuronSelector(ABC):
 
         Cached per (size, device, dtype): the same tensor object is returned again.
         """
-        size = _as_size(size)
+        size = _per_image_shape(size)
         dev = resolve_device(device)
         if dev.type == "cuda" and dev.index is None:
             dev = torch.device("cuda", torch.cuda.current_device())
         return self._entry(size, dev, dtype or torch.get_default_dtype())[0]
 
     def select_mean(self, act: Tensor) -> Tensor:
-        """Weighted mean of the selected activations of each image.
+        """Weighted mean of the selected activations of each image: ``objective()`` on ``act``.
 
         Shape:
             act: ``(B, *size)``, a batch of activations; returns ``(B,)``, differentiable.
@@ -483,16 +508,41 @@ class NeuronSelector(ABC):
             )
         if not (act.dtype.is_floating_point or act.dtype.is_complex):
             act = act.to(torch.get_default_dtype())
-        fast = self._fast_mean(act)
-        if fast is not None:
-            return fast
-        _, weights = self._entry(_as_size(act.shape[1:]), act.device, act.dtype)
-        return act.flatten(1) @ weights
+        self.validate(act.shape[1:])
+        objective = getattr(self, "_mean_objective", None)
+        if objective is None:
+            objective = self._mean_objective = self.objective(OUTPUT)
+        return objective({OUTPUT: act})
 
     def __getstate__(self) -> dict[str, Any]:
         state = self.__dict__.copy()
         state["_cache"] = {}
+        state["_mean_objective"] = None
         return state
+
+
+class _SelectedMean(Objective):
+    """A selector with no engine counterpart (one's own split or selector) on ``layer``:
+    checked by the selector's ``validate``, computed by its indexing or its mask."""
+
+    def __init__(self, selector: NeuronSelector, layer: str) -> None:
+        if not isinstance(layer, str):
+            raise TypeError(
+                f"layer must be a str (a dotted module name), got {type(layer).__name__}"
+            )
+        self.selector = selector
+        self.layer = layer
+        self.layers = (layer,)
+
+    def validate(self, shapes: Any) -> None:
+        self.selector.validate(shapes[self.layer])
+
+    def forward(self, acts: Any) -> Tensor:
+        return self.selector._mean(acts[self.layer])
+
+    def __repr__(self) -> str:
+        where = "" if self.layer == OUTPUT else f", layer={self.layer!r}"
+        return f"selected({self.selector!r}{where})"
 
 
 class SplitSelector(NeuronSelector):
@@ -516,7 +566,7 @@ class SplitSelector(NeuronSelector):
                 f"split must be a LayerSplit such as ChannelSplit(), got {type(split).__name__}"
             )
         self.split = split
-        self.index = _as_index(index)
+        self.index = _index_entries(index)
         split._check_length(self.index)
         if isinstance(split, NeuronSplit) and not self.index:
             raise ValueError(
@@ -532,13 +582,19 @@ class SplitSelector(NeuronSelector):
         return idx
 
     def validate(self, size: SizeLike) -> None:
-        self._resolve(_as_size(size))
+        self._resolve(_per_image_shape(size))
+
+    def objective(self, layer: str = OUTPUT) -> Objective:
+        """The engine objective for this part of ``layer``: ``channel``, ``neuron``'s
+        ``element``, ``spatial``, ``mean`` or ``mask`` (a group's weights)."""
+        objective = self.split._objective(layer, self.index)
+        return super().objective(layer) if objective is None else objective
 
     def _build_mask(self, size):
         return self.split.get_mask(self._resolve(size), size, device="cpu")
 
     def _fast_mean(self, act):
-        idx = self._resolve(_as_size(act.shape[1:]))
+        idx = self._resolve(_per_image_shape(act.shape[1:]))
         return self.split._fast_mean(act, idx)
 
     def __getstate__(self) -> dict[str, Any]:
@@ -586,7 +642,7 @@ class SimpleSelector(NeuronSelector):
         self.mask = t.clone()
 
     def validate(self, size: SizeLike) -> None:
-        size = _as_size(size)
+        size = _per_image_shape(size)
         shape = tuple(self.mask.shape)
         if len(shape) != len(size) or any(
             m not in (1, s) for m, s in zip(shape, size, strict=True)
@@ -595,6 +651,10 @@ class SimpleSelector(NeuronSelector):
                 f"mask of shape {shape} does not fit a layer of per-image shape {size} "
                 "(dims must match or be 1)"
             )
+
+    def objective(self, layer: str = OUTPUT) -> Objective:
+        """The engine objective ``objectives.mask(layer, mask)``: the mask's weighted mean."""
+        return objectives.mask(layer, self.mask)
 
     def _build_mask(self, size):
         return self.mask.expand(size).contiguous()
