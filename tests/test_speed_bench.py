@@ -6,6 +6,10 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # EfficientNet-Lite0 end to end; minutes on a busy 2-core CPU
+
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
