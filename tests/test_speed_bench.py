@@ -13,6 +13,7 @@ pytestmark = pytest.mark.slow  # EfficientNet-Lite0 end to end; minutes on a bus
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
+@pytest.mark.usefixtures("one_thread")  # see conftest: spinning threads on a busy CPU
 def test_speed_benchmark_quick(tmp_path, capsys):
     sys.path.insert(0, str(BENCH))
     try:
