@@ -121,3 +121,16 @@ def cnn() -> nn.Sequential:
     model = tiny_cnn()
     model.train()  # the user's mode: midnite must run in eval and put train back
     return model
+
+
+@pytest.fixture
+def one_thread():
+    """Run the test with one torch thread, and give the count back afterwards.
+
+    On a 2-core CPU shared with other processes, OpenMP threads spinning at barriers can make a
+    2-thread run ~100x slower (the speed benchmark's smoke run: 10 minutes instead of 5 s).
+    """
+    n = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(n)

@@ -21,6 +21,7 @@ ARTIFACTS = Path(os.environ.get("MIDNITE_ARTIFACTS", Path(__file__).parent / "ar
 
 pytestmark = [
     pytest.mark.browser,
+    pytest.mark.slow,  # starts a real Chromium
     pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason=f"no Chromium at {CHROMIUM}"),
     pytest.mark.skipif(not CHROMEDRIVER, reason="no chromedriver on PATH"),
 ]

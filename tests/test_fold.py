@@ -132,6 +132,7 @@ def test_renderer_folds_and_renders_the_same_images():
     assert model.stem.bias is None and not any(m._forward_hooks for m in model.modules())
 
 
+@pytest.mark.slow  # loads the real Lite0
 def test_efficientnet_lite0_folds_every_pair():
     pytest.importorskip("efficientnet_lite_pytorch")
     from midnite.models import efficientnet_lite

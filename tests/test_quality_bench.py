@@ -32,6 +32,7 @@ def one_thread():
     torch.set_num_threads(n)
 
 
+@pytest.mark.slow  # renders on Lite0 and judges with Lite1 and Lite2
 def test_quick_run_prints_the_tables_and_writes_json_and_images(
     quality, one_thread, tmp_path, capsys
 ):

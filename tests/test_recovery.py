@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import pytest
 import torch
 
 import midnite
@@ -14,6 +15,8 @@ from midnite.known_answer import grating_net, planted_pattern, recovery_score
 # jitter, scaling and rotation blur the frequency a little, scores 0.35-0.37 over seeds 0-2 at
 # 256 steps; 0.2 is ten times chance and fails for an image that is not a grating of that period.
 THRESHOLD = 0.2
+
+pytestmark = pytest.mark.slow  # 256 render steps: several seconds on 2 CPU cores
 
 
 def test_default_render_recovers_planted_grating():

@@ -6,9 +6,14 @@ import json
 import sys
 from pathlib import Path
 
+import pytest
+
+pytestmark = pytest.mark.slow  # EfficientNet-Lite0 end to end; minutes on a busy 2-core CPU
+
 BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
 
 
+@pytest.mark.usefixtures("one_thread")  # see conftest: spinning threads on a busy CPU
 def test_speed_benchmark_quick(tmp_path, capsys):
     sys.path.insert(0, str(BENCH))
     try:

@@ -25,7 +25,7 @@ from midnite.engine import (
     transforms,
 )
 
-__version__ = "0.2.0"
+__version__ = "0.3.0.dev0"
 
 __all__ = [
     "LayerNotFoundError",
