@@ -130,9 +130,7 @@ def check_size(name: str, size: object) -> tuple[int, int]:
     return int(pair[0]), int(pair[1])
 
 
-def resolve_index(
-    value: object, extent: int, what: str = "index", owner: str = "a layer"
-) -> int:
+def resolve_index(value: object, extent: int, what: str = "index", owner: str = "a layer") -> int:
     """``value`` as an index into ``range(extent)``; negative values count from the end.
 
     The one rule for indices in both APIs (``objectives.channel(layer, -1)`` and

@@ -12,6 +12,7 @@ __all__ = ["IMAGENET_MEAN", "IMAGENET_STD", "Normalize", "as_normalize"]
 IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
+
 class Normalize(nn.Module):
     """``(x - mean) / std`` per channel; ``Normalize.imagenet()`` for ImageNet-trained models.
 
