@@ -1,6 +1,6 @@
 """The classic API (the notebook's): PixelActivation with selectors, transforms, regularizers."""
 
-# ruff: noqa: F403, F405  (the notebook's star import is what is under test)
+
 
 from __future__ import annotations
 

@@ -255,7 +255,7 @@ def _input_shape(model: nn.Module, input_size: int | tuple[int, ...]) -> tuple[i
             f"input_size must be N, (H, W) or (C, H, W) of positive ints, got {input_size!r}"
         )
     if len(input_size) == 3:
-        return input_size  # type: ignore[return-value]
+        return input_size
     return (input_channels(model), *input_size)  # type: ignore[return-value]
 
 

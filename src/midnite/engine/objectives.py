@@ -83,6 +83,9 @@ def _format_weight(weight: float) -> str:
 
 
 class _Sum(Objective):
+    terms: list[tuple[float, Objective]]
+    constant: float
+
     def __init__(self, terms: list[tuple[float, Objective]], constant: float = 0.0):
         flat: list[tuple[float, Objective]] = []
         for w, obj in terms:
@@ -169,11 +172,9 @@ class _Neuron(_LayerObjective):
         act = acts[self.layer]
         if act.dim() == 2:
             return act[:, self.unit]
-        if self.y is None:  # the centre neuron, as Lucid does
-            y, x = act.shape[-2] // 2, act.shape[-1] // 2
-        else:
-            y, x = self.y, self.x
-        return act[:, self.unit, y, x]
+        if self.y is None or self.x is None:  # the centre neuron, as Lucid does
+            return act[:, self.unit, act.shape[-2] // 2, act.shape[-1] // 2]
+        return act[:, self.unit, self.y, self.x]
 
     def __repr__(self) -> str:
         pos = "" if self.y is None else f", y={self.y}, x={self.x}"
@@ -244,7 +245,8 @@ class _Element(_LayerObjective):
             resolve_index(value, extent, what, owner)
 
     def forward(self, acts: Acts) -> Tensor:
-        return acts[self.layer][(slice(None), *self.index)]
+        index: tuple[slice | int, ...] = (slice(None), *self.index)
+        return acts[self.layer][index]
 
     def __repr__(self) -> str:
         return f"element({self._layer_repr()}, {list(self.index)})"

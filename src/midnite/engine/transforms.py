@@ -281,7 +281,8 @@ def affine(
         theta = torch.tensor(rows, dtype=wdt).view(b, 2, 3)
     else:  # where the draws live (a GPU): no host round trip
         cos, sin = torch.cos(torch.deg2rad(angle)) / scale, torch.sin(torch.deg2rad(angle)) / scale
-        entries = _theta_row(cos, sin, *shift.unbind(1), *sizes)
+        tx, ty = shift.unbind(1)
+        entries = _theta_row(cos, sin, tx, ty, h, w, ho, wo)
         theta = torch.stack(entries, dim=1).view(b, 2, 3)
     theta = theta.to(device=x.device, dtype=x.dtype, non_blocking=True)
     return _grid_sample(x, _affine_grid(theta, ho, wo), padding_mode)

@@ -8,7 +8,7 @@ It runs on the same ``Renderer`` as ``midnite.render``; Adam's state is kept acr
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
 
 import torch
 import torch.nn.functional as F
@@ -120,7 +120,9 @@ class PixelActivation:
     def objective(self) -> Objective:
         """The engine objective maximized: the selector's on each layer, averaged over layers."""
         terms = [self.selector.objective(name) for name in self.layers]
-        return terms[0] if len(terms) == 1 else sum(terms) / len(terms)
+        if len(terms) == 1:
+            return terms[0]
+        return sum(terms[1:], terms[0]) / len(terms)
 
     def _start_image(
         self, input_: Tensor | None, gen: torch.Generator, dev: torch.device
@@ -156,7 +158,7 @@ class PixelActivation:
         )
         with renderer:
             self.start_value = float(renderer.validate(pixels)[0])
-            iterations = range(self.iter_n)
+            iterations: Iterable[int] = range(self.iter_n)
             if self.progress:
                 iterations = tqdm(iterations, desc="PixelActivation")
             for it in iterations:

@@ -152,7 +152,8 @@ class LayerSplit(ABC):
 
     def _fast_mean(self, act: Tensor, index: tuple[int, ...]) -> Tensor | None:
         """Mean of the selected part of ``act`` (B, *size) by indexing, or None if unsupported."""
-        return _mean_per_image(act[(slice(None), *self._region(index, tuple(act.shape[1:])))])
+        region = (slice(None), *self._region(index, tuple(act.shape[1:])))
+        return _mean_per_image(act[region])
 
     def get_mask(
         self,

@@ -8,10 +8,8 @@ range; ``t(img, generator=None)`` and ``t.transform(img, generator=None)`` are t
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-
 import torch
-from torch import Tensor, nn
+from torch import Tensor
 
 from midnite.engine import transforms as engine
 from midnite.engine.checks import check_int, check_real
@@ -60,36 +58,12 @@ def _members(t: engine.Transform) -> tuple[engine.Transform, ...]:
     return tuple(t) if isinstance(t, TransformSequence) else (t,)
 
 
-class TransformSequence(Transform):
+class TransformSequence(Transform, engine.Compose):
     """Applies its transforms in order, passing the same ``generator`` to each.
 
     Built by ``a + b + c``; nested sequences are flattened; an empty sequence is the identity.
     Any engine transform may be a member.
     """
-
-    def __init__(self, *transforms: engine.Transform) -> None:
-        super().__init__()
-        for i, t in enumerate(transforms):
-            if not isinstance(t, engine.Transform):
-                raise TypeError(
-                    f"{type(self).__name__} takes Transform instances, "
-                    f"got {type(t).__name__} at position {i}"
-                )
-        self.transforms = nn.ModuleList(transforms)
-
-    def forward(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        for t in self.transforms:
-            x = t(x, generator=generator)
-        return x
-
-    def __len__(self) -> int:
-        return len(self.transforms)
-
-    def __iter__(self) -> Iterator[engine.Transform]:
-        return iter(self.transforms)  # type: ignore[arg-type]
-
-    def __getitem__(self, index: int) -> engine.Transform:
-        return self.transforms[index]  # type: ignore[return-value]
 
     def __repr__(self) -> str:
         if len(self) >= 2:
