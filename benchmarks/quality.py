@@ -1,7 +1,7 @@
 """Quality of class visualizations and of a known-answer recovery, as tables.
 
 Sections:
-  classes   Ten ImageNet classes rendered on EfficientNet-Lite0 by three methods: the seed
+  classes   Ten ImageNet classes rendered on EfficientNet-Lite0 by three methods: the classic
             notebook's class cell, its combined-regularizers cell (cell 10) applied to the class
             neuron, and ``midnite.render`` with the class recipe's defaults. Each image is judged
             by Lite0 (sanity: the model it was made on) and by Lite1 and Lite2 (transferability as
@@ -10,7 +10,7 @@ Sections:
             photos ~ -2, white noise ~ 0), the share of spectral energy above half Nyquist, and
             the seconds each method took.
   recovery  grating_net()'s planted grating detector (a known answer): recovery score of
-            render()'s default (feature recipe), of the seed's PixelActivation, of uniform noise
+            render()'s default (feature recipe), of the classic PixelActivation, of uniform noise
             (chance) and of the planted pattern itself (ceiling). Threshold 0.2: over ten times
             noise and about a quarter of what plain gradient ascent reaches (midnite.known_answer).
 
@@ -21,11 +21,11 @@ tuning of the class recipe; they were not re-picked after seeing results.
 (``DIR/<method>.png``), ``DIR/classes.png`` (one row per method in table order, one column per
 class) and ``DIR/recovery.png`` (one image per recovery row, seed 0).
 
-The seed runs one image at a time. Its class cell (300 iterations of 10 steps from 300 px,
+The classic API renders one image at a time. Its class cell (300 iterations of 10 steps from 300 px,
 growing 0.5% per iteration to ~1300 px: hours per image on a CPU) is cut to
-``SEED_CLASS_ITER_N`` iterations from 224 px; the settings column says so. Both seed cells
-maximize the softmax probability (the seed's class neuron is a softmax output); the class cell's
-image is judged min-max normalized, as the seed shows it (``show_normalized``).
+``CLASSIC_CLASS_ITER_N`` iterations from 224 px; the settings column says so. Both classic cells
+maximize the softmax probability (the notebook's class neuron is a softmax output); the class cell's
+image is judged min-max normalized, as the notebook shows it (``show_normalized``).
 
     python benchmarks/quality.py [--sections classes,recovery] [--device cuda] [--json F] [--out D]
                                  [--threads N]
@@ -88,22 +88,22 @@ CLASSES: dict[int, str] = {
 }
 #: Judges and their native input sizes.
 JUDGES = {"Lite0": (0, 224), "Lite1": (1, 240), "Lite2": (2, 260)}
-#: The seed class cell's iterations here (the seed: 300) and its start size (the seed: 300).
-SEED_CLASS_ITER_N = 12
-SEED_CLASS_INIT = 224
+#: The classic class cell's iterations here (the notebook: 300) and its start size (300).
+CLASSIC_CLASS_ITER_N = 12
+CLASSIC_CLASS_INIT = 224
 #: Recovery threshold (see the module docstring and ``midnite.known_answer.recovery_score``).
 RECOVERY_THRESHOLD = 0.2
 
-METHODS = ("seed: class cell", "seed: combined cell", "midnite: class recipe")
+METHODS = ("classic: class cell", "classic: combined cell", "midnite: class recipe")
 
 
 def _softmax_net(lite0: nn.Module) -> nn.Module:
     return nn.Sequential(lite0, nn.Softmax(dim=1)).eval()
 
 
-def seed_class_cell(lite0: nn.Module, classes: list[int], dev: torch.device, quick: bool):
-    """The seed's cell 13 (class visualization), iterations cut; images min-max normalized."""
-    iter_n, opt_n, init = (2, 2, 48) if quick else (SEED_CLASS_ITER_N, 10, SEED_CLASS_INIT)
+def classic_class_cell(lite0: nn.Module, classes: list[int], dev: torch.device, quick: bool):
+    """The notebook's cell 13 (class visualization), iterations cut; images min-max normalized."""
+    iter_n, opt_n, init = (2, 2, 48) if quick else (CLASSIC_CLASS_ITER_N, 10, CLASSIC_CLASS_INIT)
     net = _softmax_net(lite0)
     images = []
     for c in classes:
@@ -123,13 +123,13 @@ def seed_class_cell(lite0: nn.Module, classes: list[int], dev: torch.device, qui
         images.append(normalized(pa.visualize()))
     settings = (
         f"softmax; iter_n {iter_n} of 300 (cut for time), opt_n {opt_n}, "
-        f"init {init} px (seed: 300), lr 0.007; shown normalized"
+        f"init {init} px (notebook: 300), lr 0.007; shown normalized"
     )
     return images, settings
 
 
-def seed_combined_cell(lite0: nn.Module, classes: list[int], dev: torch.device, quick: bool):
-    """The seed's cell 10 (random + blur + resize, TV + weight decay) on the class neuron."""
+def classic_combined_cell(lite0: nn.Module, classes: list[int], dev: torch.device, quick: bool):
+    """The notebook's cell 10 (random + blur + resize, TV + weight decay) on the class neuron."""
     iter_n, opt_n, init = (2, 2, 32) if quick else (12, 20, 50)
     net = _softmax_net(lite0)
     images = []
@@ -147,7 +147,7 @@ def seed_combined_cell(lite0: nn.Module, classes: list[int], dev: torch.device, 
             progress=False,
         )
         images.append(pa.visualize())
-    settings = f"softmax; iter_n {iter_n}, opt_n {opt_n}, init {init} px, lr 0.01 (seed defaults)"
+    settings = f"softmax; iter_n {iter_n}, opt_n {opt_n}, init {init} px, lr 0.01 (defaults)"
     return images, settings
 
 
@@ -166,8 +166,8 @@ def midnite_class_recipe(lite0: nn.Module, classes: list[int], dev: torch.device
 
 
 RUNNERS = {
-    "seed: class cell": seed_class_cell,
-    "seed: combined cell": seed_combined_cell,
+    "classic: class cell": classic_class_cell,
+    "classic: combined cell": classic_combined_cell,
     "midnite: class recipe": midnite_class_recipe,
 }
 
@@ -303,7 +303,7 @@ def recovery_section(dev: torch.device, quick: bool, out: Path | None) -> tuple[
         )
         return res.images[0]
 
-    def seed_pa(seed: int) -> Tensor:
+    def classic_pa(seed: int) -> Tensor:
         return PixelActivation(
             (net, "relu"),
             SplitSelector(ChannelSplit(), [0]),
@@ -319,7 +319,7 @@ def recovery_section(dev: torch.device, quick: bool, out: Path | None) -> tuple[
 
     methods = {
         "midnite: render() default (feature recipe)": render_default,
-        "seed: PixelActivation (cell-3 defaults, no transform)": seed_pa,
+        "classic: PixelActivation (cell-3 defaults, no transform)": classic_pa,
         "uniform noise (chance)": noise,
         "planted pattern (ceiling)": lambda seed: pattern,
     }

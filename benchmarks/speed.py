@@ -1,7 +1,7 @@
 """Speed of midnite against a bare forward+backward pass of the same network, side by side.
 
 Sections (all on EfficientNet-Lite0 from the installed package):
-  seed     PixelActivation on the seed's cell-3 setting (a 6-block prefix, 250 px), bare and
+  classic  PixelActivation on the notebook's cell-3 setting (a 6-block prefix, 250 px), bare and
            with the cell-10 stack of transforms and regularizers: time per optimizer step over
            a bare forward+backward on the same image sizes.
   early    render() step time for targets at several depths over the full-network step,
@@ -10,7 +10,7 @@ Sections (all on EfficientNet-Lite0 from the installed package):
   render   render() with the default stack over a bare pass at the size the model sees.
   batch    16 channels as one batch against 16 renders one after another.
 
-    python benchmarks/speed.py [--sections seed,early,render,batch] [--device cuda] [--json F]
+    python benchmarks/speed.py [--sections classic,early,render,batch] [--device cuda] [--json F]
     python benchmarks/speed.py --quick      # a smoke run of seconds (used by the tests)
 
 Run it alone on the machine, with OpenMP's default wait policy (what users get): with
@@ -88,7 +88,7 @@ def bare_step(model, x: torch.Tensor, read=lambda out: out.mean()):
     return step
 
 
-def seed_section(dev: torch.device, quick: bool) -> tuple[str, list[dict]]:
+def classic_section(dev: torch.device, quick: bool) -> tuple[str, list[dict]]:
     net = efficientnet_lite_features(16)[:10].to(dev)
     size = 64 if quick else 250
     iters, opt_n = (2, 3) if quick else (12, 20)
@@ -166,7 +166,7 @@ def seed_section(dev: torch.device, quick: bool) -> tuple[str, list[dict]]:
         }
     )
     title = (
-        f"Seed API: PixelActivation step vs bare forward+backward (Lite0[:10], sizes {sizes[0]})"
+        f"Classic API: PixelActivation step vs bare forward+backward (Lite0[:10], sizes {sizes[0]})"
     )
     return table(title, list(rows[0]), [list(r.values()) for r in rows]), rows
 
@@ -383,7 +383,7 @@ def batch_section(dev: torch.device, quick: bool) -> tuple[str, list[dict]]:
 
 
 SECTIONS = {
-    "seed": seed_section,
+    "classic": classic_section,
     "early": early_section,
     "render": render_section,
     "batch": batch_section,

@@ -1,6 +1,6 @@
-"""The seed notebook "Details - Max Mean Activation", every code cell in order, on midnite.
+"""The classic notebook "Details - Max Mean Activation", every code cell in order, on midnite.
 
-EfficientNet-Lite0 (ImageNet weights from the installed package) stands in for the seed's
+EfficientNet-Lite0 (ImageNet weights from the installed package) stands in for the notebook's
 AlexNet and GoogLeNet, whose weights cannot be had offline: ``lite0[:10]`` (ImageNet
 normalization, stem and 6 MBConv blocks) for ``alexnet.features[:9]``, ``lite0[:13]`` (9 blocks)
 for ``alexnet.features[:11]``, and the whole classifier followed by a softmax for GoogLeNet.
@@ -38,11 +38,11 @@ from midnite.visualization.base import *
 
 args = argparse.ArgumentParser(description=__doc__.splitlines()[0])
 args.add_argument("out", nargs="?", default="out/demo", help="output folder (default out/demo)")
-args.add_argument("--full", action="store_true", help="run the class cell with the seed's settings")
+args.add_argument("--full", action="store_true", help="the class cell as in the notebook")
 opts = args.parse_args()
 OUT = Path(opts.out)
 OUT.mkdir(parents=True, exist_ok=True)
-DEVICE = "cuda:0" if torch.cuda.is_available() else "cpu"  # the seed: "use 'cpu' if no GPU"
+DEVICE = "cuda:0" if torch.cuda.is_available() else "cpu"  # the notebook: "use 'cpu' if no GPU"
 
 results: list[tuple[str, torch.Tensor]] = []
 _cell = {"name": "", "t0": 0.0}
@@ -232,9 +232,9 @@ with midnite.device(DEVICE):
             SplitSelector(NeuronSplit(), [783]),
             transform=RandomTransform(scale_fac=0) + BilateralTransform() + ResizeTransform(1.005),
             opt_n=10,
-            iter_n=iter_n,  # the seed: 300 (cut, see the module docstring)
+            iter_n=iter_n,  # the notebook: 300 (cut, see the module docstring)
             regularization=[WeightDecay(decay_factor=1.5e-7), TVRegularization(coefficient=0.05)],
-            init_size=init_size,  # the seed: 300
+            init_size=init_size,  # the notebook: 300
             lr=0.007,
         ).visualize(),
         scale=1.5,

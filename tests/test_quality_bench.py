@@ -67,7 +67,7 @@ def test_quick_run_prints_the_tables_and_writes_json_and_images(
 
     for name in ("classes.png", "recovery.png", "midnite_class_recipe.png"):
         assert (out / name).is_file()
-    assert sorted(p.name for p in (out / "seed_class_cell").iterdir()) == [
+    assert sorted(p.name for p in (out / "classic_class_cell").iterdir()) == [
         "001_goldfish.png",
         "130_flamingo.png",
     ]

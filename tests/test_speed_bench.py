@@ -23,12 +23,12 @@ def test_speed_benchmark_quick(tmp_path, capsys):
     out = tmp_path / "speed.json"
     assert speed.main(["--quick", "--json", str(out)]) == 0
     text = capsys.readouterr().out
-    for title in ("Seed API", "Early stop", "render() step", "one batch vs one by one"):
+    for title in ("Classic API", "Early stop", "render() step", "one batch vs one by one"):
         assert title in text
     data = json.loads(out.read_text())
-    assert set(data["sections"]) == {"seed", "early", "render", "batch"}
-    seed_rows = data["sections"]["seed"]
-    assert len(seed_rows) == 2 and all(row["ratio"] > 0 for row in seed_rows)
+    assert set(data["sections"]) == {"classic", "early", "render", "batch"}
+    classic_rows = data["sections"]["classic"]
+    assert len(classic_rows) == 2 and all(row["ratio"] > 0 for row in classic_rows)
     early = data["sections"]["early"]
     assert all(0 < row["FLOP share"] < 1 and row["time share (bare prefix)"] > 0 for row in early)
     batch = data["sections"]["batch"]
