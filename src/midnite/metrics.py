@@ -13,7 +13,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from midnite.engine.checks import check_real, check_size
+from midnite.engine.checks import check_positive_int, check_real, check_size
 from midnite.engine.transforms import random_affine
 
 __all__ = [
@@ -169,9 +169,9 @@ def robustness(
     images: Tensor,
     *,
     n: int = 8,
-    max_shift: float = 8,
-    max_rot_deg: float = 10.0,
-    max_scale: float = 0.1,
+    max_shift: float = 8.0,
+    degrees: float = 10.0,
+    scales: tuple[float, float] = (0.9, 1.1),
     eps: float = 1e-6,
     generator: torch.Generator | None = None,
 ) -> Tensor:
@@ -180,35 +180,27 @@ def robustness(
     ``robustness = 1 + (mean_k s(T_k x) - s(x)) / max(|s(x)|, eps)``, i.e. ``mean_k s(T_k x) /
     s(x)`` for a positive score (see ``activation_gain`` for the sign and ~0 conventions). Each
     ``T_k`` draws, per image, a shift uniform in ±``max_shift`` px on each axis, a rotation in
-    ±``max_rot_deg`` degrees and a zoom factor in 1 ± ``max_scale``, resampled bilinearly with
-    reflection padding at the same size. 1 means the visualization works as well when moved; an
+    ±``degrees`` and a zoom factor in ``scales`` (the names of ``transforms.random_affine``),
+    resampled bilinearly with reflection padding at the same size. 1 means the visualization works as well when moved; an
     adversarial-looking image that needs exact pixel positions scores well below 1.
 
     ``score_fn`` is called ``n + 1`` times on ``(B, C, H, W)`` batches under ``torch.no_grad``.
-    ``generator=None`` uses a fresh generator seeded 0, so the metric is reproducible; draws come
-    from the generator's device.
+    Draws come from ``generator`` (None: torch's default generator, so ``torch.manual_seed``
+    makes the metric repeatable).
 
     Shape: ``images`` ``(B, C, H, W)`` or ``(C, H, W)``; returns ``(B,)`` float64.
     """
     images = _images(images)
     check_real("eps", eps, gt=0.0)
-    if not isinstance(n, int) or isinstance(n, bool) or n < 1:
-        raise ValueError(f"n must be an int >= 1, got {n!r}")
-    for name, v in (("max_shift", max_shift), ("max_rot_deg", max_rot_deg)):
-        if not (isinstance(v, (int, float)) and v >= 0):
-            raise ValueError(f"{name} must be a number >= 0, got {v!r}")
-    if not (isinstance(max_scale, (int, float)) and 0 <= max_scale < 1):
-        raise ValueError(f"max_scale must be a number in [0, 1), got {max_scale!r}")
-    if generator is None:
-        generator = torch.Generator().manual_seed(0)
+    check_positive_int("n", n)
     base = _scores(score_fn, images, "images")
     total = torch.zeros_like(base)
     for _ in range(n):
         moved = random_affine(
             images,
             max_shift=max_shift,
-            degrees=max_rot_deg,
-            scales=(1.0 - max_scale, 1.0 + max_scale),
+            degrees=degrees,
+            scales=scales,
             generator=generator,
         )
         total += _scores(score_fn, moved, "perturbed images")
