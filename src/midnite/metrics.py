@@ -181,8 +181,9 @@ def robustness(
     s(x)`` for a positive score (see ``activation_gain`` for the sign and ~0 conventions). Each
     ``T_k`` draws, per image, a shift uniform in ±``max_shift`` px on each axis, a rotation in
     ±``degrees`` and a zoom factor in ``scales`` (the names of ``transforms.random_affine``),
-    resampled bilinearly with reflection padding at the same size. 1 means the visualization works as well when moved; an
-    adversarial-looking image that needs exact pixel positions scores well below 1.
+    resampled bilinearly with reflection padding at the same size. 1 means the visualization
+    works as well when moved; an adversarial-looking image that needs exact pixel positions
+    scores well below 1.
 
     ``score_fn`` is called ``n + 1`` times on ``(B, C, H, W)`` batches under ``torch.no_grad``.
     Draws come from ``generator`` (None: torch's default generator, so ``torch.manual_seed``
