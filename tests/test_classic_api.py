@@ -1,7 +1,5 @@
 """The classic API (the notebook's): PixelActivation with selectors, transforms, regularizers."""
 
-
-
 from __future__ import annotations
 
 import math
