@@ -80,3 +80,22 @@ def test_resolve_index_negative_counts_from_the_end():
         checks.resolve_index(1.0, 4, "channel")
     with pytest.raises(TypeError, match=r"got bool"):
         checks.resolve_index(True, 4)
+
+
+def test_check_weights():
+    w = checks.check_weights("mask", [[True, False]])
+    assert w.dtype == torch.float32 and w.tolist() == [[1.0, 0.0]]
+    assert checks.check_weights("w", torch.ones(2, dtype=torch.float64)).dtype == torch.float64
+    source = torch.ones(3)
+    assert checks.check_weights("w", source) is not source  # a copy: later edits do not leak
+    cases = [
+        ("abc", TypeError, r"mask must be a tensor \(bool or non-negative numbers\), got str"),
+        (torch.tensor([1j]), TypeError, r"mask must be bool or real, got dtype torch.complex64"),
+        (torch.tensor(1.0), ValueError, r"per-image shape, got a 0-d tensor"),
+        (torch.tensor([1.0, float("inf")]), ValueError, r"mask must be finite"),
+        (torch.tensor([1.0, -2.0]), ValueError, r"mask must be non-negative, got minimum -2"),
+        (torch.zeros(2, 3), ValueError, r"nothing is selected: all 6 entries of mask \(shape"),
+    ]
+    for value, error, message in cases:
+        with pytest.raises(error, match=message):
+            checks.check_weights("mask", value)

@@ -328,7 +328,7 @@ def test_bad_selectors():
         PixelActivation(
             features(), SplitSelector(NeuronSplit(), [0, 1]), progress=False
         ).visualize()
-    with pytest.raises(ValueError, match="selects nothing"):
+    with pytest.raises(ValueError, match="nothing is selected"):
         SimpleSelector(torch.zeros(6, 12, 12))
     with pytest.raises(TypeError, match="NeuronSelector"):
         PixelActivation(features(), ChannelSplit())

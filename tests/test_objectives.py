@@ -136,7 +136,7 @@ def test_mask_weights_are_built_once_per_shape():
 
 
 def test_mask_errors():
-    with pytest.raises(ValueError, match="select nothing"):
+    with pytest.raises(ValueError, match="nothing is selected"):
         O.mask("x", torch.zeros(3, 2, 2))
     with pytest.raises(ValueError, match="non-negative, got minimum -1"):
         O.mask("x", torch.tensor([1.0, -1.0]))

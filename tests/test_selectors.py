@@ -556,9 +556,9 @@ def test_simple_selector_shape_mismatch():
 
 
 def test_simple_selector_all_zero_mask():
-    with pytest.raises(ValueError, match="selects nothing"):
+    with pytest.raises(ValueError, match="nothing is selected: all 18 entries of mask"):
         SimpleSelector(torch.zeros(2, 3, 3))
-    with pytest.raises(ValueError, match="selects nothing"):
+    with pytest.raises(ValueError, match="nothing is selected"):
         SimpleSelector(torch.zeros(4, dtype=torch.bool))
 
 

@@ -24,6 +24,7 @@ __all__ = [
     "check_positive_int",
     "check_real",
     "check_size",
+    "check_weights",
     "resolve_index",
 ]
 
@@ -111,6 +112,32 @@ def check_image(name: str, x: object, *, batch: bool = True) -> Tensor:
     if not x.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
     return x
+
+
+def check_weights(name: str, value: object) -> Tensor:
+    """Selection weights: a bool or real, finite, non-negative tensor (at least 1-d) that
+    selects something, as a float32 (float64 stays float64) copy on the CPU."""
+    try:
+        w = torch.as_tensor(value).detach()
+    except (TypeError, ValueError, RuntimeError) as err:
+        raise TypeError(
+            f"{name} must be a tensor (bool or non-negative numbers), got {type(value).__name__}"
+        ) from err
+    if w.dtype.is_complex:
+        raise TypeError(f"{name} must be bool or real, got dtype {w.dtype}")
+    if w.ndim == 0:
+        raise ValueError(f"{name} must have the layer's per-image shape, got a 0-d tensor")
+    w = w.to(device="cpu", dtype=torch.float64 if w.dtype == torch.float64 else torch.float32)
+    if not torch.isfinite(w).all():
+        raise ValueError(f"{name} must be finite, got NaN or infinite entries")
+    if (w < 0).any():
+        raise ValueError(f"{name} must be non-negative, got minimum {w.min().item()}")
+    if not w.any():
+        raise ValueError(
+            f"nothing is selected: all {w.numel()} entries of {name} (shape {tuple(w.shape)}) "
+            "are zero"
+        )
+    return w.clone()
 
 
 def check_size(name: str, size: object) -> tuple[int, int]:

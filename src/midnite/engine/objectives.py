@@ -15,7 +15,7 @@ from collections.abc import Callable, Mapping, Sequence
 import torch
 from torch import Tensor
 
-from midnite.engine.checks import check_int, resolve_index
+from midnite.engine.checks import check_int, check_weights, resolve_index
 from midnite.engine.hooks import OUTPUT
 
 Acts = Mapping[str, Tensor]
@@ -268,28 +268,7 @@ class _Mask(_LayerObjective):
 
     def __init__(self, layer: str, weights: Tensor):
         super().__init__(layer)
-        try:
-            w = torch.as_tensor(weights).detach()
-        except (TypeError, ValueError, RuntimeError) as err:
-            raise TypeError(
-                "weights must be a tensor (bool or non-negative numbers), got "
-                f"{type(weights).__name__}"
-            ) from err
-        if w.dtype.is_complex:
-            raise TypeError(f"weights must be bool or real, got dtype {w.dtype}")
-        if w.ndim == 0:
-            raise ValueError("weights must have the layer's per-image shape, got a 0-d tensor")
-        w = w.to(device="cpu", dtype=torch.float64 if w.dtype == torch.float64 else torch.float32)
-        if not torch.isfinite(w).all():
-            raise ValueError("weights must be finite, got NaN or infinite entries")
-        if (w < 0).any():
-            raise ValueError(f"weights must be non-negative, got minimum {w.min().item()}")
-        if not w.any():
-            raise ValueError(
-                f"weights select nothing: all {w.numel()} entries of shape {tuple(w.shape)} "
-                "are zero"
-            )
-        self.weights = w.clone()
+        self.weights = check_weights("weights", weights)
         self._flat: dict[tuple[object, ...], Tensor] = {}
 
     def _check_fits(self, shape: tuple[int, ...]) -> None:

@@ -21,7 +21,7 @@ import torch
 from torch import Tensor
 
 from midnite.engine import objectives
-from midnite.engine.checks import resolve_index
+from midnite.engine.checks import check_weights, resolve_index
 from midnite.engine.device import resolve_device
 from midnite.engine.hooks import OUTPUT
 from midnite.engine.objectives import Objective
@@ -620,27 +620,7 @@ class SimpleSelector(NeuronSelector):
 
     def __init__(self, mask: Tensor) -> None:
         super().__init__()
-        try:
-            t = torch.as_tensor(mask).detach()
-        except (TypeError, ValueError, RuntimeError) as err:
-            raise TypeError(
-                f"mask must be a tensor (bool or non-negative float), got {type(mask).__name__}"
-            ) from err
-        if t.dtype.is_complex:
-            raise TypeError(f"mask must be bool or real, got dtype {t.dtype}")
-        if t.ndim == 0:
-            raise ValueError("mask must have the layer's per-image shape, got a 0-d tensor")
-        t = t.to(device="cpu", dtype=torch.float64 if t.dtype == torch.float64 else torch.float32)
-        if not torch.isfinite(t).all():
-            raise ValueError("mask must be finite, got NaN or infinite entries")
-        if (t < 0).any():
-            raise ValueError(f"mask must be non-negative, got minimum {t.min().item()}")
-        if not t.any():
-            raise ValueError(
-                f"mask selects nothing: all {t.numel()} entries of the mask of shape "
-                f"{tuple(t.shape)} are zero"
-            )
-        self.mask = t.clone()
+        self.mask = check_weights("mask", mask)
 
     def validate(self, size: SizeLike) -> None:
         size = _per_image_shape(size)
