@@ -6,8 +6,9 @@ Three layers (see the README's architecture section):
   package itself;
 - classic API, ``midnite/visualization/``: imports the engine and itself, never tooling;
 - tooling, every other module (``midnite``, ``cli``, ``records``, ``gallery``, ``metrics``,
-  ``models``, ``plot``, ``known_answer``, ...): uses the engine through its public API only,
-  so no module or name that starts with an underscore under ``midnite.engine``.
+  ``models``, ``plot``, ``known_answer``, ``dataset_examples``, ...): uses the engine through
+  its public API only, so no module or name that starts with an underscore under
+  ``midnite.engine``.
 
 Every import counts, also those inside functions, relative ones, and
 ``importlib.import_module("midnite...")`` / ``__import__("midnite...")`` with a literal name.

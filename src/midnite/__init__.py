@@ -6,10 +6,12 @@ Three layers, one way down:
   ``midnite.render(model, objective)`` renders images that maximize an objective.
 - ``midnite.visualization``: the classic API of the original notebook (``PixelActivation`` &
   co.), a thin layer over the engine.
-- tooling: ``midnite.cli``, ``records``, ``gallery``, ``metrics``, ``models``, ``plot`` and
-  ``known_answer``, using the engine's public API only.
+- tooling: ``midnite.cli``, ``records``, ``gallery``, ``metrics``, ``models``, ``plot``,
+  ``known_answer`` and ``dataset_examples`` (``midnite.top_examples``: the images of a folder
+  that excite each unit most), using the engine's public API only.
 """
 
+from midnite.dataset_examples import TopExamples, top_examples
 from midnite.engine import (
     LayerNotFoundError,
     RenderConfig,
@@ -31,6 +33,7 @@ __all__ = [
     "LayerNotFoundError",
     "RenderConfig",
     "RenderResult",
+    "TopExamples",
     "__version__",
     "device",
     "get_device",
@@ -40,5 +43,6 @@ __all__ = [
     "recipes",
     "render",
     "render_config",
+    "top_examples",
     "transforms",
 ]
