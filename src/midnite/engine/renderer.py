@@ -578,10 +578,13 @@ class MemoryEstimate:
 
 
 # The peak of a step holds what autograd saved plus the gradients and layout copies in flight
-# and what the heap cannot hand back between them. Measured on the CPU as resident memory per
-# image (plain and residual conv nets, EfficientNet-Lite0; 224 to 512 px, batch 1 to 8), the
-# peak was 1.5 to 3 times the saved tensors; 2 keeps the estimate within about 1.5x both ways.
+# and what the heap cannot hand back between them (2x what was saved), and image-sized
+# temporaries of the parameterization and per-step transforms that are not all saved (spectrum,
+# colours, jitter, scale, rotation: 8 images' worth). Measured on the CPU as resident memory per
+# image (a 2-conv net at 1024 px, plain and residual conv nets at 256-512 px, EfficientNet-Lite0
+# at 224-448 px; batch 1 to 8), the estimate stayed within about 1.5x of the peak both ways.
 _BACKWARD_FACTOR = 2.0
+_IMAGE_TEMPORARIES = 8
 
 
 def estimate_memory(model: nn.Module, config: RenderConfig) -> MemoryEstimate:
@@ -649,7 +652,8 @@ def estimate_memory(model: nn.Module, config: RenderConfig) -> MemoryEstimate:
         if cuda:
             peak = torch.cuda.max_memory_allocated(dev) - base
     kept = sum(n for ptr, n in saved.items() if ptr and ptr not in resident)
-    activations = peak if cuda else int(kept * _BACKWARD_FACTOR)
+    pixels = config.channels * config.size[0] * config.size[1] * 4  # one float32 image
+    activations = peak if cuda else int(kept * _BACKWARD_FACTOR) + _IMAGE_TEMPORARIES * pixels
     history = 4 * config.steps  # float32 per step
     return MemoryEstimate(per_image=activations + 4 * params + history, fixed=weights)
 
