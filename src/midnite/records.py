@@ -247,7 +247,8 @@ def _try_lock(fd: int) -> bool:
 
 def _read_pid(fd: int) -> int | None:
     with contextlib.suppress(OSError, ValueError):
-        return int(os.pread(fd, 32, 0).decode().strip())
+        os.lseek(fd, 0, os.SEEK_SET)
+        return int(os.read(fd, 32).decode().strip())
     return None
 
 
