@@ -302,8 +302,10 @@ def test_rerun_skips_finished_units_and_changed_settings_need_overwrite(
     assert run(*args, *FAST[:-1], "--seed", "1", "--no-progress") == 2
     assert calls == []
     err = _errors(capsys)
-    assert f"holds 4 unit(s) of {model_file} --seed 0; this run asks for --seed 1: use " \
+    assert (
+        f"holds 4 unit(s) of {model_file} --seed 0; this run asks for --seed 1: use "
         "another --out, or --overwrite to replace them" in err
+    )
     assert snapshot(out) == before
     # --overwrite replaces them
     assert run(*args, *FAST[:-1], "--seed", "1", "--no-progress", "--overwrite") == 0

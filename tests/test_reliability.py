@@ -269,6 +269,8 @@ def test_a_diverging_render_saves_nothing_exits_1_and_is_tried_again(
     args = ["render", f"{model_path}:net", "--layer", "0", "--units", "0-1", "--lr", "1e308",
             *TINY, "--out", out]  # fmt: skip
     assert cli(*args) == 1
+    assert "rendered 0 units (0 up to date, 2 failed)" in capsys.readouterr().out
+    assert cli(*args) == 1
     lines = err_lines(capsys)
     assert len(lines) == 3, lines
     for unit, line in zip((0, 1), lines, strict=False):
@@ -549,9 +551,7 @@ def test_a_huge_unit_range_is_refused_before_anything_is_built(model_path, tmp_p
     assert midnite.cli.parse_units("0-2,1-3,7") == [0, 1, 2, 3, 7]
 
 
-def test_absurd_steps_on_the_command_line_are_refused_with_the_bound(
-    model_path, tmp_path, capsys
-):
+def test_absurd_steps_on_the_command_line_are_refused_with_the_bound(model_path, tmp_path, capsys):
     assert cli("render", f"{model_path}:net", "--layer", "0", "--units", "0", "--steps",
                "100000000000000", "--out", tmp_path / "out") == 2  # fmt: skip
     (line,) = err_lines(capsys)
@@ -625,9 +625,9 @@ def test_a_render_under_a_memory_limit_ends_in_one_line(model_path, tmp_path):
         vm = next(int(line.split()[1]) * 1024 for line in open("/proc/self/status")
                   if line.startswith("VmSize:"))
         resource.setrlimit(resource.RLIMIT_AS, (vm + 600 * 2**20, resource.RLIM_INFINITY))
-        sys.exit(main(["render", {str(model_path) + ':net'!r}, "--layer", "2", "--units",
+        sys.exit(main(["render", {str(model_path) + ":net"!r}, "--layer", "2", "--units",
                        "0-5", "--size", "1024", "--batch", "6", "--steps", "2", "--no-progress",
-                       "--out", {str(tmp_path / 'out')!r}]))
+                       "--out", {str(tmp_path / "out")!r}]))
     """)
     if not Path("/proc/self/status").exists():
         pytest.skip("needs /proc")

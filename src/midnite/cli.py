@@ -38,6 +38,7 @@ import re
 import signal
 import sys
 import tempfile
+import textwrap
 import threading
 import traceback
 import warnings
@@ -221,6 +222,11 @@ def _number(name: str, kind: type, check: Callable[[str, object], object]) -> Ca
     return parse
 
 
+def _wrap(text: str) -> str:
+    """``text`` filled to 88 columns (the help formatter keeps descriptions as written)."""
+    return textwrap.fill(text, 88)
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="midnite",
@@ -241,13 +247,15 @@ def _build_parser() -> argparse.ArgumentParser:
     ren = sub.add_parser(
         "render",
         help="render units of a layer into a folder, resumably",
-        description="Render each unit into DIR as a PNG plus a JSON record, in batches, and "
-        "(re)build DIR/index.html. Units are batched by unit // B and each batch gets a seed "
-        "from S and its units, so running the same command again renders exactly the missing "
-        "(or damaged) units and leaves finished files untouched. A folder holds the units of "
-        "one run configuration (MODEL and its weights, --size, --steps, --lr, --seed, --batch, "
-        "--device); more units or other layers of it can be added at any time. One run writes "
-        "into a folder at a time. A unit whose render turns non-finite is not saved.",
+        description=_wrap(
+            "Render each unit into DIR as a PNG plus a JSON record, in batches, and "
+            "(re)build DIR/index.html. Units are batched by unit // B and each batch gets a seed "
+            "from S and its units, so running the same command again renders exactly the missing "
+            "(or damaged) units and leaves finished files untouched. A folder holds the units of "
+            "one run configuration (MODEL and its weights, --size, --steps, --lr, --seed, --batch, "
+            "--device); more units or other layers of it can be added at any time. One run writes "
+            "into a folder at a time. A unit whose render turns non-finite is not saved."
+        ),
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -314,9 +322,11 @@ def _build_parser() -> argparse.ArgumentParser:
     gal = sub.add_parser(
         "gallery",
         help="(re)build index.html for a folder of results",
-        description="(Re)build DIR/index.html. Every unit's record is checked (schema, and "
-        "its PNG against the SHA-256 it records); damaged units are named on stderr, shown "
-        "as damaged on the page, and the exit status is 1.",
+        description=_wrap(
+            "(Re)build DIR/index.html. Every unit's record is checked (schema, and its PNG "
+            "against the SHA-256 it records); damaged units are named on stderr, shown as "
+            "damaged on the page, and the exit status is 1."
+        ),
         epilog=_EPILOG,
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
@@ -520,8 +530,10 @@ _OOM = re.compile(r"out of memory|can't allocate memory|cannot allocate memory",
 
 def _is_out_of_memory(err: BaseException) -> bool:
     oom = getattr(torch, "OutOfMemoryError", ())
-    return isinstance(err, MemoryError) or (oom and isinstance(err, oom)) or (
-        isinstance(err, RuntimeError) and bool(_OOM.search(str(err)))
+    return (
+        isinstance(err, MemoryError)
+        or (oom and isinstance(err, oom))
+        or (isinstance(err, RuntimeError) and bool(_OOM.search(str(err))))
     )
 
 
@@ -861,7 +873,8 @@ def _render_units(args, argv, out, model, config, run, units, make, layer, dev) 
         raise
     bar.close()
     page = build_gallery()
-    print(f"rendered {written} units ({done} up to date) to {out}; gallery: {page}")
+    failed_note = f", {len(failed)} failed" if failed else ""
+    print(f"rendered {written} units ({done} up to date{failed_note}) to {out}; gallery: {page}")
     if failed:
         names = ", ".join(map(str, sorted(failed)))
         raise RenderError(
