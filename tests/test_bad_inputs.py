@@ -17,6 +17,16 @@ NAN_IMAGE = torch.full((3, 4, 4), float("nan"))
 EMPTY_IMAGE = torch.zeros(3, 0, 4)
 
 
+def _rgb_net() -> torch.nn.Module:
+    torch.manual_seed(0)
+    return torch.nn.Sequential(torch.nn.Conv2d(3, 4, 3, padding=1), torch.nn.ReLU())
+
+
+def _render(**kw):
+    kw = {"size": 8, "steps": 1, "progress": False, **kw}
+    return midnite.render(_rgb_net(), midnite.objectives.channel("1", 0), **kw)
+
+
 def _model_file(tmp_path, source: str) -> str:
     path = tmp_path / "user_model.py"
     path.write_text(source)
@@ -53,6 +63,15 @@ ROWS = [
      r"user_model.py' failed to import: ModuleNotFoundError: No module named"),
     ("model file with a syntax error", lambda t: load(_model_file(t, "def make(:\n")),
      ImportError, r"user_model.py' failed to import: SyntaxError"),
+    ("seed 2**64", lambda t: _render(seed=2**64), ValueError,
+     r"seed must be an int in \[0, 2\*\*63\), got 18446744073709551616"),
+    ("negative seed", lambda t: midnite.engine.make_generator(-1, torch.device("cpu")),
+     ValueError, r"seed must be an int in \[0, 2\*\*63\), got -1"),
+    ("steps absurd", lambda t: _render(steps=10**14), ValueError,
+     r"steps must be at most 1000000, got 100000000000000"),
+    ("channels 4 on an RGB model", lambda t: _render(channels=4), ValueError,
+     r"channels=4: the images have 4 channels, but the model's first convolution '0' expects "
+     r"3; use channels=3"),
 ]
 
 

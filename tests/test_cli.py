@@ -151,18 +151,46 @@ def test_atomic_write_replaces_whole_file_and_cleans_up_on_failure(tmp_path, mon
     assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json", "b.bin"]
 
 
-def test_clean_temp_removes_only_temporary_files(tmp_path):
-    (tmp_path / f".a.png.x{rec.TEMP_SUFFIX}").write_bytes(b"half")
-    (tmp_path / ".b.0abc.png.tmp").write_bytes(b"half")
+def test_clean_temp_removes_only_temporary_files_no_live_writer_owns(tmp_path):
+    gone = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"],
+                          capture_output=True, text=True, check=True)  # fmt: skip
+    dead = int(gone.stdout)  # a pid whose process has ended (and was reaped)
+    (tmp_path / f".a.png.p{dead}.x1y2{rec.TEMP_SUFFIX}").write_bytes(b"half")  # writer gone
+    (tmp_path / f".b.png.p{os.getpid()}.x1y2{rec.TEMP_SUFFIX}").write_bytes(b"half")  # alive
+    (tmp_path / f".c.png.x1y2{rec.TEMP_SUFFIX}").write_bytes(b"half")  # no pid, fresh
+    (tmp_path / ".d.0abc.png.tmp").write_bytes(b"half")  # save_png's, fresh
     (tmp_path / "keep.png").write_bytes(b"whole")
+    assert rec.clean_temp(tmp_path) == 1
+    assert files(tmp_path) == sorted(
+        [f".b.png.p{os.getpid()}.x1y2{rec.TEMP_SUFFIX}", f".c.png.x1y2{rec.TEMP_SUFFIX}",
+         ".d.0abc.png.tmp", "keep.png"]
+    )  # fmt: skip
+    old = 1_000_000_000  # 2001: untouched for long, so no write is in progress
+    for name in (f".c.png.x1y2{rec.TEMP_SUFFIX}", ".d.0abc.png.tmp"):
+        os.utime(tmp_path / name, (old, old))
     assert rec.clean_temp(tmp_path) == 2
-    assert files(tmp_path) == ["keep.png"]
+    assert files(tmp_path) == [f".b.png.p{os.getpid()}.x1y2{rec.TEMP_SUFFIX}", "keep.png"]
+
+
+def test_atomic_writes_name_their_writer(tmp_path, monkeypatch):
+    seen = []
+    real_replace = os.replace
+
+    def spy(src, dst):
+        seen.append(Path(src).name)
+        return real_replace(src, dst)
+
+    monkeypatch.setattr(rec.os, "replace", spy)
+    rec.atomic_write_bytes(tmp_path / "a.png", b"x")
+    assert seen[0].startswith(f".a.png.p{os.getpid()}.") and seen[0].endswith(rec.TEMP_SUFFIX)
 
 
 def test_is_complete_checks_key_and_image_hash(tmp_path):
-    key = {"unit": 1, "steps": 3, "size": (8, 8)}
+    key = {"unit": 1, "steps": 3, "size": (8, 8), "batch": 1, "weights": "00"}
     (tmp_path / "u.png").write_bytes(b"png bytes")
-    record = {"format": rec.FORMAT, "key": rec.jsonable(key), "image": {"file": "u.png"}}
+    record = {"format": rec.FORMAT, "model": "m", "layer": "", "unit": 1, "objective": "class",
+              "key": rec.jsonable(key), "run": {}, "activation": {"start": 0, "final": 1},
+              "metrics": {}, "image": {"file": "u.png"}}  # fmt: skip
     record["image"]["sha256"] = rec.sha256_file(tmp_path / "u.png")
     rec.write_json(tmp_path / "u.json", record)
     assert rec.is_complete(tmp_path, "u", key)
@@ -250,7 +278,7 @@ def test_neuron_and_class_objectives(model_file, tmp_path):
     assert record["objective_repr"] == "neuron('0', 2)"
 
 
-def test_rerun_skips_finished_units_and_renders_changed_settings(
+def test_rerun_skips_finished_units_and_changed_settings_need_overwrite(
     model_file, tmp_path, monkeypatch, capsys
 ):
     out = tmp_path / "out"
@@ -270,12 +298,25 @@ def test_rerun_skips_finished_units_and_renders_changed_settings(
     assert calls == []
     assert "all 4 units up to date" in capsys.readouterr().out
     assert snapshot(out) == before
-    # a changed setting renders again
-    assert run(*args, *FAST[:-1], "--seed", "1", "--no-progress") == 0
+    # a changed setting is another run configuration: refused, the folder left as it was
+    assert run(*args, *FAST[:-1], "--seed", "1", "--no-progress") == 2
+    assert calls == []
+    err = _errors(capsys)
+    assert (
+        f"holds 4 unit(s) of {model_file} --seed 0; this run asks for --seed 1: use "
+        "another --out, or --overwrite to replace them" in err
+    )
+    assert snapshot(out) == before
+    # --overwrite replaces them
+    assert run(*args, *FAST[:-1], "--seed", "1", "--no-progress", "--overwrite") == 0
     assert calls == [[0, 1], [2, 3]]
     assert all(snapshot(out)[n][0] != before[n][0] for n in before if n.endswith(".json"))
+    assert "removed 4 unit(s) of another run configuration" in capsys.readouterr().err
     calls.clear()
-    assert run(*args, "--steps", "4", "--size", "32x32", "--seed", "1", "--no-progress") == 0
+    assert run(*args, "--steps", "4", "--size", "32x32", "--seed", "1", "--no-progress") == 2
+    assert "--steps 3; this run asks for --steps 4" in _errors(capsys)
+    assert run(*args, "--steps", "4", "--size", "32x32", "--seed", "1", "--no-progress",
+               "--overwrite") == 0  # fmt: skip
     assert calls == [[0, 1], [2, 3]]
 
 

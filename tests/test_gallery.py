@@ -12,22 +12,33 @@ from PIL import Image
 from midnite import gallery
 from midnite import records as rec
 
+RUN = {"model": "tiny.py:net", "weights": "0123456789abcdef", "size": [8, 8], "steps": 3,
+       "lr": 0.05, "seed": 0, "batch": 8, "device": "cpu", "recipe": "feature"}  # fmt: skip
+
+
+def record_of(folder: Path, png: str, layer: str, unit: int, objective: str = "channel",
+              final: float | None = 1.0, **extra) -> dict:  # fmt: skip
+    """The smallest valid ``midnite.record/2`` of the PNG ``folder/png``."""
+    return {
+        "format": rec.FORMAT,
+        "model": RUN["model"],
+        "layer": layer,
+        "unit": unit,
+        "objective": objective,
+        "key": {**RUN, "layer": layer, "objective": objective, "unit": unit, "batch_units": [unit]},
+        "run": RUN,
+        "activation": {"start": 0.0, "final": final},
+        "metrics": {"total_variation": 0.25},
+        "image": {"file": png, "sha256": rec.sha256_file(folder / png), "height": 8, "width": 8},
+        **extra,
+    }
+
 
 def make_result(folder: Path, layer: str, unit: int, final: float | None, **extra) -> str:
     """A PNG plus a record as ``midnite render`` writes them; returns the stem."""
     stem = rec.unit_stem(layer, "channel", unit)
     Image.new("RGB", (8, 8), (unit * 20, 0, 0)).save(folder / f"{stem}.png")
-    record = {
-        "format": rec.FORMAT,
-        "model": "tiny.py:net",
-        "layer": layer,
-        "unit": unit,
-        "objective": "channel",
-        "activation": {"start": 0.0, "final": final},
-        "metrics": {"total_variation": 0.25},
-        "image": {"file": f"{stem}.png", "sha256": rec.sha256_file(folder / f"{stem}.png")},
-        **extra,
-    }
+    record = record_of(folder, f"{stem}.png", layer, unit, final=final, **extra)
     rec.write_json(folder / f"{stem}.json", record)
     return stem
 
@@ -99,17 +110,8 @@ def test_names_are_escaped_and_quoted(tmp_path):
     # a record whose file name needs URL quoting
     weird = tmp_path / "x y#1.png"
     Image.new("RGB", (4, 4)).save(weird)
-    rec.write_json(
-        tmp_path / "x y#1.json",
-        {
-            "format": rec.FORMAT,
-            "layer": "",
-            "unit": 3,
-            "objective": "class",
-            "activation": {"final": float("nan")},
-            "image": {"file": "x y#1.png"},
-        },
-    )
+    record = record_of(tmp_path, "x y#1.png", "", 3, "class", final=float("nan"))
+    rec.write_json(tmp_path / "x y#1.json", record)
     html = gallery.build(tmp_path).read_text(encoding="utf-8")
     tiles = parse(html).tiles
     assert len(tiles) == 2
@@ -122,14 +124,18 @@ def test_names_are_escaped_and_quoted(tmp_path):
     assert "(output)" in html and 'activation <span class="act">n/a</span>' in html
 
 
-def test_records_without_png_and_foreign_json_are_left_out(tmp_path):
+def test_a_record_without_png_is_damaged_and_foreign_json_is_left_out(tmp_path):
     make_result(tmp_path, "conv", 0, 1.0)
     stem = make_result(tmp_path, "conv", 1, 1.0)
     (tmp_path / f"{stem}.png").unlink()
     (tmp_path / "package.json").write_text('{"name": "not a record"}')
-    (tmp_path / "broken.json").write_text("{")
+    (tmp_path / "broken.json").write_text("{")  # not a unit's name, no PNG beside it
     html = gallery.build(tmp_path).read_text(encoding="utf-8")
-    assert [t["attrs"]["data-unit"] for t in parse(html).tiles] == ["0"]
+    tiles = parse(html).tiles
+    assert [t["attrs"]["data-unit"] for t in tiles] == ["0", "1"]
+    assert tiles[1]["attrs"]["class"] == "tile damaged" and tiles[1]["img"] is None
+    assert "damaged: its image &#x27;conv_channel_0001.png&#x27; is missing" in html
+    assert "1 unit · 1 damaged · model tiny.py:net" in html
 
 
 def test_empty_folder_gets_a_page_saying_so(tmp_path):

@@ -2,9 +2,24 @@
 
 A thin layer over ``midnite.models.load``, ``midnite.layers`` and ``RenderConfig`` +
 ``render_config`` (one config per run, changed per batch); files are written by
-``midnite.records`` (atomic, resumable) and ``midnite.gallery``. Mistakes in the
-command line print one line on stderr and exit with status 2; Ctrl-C exits with 130 after the
-current batch's files are all written or none is.
+``midnite.records`` (atomic, resumable) and ``midnite.gallery``.
+
+Nothing wrong is saved as done. A unit whose render turns non-finite gets no files (a rerun
+tries it again); a damaged unit (a record that is not valid, a PNG that does not match its
+record) is named and rendered again; one run writes into a folder at a time, and a folder
+holds the units of one run configuration (``--overwrite`` replaces those of another); the
+memory a render needs is estimated before it starts. Every problem is one line on stderr,
+never a traceback (``MIDNITE_TRACEBACK=1`` shows it for an unexpected error).
+
+Exit statuses (``EXIT_*``):
+    0    done: every unit asked for is complete
+    1    some units failed: their render turned non-finite, a render raised an error, results
+         could not be written, or (``gallery``) damaged units were found
+    2    a mistake in the command line or its input (also: DIR holds units of another run
+         configuration)
+    3    busy: another midnite run is writing to DIR
+    4    not enough memory: the render would not fit (estimated before it starts), or ran out
+    130  interrupted (Ctrl-C): the current batch's files are all written or none is
 """
 
 from __future__ import annotations
@@ -17,13 +32,19 @@ import functools
 import hashlib
 import importlib.metadata
 import io
+import json
+import os
 import re
 import signal
 import sys
 import tempfile
+import textwrap
 import threading
+import traceback
+import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import cast
 
 import torch
 from PIL import Image
@@ -33,15 +54,42 @@ from midnite import gallery, models
 from midnite import records as rec
 from midnite.engine import RenderConfig, layers, objectives, render_config, resolve_device
 from midnite.engine.checks import check_int, check_positive_int, check_real
+from midnite.engine.config import check_steps
 from midnite.engine.hooks import parse_layer
+from midnite.engine.renderer import MemoryEstimate, estimate_memory
 from midnite.metrics import summary
 from midnite.plot import to_uint8
 
-__all__ = ["UsageError", "WriteError", "main", "parse_size", "parse_units"]
+__all__ = [
+    "BusyError",
+    "MemoryShortage",
+    "RenderError",
+    "UsageError",
+    "WriteError",
+    "main",
+    "parse_size",
+    "parse_unit_ranges",
+    "parse_units",
+]
 
 OBJECTIVES = ("channel", "neuron", "class")
+EXIT_OK = 0
+EXIT_FAILED = 1
 EXIT_USAGE = 2
+EXIT_BUSY = 3
+EXIT_MEMORY = 4
 EXIT_INTERRUPTED = 130
+MAX_UNITS = 1_000_000  # units one parse_units call expands without a layer to check against
+
+_EPILOG = """\
+MODEL: a built-in name (efficientnet-lite0, -lite1, -lite2), torchvision:NAME, timm:NAME or
+path/to/file.py:function returning an nn.Module.
+
+exit status: 0 done; 1 some units failed (non-finite render, error in a render, write
+failed, damaged units found by 'gallery'); 2 mistake in the command line or its input
+(also: DIR holds units of another run configuration); 3 another midnite run is writing to
+DIR; 4 not enough memory (estimated before the start, or ran out); 130 interrupted.
+"""
 
 
 class UsageError(Exception):
@@ -53,13 +101,31 @@ class UsageError(Exception):
 class WriteError(UsageError):
     """Results could not be written midway (disk full, folder removed): one line, status 1."""
 
-    status = 1
+    status = EXIT_FAILED
+
+
+class RenderError(UsageError):
+    """A render raised an error (not a mistake in the command line): one line, status 1."""
+
+    status = EXIT_FAILED
+
+
+class BusyError(UsageError):
+    """Another midnite run is writing to the output folder: one line, status 3."""
+
+    status = EXIT_BUSY
+
+
+class MemoryShortage(UsageError):
+    """The render will not fit in memory, or ran out of it: one line, status 4."""
+
+    status = EXIT_MEMORY
 
 
 class _Parser(argparse.ArgumentParser):
     """argparse with one-line errors (no usage dump) and exit status 2."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str):
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 
@@ -69,9 +135,13 @@ _RANGE = re.compile(r"^\s*(\d+)\s*(?:-\s*(\d+)\s*)?$")
 _SIZE = re.compile(r"^\s*(\d+)\s*(?:[xX×]\s*(\d+)\s*)?$")
 
 
-def parse_units(text: str) -> list[int]:
-    """``"0-15"``, ``"7"`` or ``"0-3,8,10-12"`` as a sorted list of unique unit indices."""
-    units: set[int] = set()
+def parse_unit_ranges(text: str) -> list[tuple[int, int]]:
+    """``"0-3,8,2-5"`` as sorted, merged, inclusive ranges ``[(0, 5), (8, 8)]``.
+
+    Nothing is expanded, so ``0-99999999999`` costs nothing: check the ranges against the
+    layer's units before building a list (``parse_units(text, count=...)``).
+    """
+    ranges = []
     for part in str(text).split(","):
         match = _RANGE.match(part)
         if match is None:
@@ -84,8 +154,40 @@ def parse_units(text: str) -> list[int]:
             raise UsageError(
                 f"unit range {part.strip()!r} runs backwards; write it as {last}-{first}"
             )
-        units.update(range(first, last + 1))
-    return sorted(units)
+        ranges.append((first, last))
+    merged: list[tuple[int, int]] = []
+    for first, last in sorted(ranges):
+        if merged and first <= merged[-1][1] + 1:
+            merged[-1] = (merged[-1][0], max(merged[-1][1], last))
+        else:
+            merged.append((first, last))
+    return merged
+
+
+def parse_units(text: str, count: int | None = None, what: str = "units") -> list[int]:
+    """``"0-15"``, ``"7"`` or ``"0-3,8,10-12"`` as a sorted list of unique unit indices.
+
+    With ``count`` (the layer's units), units from ``count`` on are refused before anything is
+    built; without it, more than ``MAX_UNITS`` units are.
+    """
+    ranges = parse_unit_ranges(text)
+    highest = ranges[-1][1]
+    if count is not None and highest >= count:
+        raise UsageError(
+            f"units {_format_ranges(ranges)} out of range for {count} {what}; accepted: "
+            f"0-{count - 1}"
+        )
+    total = sum(last - first + 1 for first, last in ranges)
+    if count is None and total > MAX_UNITS:
+        raise UsageError(
+            f"units {_format_ranges(ranges)} name {total} units; at most {MAX_UNITS} at once"
+        )
+    return [u for first, last in ranges for u in range(first, last + 1)]
+
+
+def _format_ranges(ranges: Sequence[tuple[int, int]]) -> str:
+    first, last = ranges[0][0], ranges[-1][1]
+    return f"{first}-{last}" if last > first else str(first)
 
 
 def parse_size(text: str) -> tuple[int, int]:
@@ -120,12 +222,17 @@ def _number(name: str, kind: type, check: Callable[[str, object], object]) -> Ca
     return parse
 
 
+def _wrap(text: str) -> str:
+    """``text`` filled to 88 columns (the help formatter keeps descriptions as written)."""
+    return textwrap.fill(text, 88)
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="midnite",
         description="Feature visualization for PyTorch models from the command line.",
-        epilog="MODEL: a built-in name (efficientnet-lite0, -lite1, -lite2), torchvision:NAME, "
-        "timm:NAME or path/to/file.py:function returning an nn.Module.",
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"midnite {_own_version()}")
     sub = parser.add_subparsers(dest="command", metavar="{layers,render,gallery}")
@@ -140,10 +247,17 @@ def _build_parser() -> argparse.ArgumentParser:
     ren = sub.add_parser(
         "render",
         help="render units of a layer into a folder, resumably",
-        description="Render each unit into DIR as a PNG plus a JSON record, in batches, and "
-        "(re)build DIR/index.html. Units are batched by unit // B and each batch gets a seed "
-        "from S and its units, so running the same command again renders exactly the missing "
-        "units (and any whose settings changed) and leaves finished files untouched.",
+        description=_wrap(
+            "Render each unit into DIR as a PNG plus a JSON record, in batches, and "
+            "(re)build DIR/index.html. Units are batched by unit // B and each batch gets a seed "
+            "from S and its units, so running the same command again renders exactly the missing "
+            "(or damaged) units and leaves finished files untouched. A folder holds the units of "
+            "one run configuration (MODEL and its weights, --size, --steps, --lr, --seed, --batch, "
+            "--device); more units or other layers of it can be added at any time. One run writes "
+            "into a folder at a time. A unit whose render turns non-finite is not saved."
+        ),
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     ren.add_argument("model", metavar="MODEL")
     ren.add_argument(
@@ -164,9 +278,10 @@ def _build_parser() -> argparse.ArgumentParser:
     ren.add_argument(
         "--steps",
         metavar="N",
-        type=_number("--steps", int, check_positive_int),
+        type=_number("--steps", int, check_steps),
         default=None,
-        help="optimizer steps (default: the render recipe's, see midnite.engine.recipes)",
+        help="optimizer steps, at most 1000000 (default: the render recipe's, see "
+        "midnite.engine.recipes)",
     )
     ren.add_argument(
         "--size", metavar="HxW", help="image HxW (default: the model's native size, else 224)"
@@ -196,9 +311,25 @@ def _build_parser() -> argparse.ArgumentParser:
     ren.add_argument(
         "--out", metavar="DIR", required=True, help="output folder (created if missing)"
     )
+    ren.add_argument(
+        "--overwrite",
+        action="store_true",
+        help="when DIR holds units of another run configuration, remove them all (also those "
+        "outside --units) and render; without it such a run is refused",
+    )
     ren.add_argument("--no-progress", action="store_true", help="no progress bars")
 
-    gal = sub.add_parser("gallery", help="(re)build index.html for a folder of results")
+    gal = sub.add_parser(
+        "gallery",
+        help="(re)build index.html for a folder of results",
+        description=_wrap(
+            "(Re)build DIR/index.html. Every unit's record is checked (schema, and its PNG "
+            "against the SHA-256 it records); damaged units are named on stderr, shown as "
+            "damaged on the page, and the exit status is 1."
+        ),
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
     gal.add_argument("folder", metavar="DIR")
     return parser
 
@@ -214,22 +345,11 @@ def _own_version() -> str:
 
 
 def _device(spec: str | None) -> torch.device:
+    """The device ``spec`` names, or the engine's one-line reason why not (meta, no CUDA)."""
     try:
-        dev = resolve_device(spec)
-    except (TypeError, ValueError):
-        raise UsageError(
-            f"unknown device {spec!r}; accepted: cpu, cuda, cuda:N, mps (where available)"
-        ) from None
-    if dev.type == "cuda" and not torch.cuda.is_available():
-        raise UsageError(f"device {spec!r} asked for, but CUDA is not available here; use cpu")
-    if dev.type == "cuda" and dev.index is not None and dev.index >= torch.cuda.device_count():
-        raise UsageError(
-            f"device {spec!r} does not exist; this machine has {torch.cuda.device_count()} "
-            "CUDA device(s)"
-        )
-    if dev.type == "mps" and not torch.backends.mps.is_available():
-        raise UsageError(f"device {spec!r} asked for, but MPS is not available here; use cpu")
-    return dev
+        return resolve_device(spec)
+    except (TypeError, ValueError) as err:
+        raise UsageError(f"--device: {err}") from None
 
 
 def _load(name: str) -> torch.nn.Module:
@@ -248,6 +368,8 @@ def _default_size(name: str) -> tuple[int, int]:
 
 
 def _prepare_out(folder: str) -> Path:
+    if not folder.strip():
+        raise UsageError(f"--out must name a folder, got {folder!r}")
     out = Path(folder)
     if out.exists() and not out.is_dir():
         raise UsageError(f"output folder {folder!r} exists and is not a folder; give a folder")
@@ -301,10 +423,6 @@ def _layer_size(table, spec: str, model_name: str):
     return info.shape
 
 
-def _format_units(units: Sequence[int]) -> str:
-    return f"{units[0]}-{units[-1]}" if len(units) > 1 else str(units[0])
-
-
 @contextlib.contextmanager
 def _deferred_interrupt() -> Iterator[None]:
     """Hold back Ctrl-C during the block (main thread only); re-raise it at the end."""
@@ -335,6 +453,95 @@ def _png_bytes(image) -> bytes:
     return buf.getvalue()
 
 
+def _weights_digest(model: torch.nn.Module) -> str:
+    """16 hex digits of SHA-256 over the model's state dict (names, dtypes, shapes, bytes)."""
+    digest = hashlib.sha256()
+    for name, value in model.state_dict().items():
+        if not isinstance(value, torch.Tensor):
+            digest.update(f"{name}={value!r};".encode())
+            continue
+        t = value.detach().cpu().contiguous()
+        digest.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        try:
+            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        except (RuntimeError, TypeError):  # a quantized or otherwise exotic tensor
+            digest.update(repr(t).encode())
+    return digest.hexdigest()[:16]
+
+
+def _gib(n: float) -> str:
+    return f"{n / 2**30:.2f} GiB" if n >= 2**28 else f"{n / 2**20:.0f} MiB"
+
+
+def _read_int(path: str) -> int | None:
+    try:
+        text = Path(path).read_text().strip()
+    except OSError:
+        return None
+    return int(text) if text.isdigit() else None
+
+
+def _available_memory(dev: torch.device) -> int | None:
+    """Bytes a render can still allocate on ``dev`` (None where that is not known).
+
+    CUDA: the device's free memory plus what torch's cache holds unused. CPU: the least of
+    MemAvailable (/proc/meminfo), the cgroup's limit minus its usage, and the address-space and
+    data limits (``ulimit -v``, ``-d``) minus what the process uses.
+    """
+    if dev.type == "cuda":
+        free, _ = torch.cuda.mem_get_info(dev)
+        return free + torch.cuda.memory_reserved(dev) - torch.cuda.memory_allocated(dev)
+    if dev.type != "cpu":
+        return None
+    found: list[int] = []
+    status: dict[str, int] = {}
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/meminfo").read_text().splitlines():
+            if line.startswith("MemAvailable:"):
+                found.append(int(line.split()[1]) * 1024)
+        for line in Path("/proc/self/status").read_text().splitlines():
+            name, _, value = line.partition(":")
+            if name in ("VmSize", "VmData"):
+                status[name] = int(value.split()[0]) * 1024
+    with contextlib.suppress(OSError, ValueError):
+        for line in Path("/proc/self/cgroup").read_text().splitlines():
+            if line.startswith("0::"):  # cgroup v2
+                base = "/sys/fs/cgroup" + line[3:].strip()
+                limit, used = _read_int(f"{base}/memory.max"), _read_int(f"{base}/memory.current")
+                if limit is not None and used is not None:
+                    found.append(limit - used)
+    try:
+        import resource
+    except ImportError:  # not POSIX
+        resource = None  # type: ignore[assignment]
+    if resource is not None:
+        for limit_name, used_name in (("RLIMIT_AS", "VmSize"), ("RLIMIT_DATA", "VmData")):
+            soft, _ = resource.getrlimit(getattr(resource, limit_name))
+            if soft != resource.RLIM_INFINITY and used_name in status:
+                # new threads' stacks and malloc arenas count against these limits too
+                found.append(soft - status[used_name] - _VIRTUAL_HEADROOM)
+    return max(0, min(found)) if found else None
+
+
+_VIRTUAL_HEADROOM = 128 * 2**20  # measured: a render's address space grows ~100 MiB beyond its data
+
+_OOM = re.compile(r"out of memory|can't allocate memory|cannot allocate memory", re.IGNORECASE)
+
+
+def _is_out_of_memory(err: BaseException) -> bool:
+    oom = getattr(torch, "OutOfMemoryError", ())
+    return (
+        isinstance(err, MemoryError)
+        or (oom and isinstance(err, oom))
+        or (isinstance(err, RuntimeError) and bool(_OOM.search(str(err))))
+    )
+
+
+def _one_line(err: object) -> str:
+    text = " ".join(str(err).split()) or type(err).__name__
+    return text if len(text) <= 300 else text[:297] + "..."
+
+
 # commands ---------------------------------------------------------------------------------
 
 
@@ -363,24 +570,115 @@ def _cmd_gallery(args: argparse.Namespace) -> int:
     folder = Path(args.folder)
     if not folder.is_dir():
         raise UsageError(f"no folder {args.folder!r}; give the --out folder of 'midnite render'")
-    count = len(rec.read_records(folder))
-    if count == 0:
+    found = rec.scan(folder)
+    if not found.units and not found.damaged:
         raise UsageError(
             f"no midnite results (PNG + JSON record) in {args.folder!r}; "
             "run 'midnite render ... --out DIR' first"
         )
+    for bad in found.damaged:
+        print(f"midnite: damaged unit {bad}", file=sys.stderr)
     try:
-        page = gallery.build(folder)
+        page = gallery.build(folder, found=found)
     except OSError as err:
-        raise UsageError(
+        raise WriteError(
             f"cannot write the gallery into {args.folder!r} ({err.strerror})"
         ) from None
-    print(f"{count} units: {page}")
-    return 0
+    damaged = f", {len(found.damaged)} damaged" if found.damaged else ""
+    print(f"{len(found.units)} units{damaged}: {page}")
+    return EXIT_FAILED if found.damaged else EXIT_OK
+
+
+_FLAGS = {
+    "weights": "weights",
+    "size": "--size",
+    "steps": "--steps",
+    "lr": "--lr",
+    "seed": "--seed",
+    "batch": "--batch",
+    "device": "--device",
+}
+
+
+def _flag(name: str, value: object) -> str:
+    if name == "size" and isinstance(value, (list, tuple)) and len(value) == 2:
+        value = f"{value[0]}x{value[1]}"
+    return f"{_FLAGS[name]} {value}"
+
+
+def _other_runs(out: Path, run: dict, found: rec.Scan, overwrite: bool) -> list[tuple[Path, dict]]:
+    """The units in ``out`` of another run configuration: refused unless ``overwrite``."""
+    others = []
+    for path, record in found.units:
+        differ = rec.run_conflicts(run, rec.run_of(record))
+        if differ:
+            others.append((path, record, differ))
+    if others and not overwrite:
+        _, record, differ = others[0]
+        theirs = rec.run_of(record)
+        hint = ""
+        if "weights" in differ and "model" not in differ:
+            hint = (
+                " (the same MODEL gave other weights: does it make random weights without a "
+                "fixed seed?)"
+            )
+        flags = [n for n in differ if n != "model"]
+        ours = " ".join([run["model"]] * ("model" in differ) + [_flag(n, run[n]) for n in flags])
+        raise UsageError(
+            f"{str(out)!r} holds {len(others)} unit(s) of "
+            f"{' '.join([str(theirs.get('model', '?'))] + [_flag(n, theirs[n]) for n in flags])}"
+            f"; this run asks for {ours}{hint}: use another --out, or --overwrite to replace them"
+        )
+    return [(path, record) for path, record, _ in others]
+
+
+def _remove_units(out: Path, units: list[tuple[Path, dict]]) -> None:
+    """Remove the files of ``units`` (``--overwrite``), each record before its PNG."""
+    with _deferred_interrupt():
+        for path, record in units:
+            path.unlink(missing_ok=True)  # the record first: a PNG alone is no unit
+            (out / record["image"]["file"]).unlink(missing_ok=True)
+    print(
+        f"midnite: --overwrite: removed {len(units)} unit(s) of another run configuration "
+        f"from {out}",
+        file=sys.stderr,
+    )
+
+
+def _check_memory(model, config: RenderConfig, batch: int, dev: torch.device) -> None:
+    """Refuse a render that will not fit in memory, suggesting a --batch that does."""
+    available = _available_memory(dev)
+    if available is None:
+        return
+    try:
+        need: MemoryEstimate = estimate_memory(model, config.replace(batch=1))
+    except Exception as err:
+        if _is_out_of_memory(err):
+            raise MemoryShortage(
+                f"not enough memory on {dev} for even one {config.size[0]}x{config.size[1]} "
+                f"image ({_one_line(err)}); use a smaller --size"
+            ) from None
+        raise RenderError(
+            f"the first pass failed ({type(err).__name__}: {_one_line(err)})"
+        ) from None
+    if need.bytes(batch) <= available:
+        return
+    fits = need.max_batch(available)
+    size = f"{config.size[0]}x{config.size[1]}"
+    advice = (
+        f"use --batch {fits} (or a smaller --size)"
+        if fits
+        else f"even --batch 1 needs {_gib(need.bytes(1))}: use a smaller --size"
+    )
+    raise MemoryShortage(
+        f"rendering {batch} {size} image(s) at once needs about {_gib(need.bytes(batch))} "
+        f"({_gib(need.per_image)} per image) on {dev}, but {_gib(available)} is available; "
+        f"{advice}"
+    )
 
 
 def _cmd_render(args: argparse.Namespace, argv: Sequence[str]) -> int:
-    units = parse_units(args.units)
+    ranges = parse_unit_ranges(args.units)  # the syntax now; the range once the layer is known
     size = parse_size(args.size) if args.size else None
     dev = _device(args.device)
     if args.objective != "class" and args.layer is None:
@@ -395,12 +693,13 @@ def _cmd_render(args: argparse.Namespace, argv: Sequence[str]) -> int:
     shape = _layer_size(table, layer, args.model)
     count = shape[0]
     label = layer or "(output)"
-    if units[-1] >= count:
+    if ranges[-1][1] >= count:  # checked arithmetically: nothing built for 0-99999999999
         what = {"class": "classes"}.get(args.objective, "units" if len(shape) == 1 else "channels")
         raise UsageError(
-            f"units {_format_units(units)} out of range for layer {label!r} with {count} {what} "
-            f"(output shape {'x'.join(map(str, shape))}); accepted: 0-{count - 1}"
+            f"units {_format_ranges(ranges)} out of range for layer {label!r} with {count} "
+            f"{what} (output shape {'x'.join(map(str, shape))}); accepted: 0-{count - 1}"
         )
+    units = parse_units(args.units, count=count)
 
     make = {
         "channel": lambda u: objectives.channel(layer, u),
@@ -416,9 +715,33 @@ def _cmd_render(args: argparse.Namespace, argv: Sequence[str]) -> int:
     except (TypeError, ValueError) as err:
         raise UsageError(str(err)) from None
 
+    # the run configuration a folder holds one of (records.RUN_FIELDS)
+    run = {
+        "model": args.model,
+        "weights": _weights_digest(model),
+        "size": list(config.size),
+        "steps": config.steps,
+        "lr": config.lr,
+        "seed": args.seed,
+        "batch": args.batch,
+        "device": str(config.device),
+        "recipe": config.recipe.name,
+    }
+    try:
+        with rec.lock_folder(out):
+            return _render_units(args, argv, out, model, config, run, units, make, layer, dev)
+    except rec.FolderBusy as err:
+        raise BusyError(str(err)) from None
+
+
+def _render_units(args, argv, out, model, config, run, units, make, layer, dev) -> int:
+    """The part of ``render`` that runs while this process holds ``out``'s lock."""
+    label = layer or "(output)"
+
     def key(unit: int, batch: list[int]) -> dict:
         return {
             "model": args.model,
+            "weights": run["weights"],
             "layer": layer,
             "objective": args.objective,
             "unit": unit,
@@ -426,6 +749,7 @@ def _cmd_render(args: argparse.Namespace, argv: Sequence[str]) -> int:
             "size": list(config.size),
             "lr": config.lr,
             "seed": args.seed,
+            "batch": args.batch,
             "batch_units": batch,
             "device": str(config.device),
         }
@@ -433,20 +757,45 @@ def _cmd_render(args: argparse.Namespace, argv: Sequence[str]) -> int:
     def stem(unit: int) -> str:
         return rec.unit_stem(layer, args.objective, unit)
 
-    rec.clean_temp(out)
+    rec.clean_temp(out)  # only files of writers that are gone: this run holds the lock
+    found = rec.scan(out)
+    others = _other_runs(out, run, found, args.overwrite)
+    gone = {path.stem for path, _ in others}
+    # what the gallery shows, kept up to date as units are written (no rescan per batch)
+    shown = {p.stem: (p, r) for p, r in found.units if p.stem not in gone}
+    damaged = {bad.stem: bad for bad in found.damaged}
+    valid = {name: record for name, (_, record) in shown.items()}
+    wanted = {stem(u) for u in units}
+    for bad in found.damaged:
+        what = "rendering it again" if bad.stem in wanted else "not in --units, left as it is"
+        print(f"midnite: damaged unit {bad}; {what}", file=sys.stderr)
+
+    def build_gallery() -> Path:
+        return gallery.build(out, found=rec.Scan(list(shown.values()), list(damaged.values())))
+
+    def complete(unit: int, batch: list[int]) -> bool:
+        record = valid.get(stem(unit))
+        return record is not None and record["key"] == json.loads(
+            json.dumps(rec.jsonable(key(unit, batch)))
+        )
+
     plan = rec.plan_batches(units, args.batch)
     todo = []  # (batch, units of it still missing)
     for batch in plan:
-        missing = [u for u in batch if not rec.is_complete(out, stem(u), key(u, batch))]
+        missing = [u for u in batch if not complete(u, batch)]
         if missing:
             todo.append((batch, missing))
     total = sum(len(m) for _, m in todo)
     done = len(units) - total
     progress = not args.no_progress
+    if total:
+        _check_memory(model, config, max(len(b) for b, _ in todo), dev)
+    if others:  # --overwrite, once this run is known to start
+        _remove_units(out, others)
     if total == 0:
-        page = gallery.build(out)
+        page = build_gallery()
         print(f"all {len(units)} units up to date in {out}; gallery: {page}")
-        return 0
+        return EXIT_OK
     if progress:
         print(
             f"rendering {total} of {len(units)} units of {label} ({done} up to date) "
@@ -454,21 +803,31 @@ def _cmd_render(args: argparse.Namespace, argv: Sequence[str]) -> int:
             file=sys.stderr,
         )
     written = 0
+    failed: dict[int, str] = {}
     bar = tqdm(total=total, unit="unit", desc="midnite", disable=not progress, file=sys.stderr)
     try:
         for batch, missing in todo:
             seed = rec.batch_seed(args.seed, batch)
             objs = [make(u) for u in batch]
             batch_config = config.replace(objective=objs, batch=len(batch), seed=seed)
-            result = render_config(model, batch_config, progress=progress)
-            try:
-                metrics = _unit_metrics(result.images)
-            except ValueError as err:
-                metrics = [{"error": str(err)}] * len(batch)
+            result = _render_batch(model, batch_config, batch, progress, written, total, dev)
+            failures = _failures(result)
+            ok = [i for i in range(len(batch)) if i not in failures]
+            metrics = _unit_metrics(result.images, ok)
             versions = _versions(result.settings.get("versions", {}))
             with _deferred_interrupt():
                 for unit in missing:
-                    data = _png_bytes(result.images[batch.index(unit)])
+                    i = batch.index(unit)
+                    if i in failures:  # no finished unit for a non-finite render
+                        failed[unit] = failures[i]
+                        print(
+                            f"midnite: unit {unit} ({stem(unit)}) failed, nothing saved: "
+                            f"{failures[i]}",
+                            file=sys.stderr,
+                        )
+                        bar.update(1)
+                        continue
+                    data = _png_bytes(result.images[i])
                     name = stem(unit)
                     rec.atomic_write_bytes(out / f"{name}.png", data)
                     record = _record(
@@ -480,18 +839,21 @@ def _cmd_render(args: argparse.Namespace, argv: Sequence[str]) -> int:
                         result=result,
                         png=(f"{name}.png", data),
                         key=key(unit, batch),
+                        run=run,
                         objective=make(unit),
-                        metrics=metrics[batch.index(unit)],
+                        metrics=metrics[i],
                         versions=versions,
                     )
-                    rec.write_json(out / f"{name}.json", record)
+                    path = rec.write_json(out / f"{name}.json", record)
+                    shown[name] = (path, cast(dict, rec.jsonable(record)))
+                    damaged.pop(name, None)
                     written += 1
                     bar.update(1)
-                gallery.build(out)
+                build_gallery()
     except KeyboardInterrupt:
         bar.close()
         with contextlib.suppress(Exception):
-            gallery.build(out)
+            build_gallery()
         print(
             f"midnite: interrupted; {written} of {total} units written to {out}, the rest not "
             "started or discarded. Run the same command again to resume.",
@@ -504,10 +866,57 @@ def _cmd_render(args: argparse.Namespace, argv: Sequence[str]) -> int:
             f"writing results to {str(out)!r} failed ({err.strerror or err}); {written} of "
             f"{total} units written, every file complete. Run the same command again to resume."
         ) from None
+    except UsageError:
+        bar.close()
+        with contextlib.suppress(Exception):
+            build_gallery()
+        raise
     bar.close()
-    page = gallery.build(out)
-    print(f"rendered {written} units ({done} up to date) to {out}; gallery: {page}")
-    return 0
+    page = build_gallery()
+    failed_note = f", {len(failed)} failed" if failed else ""
+    print(f"rendered {written} units ({done} up to date{failed_note}) to {out}; gallery: {page}")
+    if failed:
+        names = ", ".join(map(str, sorted(failed)))
+        raise RenderError(
+            f"{len(failed)} of {total} units failed (non-finite), nothing saved for them: "
+            f"{names}; a rerun tries them again, with the same settings to the same end "
+            "(try a smaller --lr)"
+        )
+    return EXIT_OK
+
+
+def _failures(result) -> dict[int, str]:
+    """The engine's ``result.failed``, plus any image that is not finite all the same."""
+    failures = dict(result.failed)
+    finite = torch.isfinite(result.images).flatten(1).all(1).tolist()
+    for i, fine in enumerate(finite):
+        if not fine and i not in failures:
+            failures[i] = "the image holds non-finite values"
+    return failures
+
+
+def _render_batch(model, config: RenderConfig, batch, progress, written, total, dev):
+    """``render_config`` with its failures as one-line errors (memory: status 4, else 1)."""
+    units = f"{batch[0]}-{batch[-1]}" if len(batch) > 1 else str(batch[0])
+    try:
+        with warnings.catch_warnings():  # failed images are reported per unit instead
+            warnings.filterwarnings(
+                "ignore", message=r"render: \d+ of \d+ image\(s\) failed", category=RuntimeWarning
+            )
+            return render_config(model, config, progress=progress)
+    except Exception as err:  # KeyboardInterrupt is no Exception: it goes on up
+        if os.environ.get("MIDNITE_TRACEBACK"):
+            raise
+        state = f"{written} of {total} units written, every file complete"
+        if _is_out_of_memory(err):
+            raise MemoryShortage(
+                f"out of memory rendering units {units} ({len(batch)} image(s) of "
+                f"{config.size[0]}x{config.size[1]} on {dev}): {_one_line(err)}; {state}. Use a "
+                "smaller --batch or --size"
+            ) from None
+        raise RenderError(
+            f"rendering units {units} failed ({type(err).__name__}: {_one_line(err)}); {state}"
+        ) from None
 
 
 def _record(
@@ -520,6 +929,7 @@ def _record(
     result,
     png: tuple[str, bytes],
     key: dict,
+    run: dict,
     objective: object,
     metrics: dict,
     versions: dict,
@@ -527,7 +937,7 @@ def _record(
     """The JSON record of ``unit``, image ``batch.index(unit)`` of the batch's ``result``.
 
     ``settings`` is the batch's ``RenderConfig.to_json()`` (``result.settings``); ``command``
-    the arguments after ``midnite``.
+    the arguments after ``midnite``; ``run`` the run configuration (``records.RUN_FIELDS``).
     """
     i = batch.index(unit)
     return {
@@ -538,6 +948,7 @@ def _record(
         "objective": args.objective,
         "objective_repr": repr(objective),
         "key": key,
+        "run": run,
         "seed": args.seed,
         "batch": {"units": batch, "position": i, "seed": seed},
         "settings": result.settings,
@@ -557,10 +968,18 @@ def _record(
     }
 
 
-def _unit_metrics(images) -> list[dict]:
-    """``midnite.metrics.summary`` per image, as one dict per image."""
-    per = summary(images, per_image=True)
-    return [{k: v[i] for k, v in per.items()} for i in range(images.shape[0])]
+def _unit_metrics(images, ok: list[int]) -> list[dict]:
+    """``midnite.metrics.summary`` per image, as one dict per image (those in ``ok`` only)."""
+    metrics: list[dict] = [{} for _ in range(images.shape[0])]
+    if not ok:
+        return metrics
+    try:
+        per = summary(images[ok], per_image=True)
+    except ValueError as err:
+        return [{"error": str(err)} for _ in metrics]
+    for j, i in enumerate(ok):
+        metrics[i] = {k: v[j] for k, v in per.items() if isinstance(v, list)}
+    return metrics
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -585,3 +1004,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     except KeyboardInterrupt:
         print("midnite: interrupted", file=sys.stderr)
         return EXIT_INTERRUPTED
+    except Exception as err:  # a bug, or a failure nobody foresaw: still one line
+        if os.environ.get("MIDNITE_TRACEBACK"):
+            raise
+        status = EXIT_MEMORY if _is_out_of_memory(err) else EXIT_FAILED
+        where = "".join(traceback.format_exception_only(type(err), err)[-1:]).strip()
+        print(
+            f"midnite: error: {_one_line(where)} (unexpected; MIDNITE_TRACEBACK=1 shows where)",
+            file=sys.stderr,
+        )
+        return status

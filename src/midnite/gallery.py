@@ -3,18 +3,22 @@
 ``build(folder)`` reads every record in the folder (``midnite.records``) and writes one page
 with inline CSS and JS and relative links only, so it works from ``file://`` without a server
 or the internet: one tile per unit (image, layer, unit, activation, a link to its record) and
-buttons that sort the tiles by unit or by activation.
+buttons that sort the tiles by unit or by activation. A damaged unit (``records.scan``: a record
+that is not valid, a PNG missing or not matching its record) gets a tile that says
+"damaged: <reason>" instead of its image.
 """
 
 from __future__ import annotations
 
+import functools
 import html
 import math
 import os
+from collections.abc import Callable
 from pathlib import Path
 from urllib.parse import quote
 
-from midnite.records import atomic_write_text, read_records
+from midnite.records import Damaged, Scan, atomic_write_text, scan
 
 __all__ = ["INDEX", "build", "page"]
 
@@ -36,6 +40,9 @@ h1 { font-size: 1.3rem; margin: 0 0 .3rem; }
 .tile img.small { image-rendering: pixelated; }
 .tile figcaption { font-size: 12px; margin-top: .25rem; }
 .tile .act { font-variant-numeric: tabular-nums; }
+.tile .damaged-note { aspect-ratio: 1; display: flex; align-items: center; padding: .6rem;
+                      box-sizing: border-box; font-size: 12px; overflow-wrap: anywhere;
+                      color: #b00; background: #f002; border: 1px dashed #b008; }
 .empty { color: #777; }
 """
 
@@ -91,35 +98,40 @@ def _fmt(value: object) -> str:
     return "n/a"
 
 
-def _sort_key(item: tuple[Path, dict]) -> tuple:
-    _, rec = item
+def _sort_key(rec: dict) -> tuple:
     unit = rec.get("unit")
     return (
-        str(rec.get("model", "")),
         str(rec.get("layer", "")),
         str(rec.get("objective", "")),
-        unit if isinstance(unit, int) else -1,
+        unit if isinstance(unit, int) and not isinstance(unit, bool) else -1,
+        str(rec.get("model", "")),
     )
+
+
+def _object(value: object) -> dict:
+    return value if isinstance(value, dict) else {}
 
 
 def _tile(order: int, json_path: Path, rec: dict) -> str:
     esc = html.escape
-    image = rec.get("image", {})
+    image = _object(rec.get("image"))
     png = quote(str(image.get("file", "")))
     record = quote(json_path.name)
-    layer = rec.get("layer", "")
+    layer = str(rec.get("layer", ""))
     layer_text = layer if layer else "(output)"
     unit = rec.get("unit")
-    activation = rec.get("activation", {})
+    activation = _object(rec.get("activation"))
     final = activation.get("final")
     start = activation.get("start")
     act_attr = (
-        repr(float(final)) if isinstance(final, (int, float)) and math.isfinite(final) else ""
+        repr(float(final))
+        if isinstance(final, (int, float)) and not isinstance(final, bool) and math.isfinite(final)
+        else ""
     )
     alt = f"{rec.get('objective', '')} {layer_text} unit {unit}"
     height = image.get("height")
     small = ' class="small"' if isinstance(height, int) and height < 128 else ""
-    metrics = rec.get("metrics") or {}
+    metrics = _object(rec.get("metrics"))
     tip = "; ".join(f"{k} {_fmt(v)}" for k, v in metrics.items() if not isinstance(v, dict))
     return (
         f'<figure class="tile" data-order="{order}" data-unit="{esc(str(unit))}" '
@@ -133,18 +145,56 @@ def _tile(order: int, json_path: Path, rec: dict) -> str:
     )
 
 
-def page(records: list[tuple[Path, dict]], title: str = "midnite gallery") -> str:
-    """The HTML of a gallery of ``(json path, record)`` pairs (paths relative to the page)."""
-    items = sorted(records, key=_sort_key)
-    models = sorted({str(r.get("model", "")) for _, r in items})
-    layers = sorted({str(r.get("layer", "")) or "(output)" for _, r in items})
-    objectives = sorted({str(r.get("objective", "")) for _, r in items})
+def _damaged_tile(order: int, bad: Damaged) -> str:
     esc = html.escape
+    layer = bad.layer if bad.layer is not None else ""
+    unit = "" if bad.unit is None else str(bad.unit)
+    name = f"<b>{esc(layer or '(output)')}</b> · {esc(bad.objective or '')} <b>{esc(unit)}</b>"
+    if bad.layer is None:
+        name = f"<b>{esc(bad.stem)}</b>"
+    return (
+        f'<figure class="tile damaged" data-order="{order}" data-unit="{esc(unit)}" '
+        f'data-layer="{esc(layer)}" data-activation="">\n'
+        f'  <div class="damaged-note">damaged: {esc(bad.reason)}</div>\n'
+        f"  <figcaption>{name}<br>\n"
+        f'  {esc(bad.stem)} · <a class="record" href="{quote(bad.path.name)}">record</a>'
+        f"</figcaption>\n</figure>"
+    )
+
+
+def page(
+    records: list[tuple[Path, dict]],
+    title: str = "midnite gallery",
+    damaged: list[Damaged] | tuple[Damaged, ...] = (),
+) -> str:
+    """The HTML of a gallery of ``(json path, record)`` pairs (paths relative to the page).
+
+    ``damaged`` units (``records.scan``) get a tile that says why instead of an image.
+    """
+    # (sort key, tile maker) for every unit, the damaged among them
+    items: list[tuple[tuple, Callable[[int], str]]] = [
+        (_sort_key(r), functools.partial(_tile, json_path=p, rec=r)) for p, r in records
+    ]
+    items += [
+        (
+            _sort_key({"layer": d.layer or "", "objective": d.objective or "", "unit": d.unit}),
+            functools.partial(_damaged_tile, bad=d),
+        )
+        for d in damaged
+    ]
+    items.sort(key=lambda item: item[0])
+    valid = [r for _, r in records]
+    models = sorted({str(r.get("model", "")) for r in valid})
+    layers = sorted({str(r.get("layer", "")) or "(output)" for r in valid})
+    objectives = sorted({str(r.get("objective", "")) for r in valid})
+    esc = html.escape
+    bad = f" · {len(damaged)} damaged" if damaged else ""
     meta = (
-        f"{len(items)} unit{'s' if len(items) != 1 else ''} · model {', '.join(models) or '-'}"
+        f"{len(valid)} unit{'s' if len(valid) != 1 else ''}{bad}"
+        f" · model {', '.join(models) or '-'}"
         f" · layer {', '.join(layers) or '-'} · objective {', '.join(objectives) or '-'}"
     )
-    tiles = "\n".join(_tile(i, path, rec) for i, (path, rec) in enumerate(items))
+    tiles = "\n".join(make(i) for i, (_, make) in enumerate(items))
     if not items:
         tiles = '<p class="empty">No results yet.</p>'
     return f"""<!DOCTYPE html>
@@ -172,14 +222,17 @@ def page(records: list[tuple[Path, dict]], title: str = "midnite gallery") -> st
 """
 
 
-def build(folder: str | os.PathLike, title: str | None = None) -> Path:
-    """Write ``folder/index.html`` for the records in ``folder`` (atomically); returns its path.
+def build(
+    folder: str | os.PathLike, title: str | None = None, *, found: Scan | None = None
+) -> Path:
+    """Write ``folder/index.html`` for the units in ``folder`` (atomically); returns its path.
 
-    Records whose PNG is missing are left out; a folder without records gets a page that says so.
+    ``found`` is the folder's ``records.scan`` where the caller has it (else it is scanned).
+    Damaged units get a tile that says why; a folder without units gets a page that says so.
     """
     folder = Path(folder)
     if not folder.is_dir():
         raise ValueError(f"gallery needs an existing folder of results, got {str(folder)!r}")
-    records = read_records(folder)
+    found = scan(folder) if found is None else found
     name = title or f"midnite gallery: {folder.resolve().name}"
-    return atomic_write_text(folder / INDEX, page(records, name))
+    return atomic_write_text(folder / INDEX, page(found.units, name, found.damaged))

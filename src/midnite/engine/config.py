@@ -36,7 +36,10 @@ from midnite.engine.recipes import Recipe, for_objective
 from midnite.engine.regularizers import Regularizer, check_regularizers
 from midnite.engine.transforms import STACKS
 
-__all__ = ["RenderConfig", "versions"]
+__all__ = ["MAX_SEED", "MAX_STEPS", "RenderConfig", "check_steps", "versions"]
+
+MAX_STEPS = 1_000_000  # renders converge in hundreds to a few thousand steps
+MAX_SEED = 2**63 - 1  # seeds are ints in [0, 2**63): what secrets.randbits(63) draws
 
 _PARAMS = ("fourier", "pixel")  # a spectrum with a 1/f prior, or sigmoid pixels
 
@@ -61,9 +64,10 @@ class RenderConfig:
     ``size`` ``(H, W)``, ``lr`` a float, ``transforms`` a Transform or None (a name from
     ``transforms.STACKS`` is built), ``regularizers`` a tuple, ``normalize`` a Normalize or None,
     ``device`` a ``torch.device`` (None: the ``midnite.device`` context's, read when the config
-    is made), ``seed`` an int or a ``torch.Generator`` (None: a fresh random int, drawn once and
-    kept, so running a config twice gives the same images; a generator is used as is, so its
-    state carries over between runs). Configs compare by identity; compare ``to_json()`` instead.
+    is made), ``seed`` an int in [0, 2**63) or a ``torch.Generator`` (None: a fresh random int,
+    drawn once and kept, so running a config twice gives the same images; a generator is used
+    as is, so its state carries over between runs). Configs compare by identity; compare
+    ``to_json()`` instead.
     """
 
     objective: Objective
@@ -96,7 +100,7 @@ class RenderConfig:
             "size": check_size("size", self.size),
             "batch": batch,
             "channels": check_positive_int("channels", self.channels),
-            "steps": check_positive_int("steps", self.steps),
+            "steps": check_steps("steps", self.steps),
             "lr": check_real("lr", self.lr, gt=0),
             "optimizer": _check_optimizer(self.optimizer),
             "param": check_choice("param", self.param, _PARAMS),
@@ -125,7 +129,7 @@ class RenderConfig:
         param: str | None = None,
         decorrelate: bool | None = None,
         transforms: str | Callable[..., Tensor] | None = "recipe",
-        regularizers: Sequence[Regularizer] = (),
+        regularizers: Sequence[Regularizer] | None = (),
         optimizer: str | Callable[..., torch.optim.Optimizer] = "adam",
         normalize: object = None,
         channels: int | None = None,
@@ -146,7 +150,8 @@ class RenderConfig:
         recipe = for_objective(objective)
         if batch is None:
             batch = len(objective) if isinstance(objective, PerImage) else 1
-        return cls(
+        # raw values: the constructor checks them and makes them canonical
+        raw: dict[str, Any] = dict(
             objective=objective,
             size=size,
             batch=batch,
@@ -157,13 +162,14 @@ class RenderConfig:
             param=recipe.param if param is None else param,
             decorrelate=recipe.decorrelate if decorrelate is None else decorrelate,
             transforms=recipe.transforms if _is_recipe(transforms) else transforms,
-            regularizers=regularizers,
+            regularizers=() if regularizers is None else regularizers,
             normalize=normalize,
             device=device,
             seed=seed,
             early_stop=early_stop,
             fold_bn=fold_bn,
         )
+        return cls(**raw)
 
     @property
     def recipe(self) -> Recipe:
@@ -209,7 +215,7 @@ def _is_recipe(transforms: object) -> bool:
 
 def _check_optimizer(optimizer: object) -> str | Callable[..., torch.optim.Optimizer]:
     if callable(optimizer) or (isinstance(optimizer, str) and optimizer == "adam"):
-        return optimizer  # type: ignore[return-value]
+        return optimizer
     expected = "optimizer must be 'adam' or a callable(params, lr=...)"
     if isinstance(optimizer, str):
         raise ValueError(f"{expected}, got {optimizer!r}")
@@ -232,6 +238,17 @@ def _check_transforms(transforms: object) -> Callable[..., Tensor] | None:
     return transforms
 
 
+def check_steps(name: str, steps: object) -> int:
+    """``steps`` as an int in [1, MAX_STEPS]: every step is kept in the history and records."""
+    steps = check_positive_int(name, steps)
+    if steps > MAX_STEPS:
+        raise ValueError(
+            f"{name} must be at most {MAX_STEPS}, got {steps}; renders converge in hundreds to a "
+            "few thousand steps"
+        )
+    return steps
+
+
 def _check_seed(seed: object) -> int | torch.Generator:
     if seed is None:
         return secrets.randbits(63)
@@ -241,4 +258,7 @@ def _check_seed(seed: object) -> int | torch.Generator:
         raise TypeError(
             f"seed must be an int, a torch.Generator or None, got {type(seed).__name__} {seed!r}"
         )
-    return int(seed)
+    value = int(seed)
+    if not 0 <= value <= MAX_SEED:
+        raise ValueError(f"seed must be an int in [0, 2**63), got {value}")
+    return value

@@ -3,16 +3,23 @@
     parameterization -> per-step transforms -> normalize -> model (hooked, early stop)
       -> objective - regularizers -> loss -> optimizer
 
-``Renderer`` is the one engine; ``render()`` (Lucid-style) and the seed's ``PixelActivation``
+``Renderer`` is the one engine; ``render()`` (Lucid-style) and the classic ``PixelActivation``
 are thin layers over it. ``render()`` is ``RenderConfig.resolve`` (``midnite.engine.config``)
 then ``render_config``. A KeyboardInterrupt is re-raised after the model has been restored.
+
+A render whose objective or image turns non-finite (NaN or infinite) is reported, not returned
+as if it had worked: ``RenderResult.failed`` names each failed image and why (a RuntimeWarning
+says so too). The check runs once, after the last step, on values the render keeps anyway, so
+the step loop has no host synchronization. ``estimate_memory`` tells how much memory a render
+will need before it starts.
 """
 
 from __future__ import annotations
 
-import math
+import itertools
 import secrets
 import time
+import warnings
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
@@ -24,7 +31,7 @@ from tqdm.auto import tqdm
 
 from midnite.engine._fold import conv_bn_pairs, folded
 from midnite.engine._heap import retained_heap
-from midnite.engine.config import RenderConfig, versions
+from midnite.engine.config import RenderConfig, _check_seed, versions
 from midnite.engine.device import resolve_device
 from midnite.engine.hooks import ActivationCapture, frozen
 from midnite.engine.normalize import Normalize, as_normalize
@@ -35,8 +42,10 @@ from midnite.engine.regularizers import Regularizer, check_regularizers
 
 __all__ = [
     "Generators",
+    "MemoryEstimate",
     "RenderResult",
     "Renderer",
+    "estimate_memory",
     "generators",
     "make_generator",
     "render",
@@ -46,11 +55,13 @@ __all__ = [
 
 
 def make_generator(seed: int, device: torch.device) -> torch.Generator:
-    """A generator on ``device`` seeded with ``seed``."""
-    if isinstance(seed, bool) or not isinstance(seed, int):
-        raise TypeError(
-            f"seed must be an int, a torch.Generator or None, got {type(seed).__name__}"
-        )
+    """A generator on ``device`` seeded with ``seed``, an int in [0, 2**63)."""
+    if isinstance(seed, torch.Generator) or seed is None:
+        raise TypeError(f"seed must be an int in [0, 2**63), got {type(seed).__name__}")
+    return _seeded(_check_seed(seed), device)  # type: ignore[arg-type]
+
+
+def _seeded(seed: int, device: torch.device) -> torch.Generator:
     gen = torch.Generator(device=device)
     gen.manual_seed(seed)
     return gen
@@ -70,30 +81,12 @@ def generators(seed: int | torch.Generator | None, device: torch.device) -> Gene
     A generator given as ``seed`` is used for the per-step draws as is; the start image comes
     from a CPU generator seeded with its initial seed.
     """
-    if isinstance(seed, torch.Generator):
+    if isinstance(seed, torch.Generator):  # torch seeds may reach 2**64 - 1: taken as they are
         value = seed.initial_seed()
-        return Generators(value, make_generator(value, torch.device("cpu")), seed)
+        return Generators(value, _seeded(value, torch.device("cpu")), seed)
     if seed is None:
         seed = secrets.randbits(63)
     return Generators(seed, make_generator(seed, torch.device("cpu")), make_generator(seed, device))
-
-
-# kept for visualization/methods.py until it uses engine.checks (its tests pin these messages)
-def check_positive_int(value: object, name: str) -> int:
-    if isinstance(value, bool) or not isinstance(value, int):
-        raise TypeError(f"{name} must be an int >= 1, got {type(value).__name__}: {value!r}")
-    if value < 1:
-        raise ValueError(f"{name} must be >= 1, got {value}")
-    return value
-
-
-# kept for visualization/methods.py until it uses engine.checks
-def check_lr(lr: object) -> float:
-    if isinstance(lr, bool) or not isinstance(lr, (int, float)):
-        raise TypeError(f"lr must be a positive finite number, got {type(lr).__name__}: {lr!r}")
-    if not math.isfinite(lr) or lr <= 0:
-        raise ValueError(f"lr must be a positive finite number, got {lr!r}")
-    return float(lr)
 
 
 class Renderer:
@@ -207,14 +200,30 @@ class Renderer:
         return self.objective(acts)
 
     def _first_pass(self, image: Tensor) -> dict[str, Tensor]:
-        """A full pass, in the default layout if the model refuses the channels-last we chose."""
+        """A full pass, in the default layout if the model refuses the channels-last we chose.
+
+        When the model refuses the images and their channels differ from what its first
+        convolution takes, the error says so (torch's own error is kept as its cause).
+        """
         try:
+            try:
+                return self._full_pass(image)
+            except RuntimeError:
+                if not (self._auto_layout and self.channels_last):
+                    raise
+            self._default_layout()
             return self._full_pass(image)
-        except RuntimeError:
-            if not (self._auto_layout and self.channels_last):
-                raise
-        self._default_layout()
-        return self._full_pass(image)
+        except RuntimeError as err:
+            found = _first_conv(self.model)
+            given = image.shape[1] if image.dim() == 4 else None
+            if found is not None and given is not None and found[1].in_channels != given:
+                name, conv = found
+                raise ValueError(
+                    f"channels={given}: the images have {given} channels, but the model's first "
+                    f"convolution {name!r} expects {conv.in_channels}; use "
+                    f"channels={conv.in_channels} (or leave channels unset)"
+                ) from err
+            raise
 
     def _full_pass(self, image: Tensor) -> dict[str, Tensor]:
         """One pass without the early stop.
@@ -222,11 +231,18 @@ class Renderer:
         So that a module reused later in the pass is detected the same way whichever layers
         the objective reads.
         """
-        early, self._capture.early_stop = self._capture.early_stop, False
+        capture = self._live()
+        early, capture.early_stop = capture.early_stop, False
         try:
             return self._acts(image, transform=False)
         finally:
-            self._capture.early_stop = early
+            capture.early_stop = early
+
+    def _live(self) -> ActivationCapture:
+        """The capture of the ``with`` block (a RuntimeError outside one)."""
+        if self._capture is None or self._stack is None:
+            raise RuntimeError("use the Renderer inside a 'with' block")
+        return self._capture
 
     def _default_layout(self) -> None:
         """Re-enter the block with the default memory layout.
@@ -240,13 +256,15 @@ class Renderer:
 
     def _fold_batchnorms(self, image: Tensor) -> None:
         """Fold batchnorms into convs for the rest of the block (``midnite.engine._fold``)."""
-        keep = {ref.name for ref in self._capture.refs.values()}
-        self._capture.close()  # the probe pass runs the whole model, unhooked
+        capture = self._live()
+        keep = {ref.name for ref in capture.refs.values()}
+        capture.close()  # the probe pass runs the whole model, unhooked
         try:
             # which pairs fold does not depend on the batch: probe with one image
             pairs = conv_bn_pairs(self.model, self._model_input(image[:1]), keep)
         finally:
-            self._capture.__enter__()
+            capture.__enter__()
+        assert self._stack is not None  # _live() checked it
         self.folded = self._stack.enter_context(folded(pairs))
 
     @torch.no_grad()
@@ -261,6 +279,14 @@ class Renderer:
         for reg in self.regularizers:
             loss = loss + reg(image).sum()
         return loss, values.detach()
+
+
+def _first_conv(model: nn.Module) -> tuple[str, nn.modules.conv._ConvNd] | None:
+    """``(name, module)`` of the model's first convolution, or None."""
+    for name, module in model.named_modules():
+        if isinstance(module, nn.modules.conv._ConvNd):
+            return name, module
+    return None
 
 
 def _make_optimizer(
@@ -285,6 +311,9 @@ class RenderResult:
         history: ``(steps, B)`` objective per image at each step (on transformed images).
         start: ``(B,)`` objective on the start images; ``final``: on the results (no transforms).
         settings: every setting that decides the images, with the seed; JSON-serializable.
+        failed: ``{image index: reason}`` of the images whose objective or pixels turned
+            non-finite (NaN or infinite); such an image may hold NaN and is no result. Empty
+            when every image is fine (``ok``).
     """
 
     images: Tensor
@@ -293,17 +322,60 @@ class RenderResult:
     final: Tensor
     settings: dict = field(default_factory=dict)
     seconds: float = 0.0
+    failed: dict[int, str] = field(default_factory=dict)
+
+    @property
+    def ok(self) -> bool:
+        """Whether every image is a result (``failed`` is empty)."""
+        return not self.failed
 
     def __len__(self) -> int:
         return self.images.shape[0]
 
     def __repr__(self) -> str:
         b, c, h, w = self.images.shape
+        failed = f", failed: {sorted(self.failed)}" if self.failed else ""
         return (
             f"RenderResult({b} image(s) {c}x{h}x{w}, {self.history.shape[0]} steps, "
             f"objective {self.start.mean():.4g} -> {self.final.mean():.4g}, "
-            f"seed={self.settings.get('seed')})"
+            f"seed={self.settings.get('seed')}{failed})"
         )
+
+
+def _failures(start: Tensor, history: Tensor, final: Tensor, image: Tensor) -> dict[int, str]:
+    """``{index: reason}`` of the images whose objective or pixels are not finite.
+
+    ``image`` is the raw result, before the clamp to [0, 1] (which would turn inf into 1).
+    One check over values the render keeps anyway: no synchronization inside the step loop.
+    """
+    bad_start = ~torch.isfinite(start)
+    bad_history = ~torch.isfinite(history)
+    bad_final = ~torch.isfinite(final)
+    bad_pixels = (~torch.isfinite(image)).flatten(1).sum(1).cpu()
+    bad = bad_start | bad_history.any(0) | bad_final | (bad_pixels > 0)
+    if not bool(bad.any()):
+        return {}
+    steps = history.shape[0]
+    pixels = image[0].numel()
+    failed = {}
+    for i in bad.nonzero().flatten().tolist():
+        if bad_start[i]:
+            reason = (
+                f"the objective is {float(start[i])} on the start image (the model or the "
+                "objective gives non-finite values)"
+            )
+        elif bad_history[:, i].any():
+            k = int(bad_history[:, i].nonzero()[0, 0])
+            reason = (
+                f"the objective turned {float(history[k, i])} at step {k + 1} of {steps} "
+                "(the optimization diverged: try a smaller lr)"
+            )
+        elif bad_pixels[i]:
+            reason = f"the image holds non-finite values ({int(bad_pixels[i])} of {pixels})"
+        else:
+            reason = f"the objective is {float(final[i])} on the final image"
+        failed[i] = reason
+    return failed
 
 
 def render(
@@ -317,7 +389,7 @@ def render(
     param: str | None = None,
     decorrelate: bool | None = None,
     transforms: str | Callable[..., Tensor] | None = "recipe",
-    regularizers: Sequence[Regularizer] = (),
+    regularizers: Sequence[Regularizer] | None = (),
     optimizer: str | Callable[..., torch.optim.Optimizer] = "adam",
     normalize: object = None,
     channels: int | None = None,
@@ -343,18 +415,20 @@ def render(
         Unset ``steps``, ``lr``, ``param``, ``decorrelate`` and ``transforms`` come from the
         recipe (``midnite.engine.recipes``): the class recipe when the objective reads only the
         model's output, the feature recipe otherwise.
-        regularizers: penalties such as ``TotalVariation(1.0)`` on the image.
+        regularizers: penalties such as ``TotalVariation(1.0)`` on the image (None: none).
         normalize: None, "imagenet" or ``(mean, std)`` applied before the model.
         channels: image channels; default: the model's first convolution's input channels.
         device: default: the ``midnite.device`` context (cpu).
-        seed: an int (default 0) or generator; one seed on one device gives one image.
+        seed: an int in [0, 2**63) (default 0) or a generator; one seed on one device gives one
+            image.
         early_stop: end each forward pass after the deepest layer the objective reads.
         fold_bn: fold eval-mode batchnorms into the convolutions that feed them for the run
             (same values to float rounding; the model is left as it was).
         progress: show a tqdm bar.
 
     Returns:
-        A :class:`RenderResult`.
+        A :class:`RenderResult`; images whose objective or pixels turned non-finite are named
+        in its ``failed`` (with a RuntimeWarning), not returned as results.
     """
     config = RenderConfig.resolve(
         model,
@@ -388,7 +462,7 @@ def render_config(model: nn.Module, config: RenderConfig, *, progress: bool = Tr
             f"config must be a RenderConfig (RenderConfig.resolve(model, objective, ...)), "
             f"got {type(config).__name__}"
         )
-    dev = config.device
+    dev = resolve_device(config.device)  # the config's own device, typed as one
     gens = generators(config.seed, dev)
     image = make_image(
         *config.size,
@@ -416,13 +490,25 @@ def render_config(model: nn.Module, config: RenderConfig, *, progress: bool = Tr
     settings = config.to_json()
     began = time.perf_counter()
     start, history, final, result = _optimize(renderer, image, optim, config.steps, progress)
+    history, start, final = history.cpu(), start.cpu(), final.float().cpu()
+    seconds = time.perf_counter() - began
+    failed = _failures(start, history, final, result)
+    if failed:
+        first = min(failed)
+        warnings.warn(
+            f"render: {len(failed)} of {config.batch} image(s) failed, image {first}: "
+            f"{failed[first]}; see RenderResult.failed",
+            RuntimeWarning,
+            stacklevel=2,
+        )
     return RenderResult(
         images=result.clamp(0, 1).cpu(),
-        history=history.cpu(),
-        start=start.cpu(),
-        final=final.float().cpu(),
+        history=history,
+        start=start,
+        final=final,
         settings=settings,
-        seconds=time.perf_counter() - began,
+        seconds=seconds,
+        failed=failed,
     )
 
 
@@ -448,6 +534,109 @@ def _optimize(
             result = image()
             final = renderer.score(result)
     return start, history, final, result.detach()
+
+
+@dataclass(frozen=True)
+class MemoryEstimate:
+    """The memory a render needs on its device, in bytes: ``fixed + per_image * batch``.
+
+    ``per_image`` is what each image adds: the activations kept for the backward pass and the
+    gradients that flow through them, the image's parameters with their gradient and optimizer
+    state, and its objective history; ``fixed`` what does not grow with the batch (the model's
+    weights, moved or folded for the render). An estimate from one probe pass, not a promise.
+    """
+
+    per_image: int
+    fixed: int
+
+    def bytes(self, batch: int) -> int:
+        """The bytes a render of ``batch`` images needs."""
+        return self.fixed + self.per_image * batch
+
+    def max_batch(self, available: int) -> int:
+        """The largest batch that fits in ``available`` bytes (0 when not even one does)."""
+        return max(0, (available - self.fixed) // max(1, self.per_image))
+
+
+# The peak of a step holds what autograd saved plus the gradients and layout copies in flight
+# and what the heap cannot hand back between them (2x what was saved), and image-sized
+# temporaries of the parameterization and per-step transforms that are not all saved (spectrum,
+# colours, jitter, scale, rotation: 8 images' worth). Measured on the CPU as resident memory per
+# image (a 2-conv net at 1024 px, plain and residual conv nets at 256-512 px, EfficientNet-Lite0
+# at 224-448 px; batch 1 to 8), the estimate stayed within about 1.5x of the peak both ways.
+_BACKWARD_FACTOR = 2.0
+_IMAGE_TEMPORARIES = 8
+
+
+def estimate_memory(model: nn.Module, config: RenderConfig) -> MemoryEstimate:
+    """Estimate the memory ``render_config(model, config)`` will need, before running it.
+
+    One probe step at batch 1, with the config's size, objective (the first, for per-image
+    objectives), transforms and regularizers: the tensors autograd saves for the backward pass
+    are summed (on CUDA the allocator's measured peak is used instead), then scaled by the
+    gradients in flight. The model is left as it was, as by a render.
+    """
+    if not isinstance(config, RenderConfig):
+        raise TypeError(f"config must be a RenderConfig, got {type(config).__name__}")
+    objective = config.objective
+    if isinstance(objective, PerImage):
+        objective = objective.objectives[0]
+    dev = resolve_device(config.device)
+    gens = generators(0, dev)  # the probe's values do not matter, only its sizes
+    image = make_image(
+        *config.size,
+        batch=1,
+        channels=config.channels,
+        fft=config.param == "fourier",
+        decorrelate=config.decorrelate,
+        generator=gens.init,
+    ).to(dev)
+    transforms = config.transforms
+    if isinstance(transforms, nn.Module):
+        transforms = transforms.to(dev)
+    renderer = Renderer(
+        model,
+        objective,
+        transforms=transforms,
+        regularizers=config.regularizers,
+        normalize=config.normalize,
+        device=dev,
+        generator=gens.step,
+        early_stop=config.early_stop,
+        fold_bn=config.fold_bn,
+    )
+    weights = sum(t.numel() * t.element_size() for t in itertools.chain(
+        model.parameters(), model.buffers()))  # fmt: skip
+    params = sum(p.numel() * p.element_size() for p in image.parameters())
+    saved: dict[int, int] = {}
+
+    def pack(t: Tensor) -> Tensor:
+        storage = t.untyped_storage()
+        saved[storage.data_ptr()] = storage.nbytes()
+        return t
+
+    cuda = dev.type == "cuda"
+    with renderer:
+        with torch.no_grad():
+            renderer.validate(image())
+        resident = {
+            t.untyped_storage().data_ptr()
+            for t in itertools.chain(model.parameters(), model.buffers())
+        }
+        if cuda:
+            torch.cuda.synchronize(dev)
+            torch.cuda.reset_peak_memory_stats(dev)
+            base = torch.cuda.memory_allocated(dev)
+        with torch.autograd.graph.saved_tensors_hooks(pack, lambda t: t):
+            loss, _ = renderer.loss(image())
+        loss.backward()
+        if cuda:
+            peak = torch.cuda.max_memory_allocated(dev) - base
+    kept = sum(n for ptr, n in saved.items() if ptr and ptr not in resident)
+    pixels = config.channels * config.size[0] * config.size[1] * 4  # one float32 image
+    activations = peak if cuda else int(kept * _BACKWARD_FACTOR) + _IMAGE_TEMPORARIES * pixels
+    history = 4 * config.steps  # float32 per step
+    return MemoryEstimate(per_image=activations + 4 * params + history, fixed=weights)
 
 
 def progress_range(n: int, progress: bool, desc: str) -> Iterable[int]:
