@@ -20,6 +20,9 @@ from midnite.engine.tokens import TokenGrid, TokenReader, set_token_grid, token_
 
 from conftest import hook_count
 
+# renders on a shared 2-core CPU: one thread (see conftest.one_thread)
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 
 class PatchEmbed(nn.Module):
     def __init__(self, img_size, patch, dim, nhwc=False):

@@ -27,6 +27,9 @@ from midnite.known_answer import (
 
 from conftest import hook_count
 
+# renders on a shared 2-core CPU: one thread (see conftest.one_thread)
+pytestmark = pytest.mark.usefixtures("one_thread")
+
 SIZE = (32, 48)
 UNIT = ("blocks.1.mlp.act", 0)
 
@@ -148,7 +151,7 @@ def test_dynamic_grating_vit_takes_the_standard_stack():
 
 
 @pytest.mark.slow
-def test_settings_on_the_known_answer_vit(one_thread):
+def test_settings_on_the_known_answer_vit():
     """What the transformer recipe rests on (recipes.TRANSFORMER's notes): on grating_vit
     (48x48 px, 256 steps, seeds 0-1) pixels recover the grating with every per-step stack that
     keeps patches whole or shifts little (~0.97), where Fourier stalls (~0.1-0.2), and the
