@@ -212,11 +212,11 @@ def test_callables_are_recorded_by_repr():
         ({"early_stop": "yes"}, TypeError, "early_stop must be True or False, got str 'yes'"),
         ({"fold_bn": None}, TypeError, "fold_bn must be True or False, got NoneType None"),
         ({"transforms": "fancy"}, ValueError,
-         "transforms must be one of ['class', 'lucid', 'standard'], None or a Transform, "
-         "got 'fancy'"),
+         "transforms must be one of ['class', 'lucid', 'patch', 'standard'], None or a "
+         "Transform, got 'fancy'"),
         ({"transforms": 3}, TypeError,
-         "transforms must be a Transform, a name in ['class', 'lucid', 'standard'] or None, "
-         "got int"),
+         "transforms must be a Transform, a name in ['class', 'lucid', 'patch', 'standard'] or "
+         "None, got int"),
         ({"regularizers": [1]}, TypeError, "regularizers[0] must be a Regularizer"),
         ({"optimizer": "sgd"}, ValueError,
          "optimizer must be 'adam' or a callable(params, lr=...), got 'sgd'"),

@@ -227,3 +227,22 @@ def test_keyboard_interrupt_reraised_after_cleanup():
             model, _boom_objective("1", 2, KeyboardInterrupt), size=32, steps=5, progress=False
         )
     assert_same_state(before, model)
+
+
+def test_token_layers_stop_early_and_leave_no_hooks():
+    """A vision transformer's token layers are captured as maps, the pass still stops after
+    the deepest one, and the token model's pre-hook goes with the rest (midnite.engine.tokens)."""
+    from midnite.known_answer import TinyViT
+
+    vit = TinyViT(img_size=(16, 24), patch_size=8, depth=3)
+    ran = []
+    vit.blocks[2].register_forward_pre_hook(lambda m, a: ran.append(2))
+    with ActivationCapture(vit, ["blocks.1.mlp.act"]) as cap:
+        act = cap(torch.rand(1, 3, 16, 24))["blocks.1.mlp.act"]
+        with pytest.raises(ValueError, match=r"takes 16x24 px images .* got 16x32"):
+            cap(torch.rand(1, 3, 16, 32))
+    assert act.shape == (1, 64, 2, 3) and ran == []
+    vit.blocks[2]._forward_pre_hooks.clear()
+    assert hook_count(vit) == 0
+    table = {i.name: i.shape for i in midnite.layers(tiny_cnn())}
+    assert table["0"] == (4, 224, 224)  # no token model: 224 px by default, as before

@@ -725,7 +725,7 @@ def _cmd_render(args: argparse.Namespace, argv: Sequence[str]) -> int:
         "seed": args.seed,
         "batch": args.batch,
         "device": str(config.device),
-        "recipe": config.recipe.name,
+        "recipe": config.to_json()["recipe"],
     }
     try:
         with rec.lock_folder(out):

@@ -1,7 +1,9 @@
-"""A known-answer model: a tiny conv net with hand-set weights and a planted grating detector.
+"""Known-answer models: tiny nets with hand-set weights whose ideal input is known.
 
-``grating_net()`` has one detector whose ideal input is known (``planted_pattern``), so a feature
-visualization can be scored against ground truth with ``recovery_score``.
+``grating_net()`` (a conv net) and ``grating_vit()`` (a vision transformer in timm's layout)
+each have one planted grating detector whose ideal input is known (``planted_pattern``,
+``vit_pattern``), so a feature visualization can be scored against ground truth with
+``recovery_score``.
 """
 
 from __future__ import annotations
@@ -10,12 +12,20 @@ import math
 from collections import OrderedDict
 
 import torch
+import torch.nn.functional as F
 from torch import Tensor, nn
 
-from midnite.engine.checks import check_positive_int, check_real
+from midnite.engine.checks import check_bool, check_int, check_positive_int, check_real, check_size
 from midnite.metrics import power_spectrum
 
-__all__ = ["grating_net", "planted_pattern", "recovery_score"]
+__all__ = [
+    "TinyViT",
+    "grating_net",
+    "grating_vit",
+    "planted_pattern",
+    "recovery_score",
+    "vit_pattern",
+]
 
 #: Names of the ``grating_net`` channels, in order; channel 0 is the planted detector.
 CHANNELS = (
@@ -213,3 +223,277 @@ def recovery_score(image: Tensor, pattern: Tensor, radius: float = 3.0) -> Tenso
     if not bool(total > 0):
         return total.new_zeros(())
     return (p_img * near).sum() / total
+
+
+# --------------------------------------------------------------------------- the transformer
+
+
+class PatchEmbed(nn.Module):
+    """Non-overlapping ``patch_size`` patches -> ``(B, h*w, D)`` tokens in row-major order.
+
+    With ``dynamic_img_pad`` an image is first padded with zeros (right, bottom) to whole
+    patches, as in timm.
+    """
+
+    def __init__(
+        self,
+        img_size: tuple[int, int],
+        patch_size: tuple[int, int],
+        in_chans: int,
+        dim: int,
+        dynamic_img_pad: bool = False,
+    ):
+        super().__init__()
+        self.img_size = img_size
+        self.patch_size = patch_size
+        self.grid_size = (img_size[0] // patch_size[0], img_size[1] // patch_size[1])
+        self.num_patches = self.grid_size[0] * self.grid_size[1]
+        self.dynamic_img_pad = dynamic_img_pad
+        self.proj = nn.Conv2d(in_chans, dim, kernel_size=patch_size, stride=patch_size)
+
+    def forward(self, x: Tensor) -> Tensor:
+        if self.dynamic_img_pad:
+            ph, pw = self.patch_size
+            x = F.pad(x, (0, -x.shape[-1] % pw, 0, -x.shape[-2] % ph))
+        return self.proj(x).flatten(2).transpose(1, 2)
+
+
+class Attention(nn.Module):
+    """Multi-head self-attention over all tokens: ``qkv``, softmax, ``proj``."""
+
+    def __init__(self, dim: int, num_heads: int):
+        super().__init__()
+        if dim % num_heads:
+            raise ValueError(f"dim must be a multiple of num_heads ({num_heads}), got {dim}")
+        self.num_heads = num_heads
+        self.qkv = nn.Linear(dim, 3 * dim)
+        self.proj = nn.Linear(dim, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        b, n, d = x.shape
+        qkv = self.qkv(x).reshape(b, n, 3, self.num_heads, d // self.num_heads)
+        q, k, v = qkv.permute(2, 0, 3, 1, 4)  # each (B, heads, N, head dim)
+        weights = (q @ k.transpose(-2, -1) * (d // self.num_heads) ** -0.5).softmax(-1)
+        return self.proj((weights @ v).transpose(1, 2).reshape(b, n, d))
+
+
+class Mlp(nn.Module):
+    """``fc1`` -> ``act`` (GELU) -> ``fc2``: the expanded hidden layer is ``act``'s output."""
+
+    def __init__(self, dim: int, hidden: int):
+        super().__init__()
+        self.fc1 = nn.Linear(dim, hidden)
+        self.act = nn.GELU()
+        self.fc2 = nn.Linear(hidden, dim)
+
+    def forward(self, x: Tensor) -> Tensor:
+        return self.fc2(self.act(self.fc1(x)))
+
+
+class Block(nn.Module):
+    """Pre-norm transformer block: ``x + attn(norm1(x))``, then ``x + mlp(norm2(x))``."""
+
+    def __init__(self, dim: int, num_heads: int, mlp_ratio: float):
+        super().__init__()
+        self.norm1 = nn.LayerNorm(dim, eps=1e-6)
+        self.attn = Attention(dim, num_heads)
+        self.norm2 = nn.LayerNorm(dim, eps=1e-6)
+        self.mlp = Mlp(dim, int(dim * mlp_ratio))
+
+    def forward(self, x: Tensor) -> Tensor:
+        x = x + self.attn(self.norm1(x))
+        return x + self.mlp(self.norm2(x))
+
+
+class TinyViT(nn.Module):
+    """A vision transformer in plain torch with timm's layout and attribute names.
+
+    Modules: ``patch_embed`` (``.proj`` a stride-``patch_size`` Conv2d; ``grid_size``,
+    ``patch_size``), ``cls_token`` and ``reg_token`` (prefix tokens, ``num_prefix_tokens`` in
+    all), ``pos_embed``, ``blocks.N`` (``norm1``, ``attn.qkv``, ``attn.proj``, ``norm2``,
+    ``mlp.fc1``, ``mlp.act``, ``mlp.fc2``), ``norm``, ``head``. ``global_pool``: "token" (the
+    class token) or "avg" (the patch tokens' mean). With ``dynamic_img_size`` any image is
+    taken: it is padded to whole patches (timm's ``dynamic_img_pad``) and the position
+    embedding is resampled to its grid (bilinear).
+    Random initialization (torch's defaults, embeddings N(0, 0.02)) unless weights are set.
+    """
+
+    def __init__(
+        self,
+        img_size: int | tuple[int, int] = (32, 48),
+        patch_size: int | tuple[int, int] = 8,
+        in_chans: int = 3,
+        num_classes: int = 10,
+        embed_dim: int = 16,
+        depth: int = 2,
+        num_heads: int = 2,
+        mlp_ratio: float = 4.0,
+        class_token: bool = True,
+        reg_tokens: int = 0,
+        global_pool: str = "token",
+        dynamic_img_size: bool = False,
+    ):
+        super().__init__()
+        img = check_size("img_size", img_size)
+        patch = check_size("patch_size", patch_size)
+        if img[0] < patch[0] or img[1] < patch[1]:
+            raise ValueError(f"img_size must hold one patch of {patch}, got {img}")
+        dim = check_positive_int("embed_dim", embed_dim)
+        if global_pool not in ("token", "avg"):
+            raise ValueError(f"global_pool must be 'token' or 'avg', got {global_pool!r}")
+        if global_pool == "token" and not check_bool("class_token", class_token):
+            raise ValueError("global_pool='token' needs class_token=True, got class_token=False")
+        reg = check_int("reg_tokens", reg_tokens, 0)
+        self.global_pool = global_pool
+        self.dynamic_img_size = check_bool("dynamic_img_size", dynamic_img_size)
+        self.num_prefix_tokens = int(class_token) + reg
+        self.num_reg_tokens = reg
+        self.patch_embed = PatchEmbed(
+            img, patch, check_positive_int("in_chans", in_chans), dim, self.dynamic_img_size
+        )
+        self.cls_token = nn.Parameter(torch.randn(1, 1, dim) * 0.02) if class_token else None
+        self.reg_token = nn.Parameter(torch.randn(1, reg, dim) * 0.02) if reg else None
+        n = self.num_prefix_tokens + self.patch_embed.num_patches
+        self.pos_embed = nn.Parameter(torch.randn(1, n, dim) * 0.02)
+        self.blocks = nn.Sequential(
+            *(Block(dim, num_heads, mlp_ratio) for _ in range(check_int("depth", depth, 1)))
+        )
+        self.norm = nn.LayerNorm(dim, eps=1e-6)
+        self.head = nn.Linear(dim, check_positive_int("num_classes", num_classes))
+
+    def _pos_embed(self, x: Tensor, grid: tuple[int, int]) -> Tensor:
+        pos: Tensor = self.pos_embed
+        if grid != self.patch_embed.grid_size:
+            prefix, patches = pos[:, : self.num_prefix_tokens], pos[:, self.num_prefix_tokens :]
+            gh, gw = self.patch_embed.grid_size
+            patches = patches.transpose(1, 2).reshape(1, -1, gh, gw)
+            patches = F.interpolate(patches, size=grid, mode="bilinear", align_corners=False)
+            pos = torch.cat([prefix, patches.flatten(2).transpose(1, 2)], dim=1)
+        extra = [
+            t.expand(x.shape[0], -1, -1) for t in (self.cls_token, self.reg_token) if t is not None
+        ]
+        return torch.cat([*extra, x], dim=1) + pos
+
+    def forward(self, x: Tensor) -> Tensor:
+        ph, pw = self.patch_embed.patch_size
+        grid = (-(-x.shape[-2] // ph), -(-x.shape[-1] // pw))  # rounded up: padded if dynamic
+        if not self.dynamic_img_size and tuple(x.shape[-2:]) != self.patch_embed.img_size:
+            h, w = self.patch_embed.img_size
+            raise ValueError(
+                f"TinyViT takes {h}x{w} px images (built without dynamic_img_size), got "
+                f"{x.shape[-2]}x{x.shape[-1]}"
+            )
+        x = self.blocks(self._pos_embed(self.patch_embed(x), grid))
+        x = self.norm(x)
+        pooled = x[:, 0] if self.global_pool == "token" else x[:, self.num_prefix_tokens :].mean(1)
+        return self.head(pooled)
+
+
+#: The ``grating_vit`` embedding's features, in order (dimensions ``k`` and ``7 + k`` are
+#: ``+t_k`` and ``-t_k``; 14 and 15 are ``+b`` and ``-b``); ``blocks.1.mlp.act`` unit ``k``
+#: reads feature ``k``; unit 0 is the planted detector.
+VIT_FEATURES = (
+    "target",  # even grating, one cycle per patch along each axis (45 deg): the planted one
+    "quadrature",  # the same grating a quarter period on (odd)
+    "orthogonal",  # the grating at 135 deg
+    "vertical",  # one cycle per patch along x: vertical stripes
+    "horizontal",  # one cycle per patch along y
+    "red_green",  # mean red minus mean green
+    "brightness",  # mean brightness minus 0.5
+)
+
+
+def _vit_templates(patch: tuple[int, int]) -> Tensor:
+    """Unit-norm (3, ph, pw) templates of the ``VIT_FEATURES``, float64."""
+    ph, pw = patch
+    y = torch.arange(ph, dtype=torch.float64)[:, None] / ph
+    x = torch.arange(pw, dtype=torch.float64)[None, :] / pw
+    lum = [
+        torch.cos(2 * math.pi * (x + y)),
+        torch.sin(2 * math.pi * (x + y)),
+        torch.cos(2 * math.pi * (x - y)),
+        torch.cos(2 * math.pi * x).expand(ph, pw),
+        torch.cos(2 * math.pi * y).expand(ph, pw),
+    ]
+    out = torch.zeros(len(VIT_FEATURES), 3, ph, pw, dtype=torch.float64)
+    for k, wave in enumerate(lum):
+        out[k] = wave
+    out[5, 0], out[5, 1] = 1.0, -1.0
+    out[6] = 1.0
+    return out / out.flatten(1).norm(dim=1).clamp_min(1e-12).view(-1, 1, 1, 1)
+
+
+def vit_pattern(height: int, width: int, patch_size: int | tuple[int, int] = 8) -> Tensor:
+    """The grating ``grating_vit``'s planted unit detects, in [0, 1], shape ``(3, H, W)``.
+
+    ``0.5 + 0.5 cos(2π (x / pw + y / ph))`` for column x and row y: one cycle per patch along
+    each axis, in phase with the patch grid (45 degrees for square patches). The unit is
+    phase-sensitive: the same grating shifted by a fraction of a patch drives it less.
+    """
+    for name, v in (("height", height), ("width", width)):
+        check_positive_int(name, v)
+    ph, pw = check_size("patch_size", patch_size)
+    y = torch.arange(height, dtype=torch.float64)[:, None] / ph
+    x = torch.arange(width, dtype=torch.float64)[None, :] / pw
+    g = 0.5 + 0.5 * torch.cos(2 * math.pi * (x + y))
+    return g.float().expand(3, height, width).clone()
+
+
+def grating_vit(
+    img_size: int | tuple[int, int] = (32, 48),
+    patch_size: int | tuple[int, int] = 8,
+    dynamic_img_size: bool = False,
+) -> TinyViT:
+    """A :class:`TinyViT` (two blocks, 16 dims, 64 MLP units) with a planted grating unit.
+
+    ``blocks.1.mlp.act`` unit 0 at every patch token detects ``vit_pattern`` within that patch:
+    the patch embedding computes seven linear features of each patch (``VIT_FEATURES``: the
+    planted grating, its quadrature, the orthogonal grating, vertical and horizontal stripes,
+    red-green and brightness), stored as ``+t, -t`` pairs plus a constant pair ``+-1``, so the
+    layer norm divides each feature by the patch's overall contrast; MLP unit k of block 1 is
+    ``GELU(2 * norm2(x)_k - 0.5)``. Attention and MLP outputs are zero (every block passes the
+    tokens on unchanged, block 0's MLP units are zero), so a token sees its own patch only.
+    The head averages the normalized patch tokens: logit k is the mean normalized feature k.
+
+    ``patch_size`` sides must be at least 4 px (so the grating and its quadrature differ).
+    The model is in eval mode, float32 on the CPU, and its parameters do not require grad.
+    """
+    patch = check_size("patch_size", patch_size)
+    if min(patch) < 4:
+        raise ValueError(f"patch_size must be at least 4 px per side, got {patch}")
+    vit = TinyViT(
+        img_size=img_size,
+        patch_size=patch_size,
+        num_classes=len(VIT_FEATURES),
+        embed_dim=16,
+        depth=2,
+        num_heads=2,
+        mlp_ratio=4.0,
+        global_pool="avg",
+        dynamic_img_size=dynamic_img_size,
+    )
+    n = len(VIT_FEATURES)
+    templates = _vit_templates(vit.patch_embed.patch_size)
+    weight = torch.zeros(16, 3, *vit.patch_embed.patch_size, dtype=torch.float64)
+    bias = torch.zeros(16, dtype=torch.float64)
+    weight[:n], weight[n : 2 * n] = templates, -templates
+    bias[6] = -0.5 * templates[6].sum()  # brightness: the mean minus 0.5
+    bias[6 + n] = -bias[6]
+    bias[14], bias[15] = 1.0, -1.0
+    with torch.no_grad():
+        for p in vit.parameters():
+            p.zero_()
+        for module in vit.modules():
+            if isinstance(module, nn.LayerNorm):
+                module.weight.fill_(1.0)
+        vit.patch_embed.proj.weight.copy_(weight.float())
+        vit.patch_embed.proj.bias.copy_(bias.float())  # type: ignore[union-attr]  # has bias
+        vit.cls_token[0, 0, 14], vit.cls_token[0, 0, 15] = 1.0, -1.0  # type: ignore[index]
+        block = vit.blocks[1]
+        assert isinstance(block, Block)  # built above
+        for k in range(n):
+            block.mlp.fc1.weight[k, k] = 2.0
+            block.mlp.fc1.bias[k] = -0.5
+            vit.head.weight[k, k] = 1.0
+    vit.requires_grad_(False)
+    return vit.eval()

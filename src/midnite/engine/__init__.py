@@ -12,7 +12,7 @@ generator for the device, as in torch itself. ``render`` always passes generator
 its ``seed``, so one seed on one device gives one image.
 """
 
-from midnite.engine import objectives, param, recipes, regularizers, transforms
+from midnite.engine import objectives, param, recipes, regularizers, tokens, transforms
 from midnite.engine.config import RenderConfig
 from midnite.engine.device import device, get_device, resolve_device
 from midnite.engine.hooks import (
@@ -37,6 +37,7 @@ from midnite.engine.renderer import (
     render_config,
     versions,
 )
+from midnite.engine.tokens import TokenGrid, set_token_grid, token_grid
 
 __all__ = [
     "IMAGENET_MEAN",
@@ -52,6 +53,7 @@ __all__ = [
     "RenderConfig",
     "RenderResult",
     "Renderer",
+    "TokenGrid",
     "as_normalize",
     "device",
     "frozen",
@@ -67,6 +69,9 @@ __all__ = [
     "render",
     "render_config",
     "resolve_device",
+    "set_token_grid",
+    "token_grid",
+    "tokens",
     "transforms",
     "versions",
 ]

@@ -32,7 +32,7 @@ from midnite.engine.device import resolve_device
 from midnite.engine.hooks import input_channels
 from midnite.engine.normalize import Normalize, as_normalize
 from midnite.engine.objectives import Objective, PerImage, as_objective
-from midnite.engine.recipes import Recipe, for_objective
+from midnite.engine.recipes import Recipe, for_model, for_objective
 from midnite.engine.regularizers import Regularizer, check_regularizers
 from midnite.engine.transforms import STACKS
 
@@ -86,6 +86,7 @@ class RenderConfig:
     seed: int | torch.Generator | None = 0
     early_stop: bool = True
     fold_bn: bool = True
+    recipe: Recipe | None = None  # the recipe that filled in the unset values (recorded)
 
     def __post_init__(self) -> None:
         objective = as_objective(self.objective)
@@ -112,6 +113,7 @@ class RenderConfig:
             "seed": _check_seed(self.seed),
             "early_stop": check_bool("early_stop", self.early_stop),
             "fold_bn": check_bool("fold_bn", self.fold_bn),
+            "recipe": _check_recipe(self.recipe, objective),
         }
         for name, value in values.items():
             object.__setattr__(self, name, value)  # frozen: canonical values set once, here
@@ -141,13 +143,13 @@ class RenderConfig:
         """The config ``render(model, objective, **settings)`` runs (see ``render`` for each).
 
         Unset ``steps``, ``lr``, ``param``, ``decorrelate`` and ``transforms="recipe"`` come from
-        ``recipes.for_objective(objective)``; ``batch`` defaults to the number of per-image
+        ``recipes.for_model(model, objective)``; ``batch`` defaults to the number of per-image
         objectives, else 1; ``channels`` to the input channels of the model's first convolution.
         """
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         objective = as_objective(objective)
-        recipe = for_objective(objective)
+        recipe = for_model(model, objective)
         if batch is None:
             batch = len(objective) if isinstance(objective, PerImage) else 1
         # raw values: the constructor checks them and makes them canonical
@@ -169,12 +171,7 @@ class RenderConfig:
             early_stop=early_stop,
             fold_bn=fold_bn,
         )
-        return cls(**raw)
-
-    @property
-    def recipe(self) -> Recipe:
-        """The recipe the objective gets (recorded even where every value was given)."""
-        return for_objective(self.objective)
+        return cls(**raw, recipe=recipe)
 
     def replace(self, **changes: Any) -> RenderConfig:
         """A copy with ``changes`` (field names), checked like a new config; no recipe fill-in."""
@@ -188,7 +185,7 @@ class RenderConfig:
         seed = self.seed.initial_seed() if isinstance(self.seed, torch.Generator) else self.seed
         optimizer = self.optimizer if isinstance(self.optimizer, str) else repr(self.optimizer)
         return {
-            "recipe": self.recipe.name,
+            "recipe": self.recipe.name if self.recipe is not None else None,
             "objective": repr(self.objective),
             "size": list(self.size),
             "batch": self.batch,
@@ -207,6 +204,16 @@ class RenderConfig:
             "fold_bn": self.fold_bn,
             "versions": versions(),
         }
+
+
+def _check_recipe(recipe: object, objective: Objective) -> Recipe:
+    """``recipe``, or the one the objective gets when None (recorded even where every value
+    was given)."""
+    if recipe is None:
+        return for_objective(objective)
+    if not isinstance(recipe, Recipe):
+        raise TypeError(f"recipe must be a Recipe or None, got {type(recipe).__name__}")
+    return recipe
 
 
 def _is_recipe(transforms: object) -> bool:

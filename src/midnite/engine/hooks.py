@@ -1,7 +1,8 @@
 """How midnite touches a user's model: layers by dotted name, a frozen run, and hooked forwards.
 
 Nothing here leaves a trace on the model: flags, modes, parameter storage and hooks are restored
-in ``finally`` blocks, so also after an exception or a KeyboardInterrupt.
+in ``finally`` blocks, so also after an exception or a KeyboardInterrupt. Token layers of vision
+transformers are captured and listed as ``(D, h, w)`` maps (``midnite.engine.tokens``).
 """
 
 from __future__ import annotations
@@ -16,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from midnite.engine.device import resolve_device
+from midnite.engine.tokens import TokenReader
 
 OUTPUT = ""  # the name of the root module in ``named_modules()``: the model's own output
 
@@ -140,6 +142,8 @@ class ActivationCapture:
     With ``early_stop``, the forward pass ends as soon as the last requested output exists, so
     layers after the deepest target cost nothing. A module that runs several times per forward
     pass must be addressed with ``name:call``; otherwise the first run raises a clear error.
+    A ``(B, prefix + h*w, D)`` output under a token model is returned as its ``(B, D, h, w)``
+    map of patch tokens (``midnite.engine.tokens``), a differentiable view.
     """
 
     def __init__(self, model: nn.Module, specs: Iterable[str], *, early_stop: bool = True):
@@ -149,6 +153,7 @@ class ActivationCapture:
             raise ValueError("an objective must read at least one layer, got none")
         self.modules = resolve_layers(model, self.specs)
         self.refs = {s: parse_layer(s) for s in self.specs}
+        self.tokens = TokenReader(model, (ref.name for ref in self.refs.values()))
         self.early_stop = early_stop
         self._handles: list[torch.utils.hooks.RemovableHandle] = []
         self._calls: dict[int, int] = {}
@@ -159,6 +164,8 @@ class ActivationCapture:
 
     def __enter__(self) -> ActivationCapture:
         try:
+            if self.tokens:
+                self._handles.extend(self.tokens.attach())
             for mid, specs in self._by_module.items():
                 module = self.modules[specs[0]]
                 self._handles.append(module.register_forward_hook(self._hook(mid, specs)))
@@ -203,6 +210,7 @@ class ActivationCapture:
         """Run the model on ``x`` and return ``{spec: output}`` for every requested layer."""
         self._calls.clear()
         self._acts = {}
+        self.tokens.reset()
         with contextlib.suppress(_EarlyStop):
             self.model(x)
         missing = [s for s in self.specs if s not in self._acts]
@@ -213,6 +221,8 @@ class ActivationCapture:
                 f"least once more than the call asked for): {ran}"
             )
         acts, self._acts = self._acts, {}
+        if self.tokens:
+            acts = {s: self.tokens.read(self.refs[s].name, a) for s, a in acts.items()}
         return acts
 
 
@@ -245,7 +255,11 @@ class LayerTable(list):
         return [info.name for info in self]
 
 
-def _input_shape(model: nn.Module, input_size: int | tuple[int, ...]) -> tuple[int, int, int]:
+def _input_shape(
+    model: nn.Module, input_size: int | tuple[int, ...] | None, tokens: TokenReader
+) -> tuple[int, int, int]:
+    if input_size is None:
+        input_size = _native_size(tokens) or 224
     if isinstance(input_size, int):
         input_size = (input_size, input_size)
     if not (isinstance(input_size, tuple) and len(input_size) in (2, 3)) or not all(
@@ -259,6 +273,14 @@ def _input_shape(model: nn.Module, input_size: int | tuple[int, ...]) -> tuple[i
     return (input_channels(model), *input_size)  # type: ignore[return-value]
 
 
+def _native_size(tokens: TokenReader) -> tuple[int, int] | None:
+    """The image size of the outermost token model with a fixed grid, if any."""
+    for _, grid in sorted(tokens.owners().items(), key=lambda o: (o[0] != "", o[0].count("."))):
+        if grid.image_size is not None:
+            return grid.image_size
+    return None
+
+
 def input_channels(model: nn.Module, default: int = 3) -> int:
     """The number of input channels of the model's first convolution, else ``default``."""
     for module in model.modules():
@@ -269,20 +291,24 @@ def input_channels(model: nn.Module, default: int = 3) -> int:
 
 def layers(
     model: nn.Module,
-    input_size: int | tuple[int, ...] = 224,
+    input_size: int | tuple[int, ...] | None = None,
     *,
     device: str | torch.device | None = None,
 ) -> LayerTable:
     """List the addressable layers of ``model`` with their output shapes for ``input_size``.
 
     One forward pass without gradients on a gray image of ``(C, H, W)`` (C from the first
-    convolution when only ``(H, W)`` or ``N`` is given). Shapes are per image (no batch axis).
+    convolution when only ``(H, W)`` or ``N`` is given; None: the image size of a vision
+    transformer with a fixed grid, else 224). Shapes are per image (no batch axis); token
+    layers of vision transformers are listed as ``(D, h, w)`` (``midnite.engine.tokens``).
     The model's mode, flags and device are restored afterwards.
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
     dev = resolve_device(device)
-    shape = _input_shape(model, input_size)
+    modules = dict(model.named_modules())
+    tokens = TokenReader(model, modules, modules)
+    shape = _input_shape(model, input_size, tokens)
     seen: dict[str, list] = {name: [None, 0] for name, _ in model.named_modules()}
     handles = []
 
@@ -292,12 +318,13 @@ def layers(
             entry[1] += 1
             if entry[0] is None:
                 with contextlib.suppress(TypeError):
-                    entry[0] = tuple(first_tensor(output, name).shape[1:])
+                    entry[0] = tokens.shape(name, tuple(first_tensor(output, name).shape[1:]))
 
         return hook
 
     with frozen(model, dev), torch.no_grad():
         try:
+            handles.extend(tokens.attach())
             for name, module in model.named_modules():
                 handles.append(module.register_forward_hook(record(name)))
             model(torch.full((1, *shape), 0.5, device=dev))

@@ -43,6 +43,7 @@ __all__ = [
     "jitter",
     "lucid_transforms",
     "pad",
+    "patch_transforms",
     "random_affine",
     "resize",
     "standard_transforms",
@@ -521,21 +522,28 @@ class Pad(Transform):
         return params
 
 
-def jitter(x: Tensor, d: int, generator: torch.Generator | None = None) -> Tensor:
+def jitter(x: Tensor, d: int, generator: torch.Generator | None = None, step: int = 1) -> Tensor:
     """Random crop of size (H - d, W - d) per image (Lucid's jitter): a translation by 0..d px.
 
     Chosen over ``roll`` because it brings in no wrap-around seam. One ``gather``, no loop over
-    the batch; the offsets are integers, so values are copied, not interpolated.
+    the batch; the offsets are integers, so values are copied, not interpolated. With ``step``
+    the offsets are multiples of ``step`` px (``d`` must be one): whole patches of a vision
+    transformer, so each patch token sees the same pixels as before, at another token.
 
     Shape: (B, C, H, W) -> (B, C, H - d, W - d).
     """
     check_image("image", x)
     d = check_int("d", d, 0)
+    step = check_int("step", step, 1)
     b, c, h, w = x.shape
     if d >= h or d >= w:
         raise ValueError(f"jitter d must be < H and W, got d={d} for a {h}x{w} image")
+    if d % step:
+        raise ValueError(f"jitter d must be a multiple of step={step}, got d={d}")
     oh, ow = h - d, w - d
-    off = _randint(d + 1, (b, 2), generator, x.device)
+    off = _randint(d // step + 1, (b, 2), generator, x.device)
+    if step != 1:
+        off = off * step
     rows = off[:, :1] + torch.arange(oh, device=x.device)  # (B, oh)
     cols = off[:, 1:] + torch.arange(ow, device=x.device)  # (B, ow)
     idx = (rows[:, :, None] * w + cols[:, None, :]).view(b, 1, oh * ow).expand(b, c, oh * ow)
@@ -543,17 +551,23 @@ def jitter(x: Tensor, d: int, generator: torch.Generator | None = None) -> Tenso
 
 
 class Jitter(Transform):
-    """Random translation by up to ``d`` px per image as a random crop; see :func:`jitter`."""
+    """Random translation by up to ``d`` px per image as a random crop; see :func:`jitter`.
 
-    def __init__(self, d: int) -> None:
+    ``step``: offsets in multiples of ``step`` px (whole patches of a vision transformer).
+    """
+
+    def __init__(self, d: int, step: int = 1) -> None:
         super().__init__()
         self.d = check_int("d", d, 0)
+        self.step = check_int("step", step, 1)
+        if self.d % self.step:
+            raise ValueError(f"jitter d must be a multiple of step={self.step}, got d={self.d}")
 
     def forward(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
-        return jitter(x, self.d, generator)
+        return jitter(x, self.d, generator, self.step)
 
     def _repr_params(self) -> dict[str, object]:
-        return {"d": self.d}
+        return {"d": self.d} if self.step == 1 else {"d": self.d, "step": self.step}
 
 
 @functools.lru_cache(maxsize=64)
@@ -630,9 +644,24 @@ def lucid_transforms() -> Compose:
     )
 
 
+def patch_transforms(patch: int = 16) -> Compose:
+    """A per-step stack for vision transformers: jitter by whole patches, the size kept.
+
+    ``Pad(patch, "reflect")`` then ``Jitter(2 * patch, step=patch)``: each image moves by -1, 0
+    or +1 patch per axis and keeps its size, so a model with a fixed token grid takes it, and
+    every patch token sees the same pixels as before, at another position. Sub-patch shifts,
+    rotation and zoom change what each token sees (a ViT's patch embedding is not shift
+    invariant below the patch size); on ``known_answer.grating_vit`` they cost most of what a
+    render recovers. ``"patch"`` in ``STACKS`` is this with 16 px patches.
+    """
+    patch = check_int("patch", patch, 1)
+    return Compose(Pad(patch, mode="reflect"), Jitter(2 * patch, step=patch))
+
+
 STACKS: dict[str, Callable[[], Transform]] = {
     "standard": standard_transforms,
     "lucid": lucid_transforms,
+    "patch": patch_transforms,
 }
 """Named per-step stacks that ``render(transforms=NAME)`` and recipes refer to."""
 
