@@ -35,48 +35,111 @@ def _model_file(tmp_path, source: str) -> str:
 
 # (id, call taking tmp_path, error type, regex the message must match)
 ROWS = [
-    ("layers of a str", lambda t: midnite.layers("str"), TypeError,
-     r"model must be a torch.nn.Module, got str"),
-    ("device meta", lambda t: midnite.engine.resolve_device("meta"), ValueError,
-     r"'meta' holds no values"),
-    ("device nonsense", lambda t: midnite.engine.resolve_device("gpu7"), ValueError,
-     r"torch device such as 'cpu' or 'cuda:0', got 'gpu7'"),
-    ("show NaN", lambda t: plot.to_hwc(NAN_IMAGE), ValueError,
-     r"48 NaN or infinite values of 48"),
-    ("show empty", lambda t: plot.to_hwc(EMPTY_IMAGE), ValueError,
-     r"image with pixels, got an empty tensor \(3, 0, 4\)"),
-    ("show int64", lambda t: plot.to_hwc(torch.zeros(3, 2, 2, dtype=torch.long)), TypeError,
-     r"floating-point image in \[0, 1\] or a uint8 image in 0..255, got dtype torch.int64"),
+    (
+        "layers of a str",
+        lambda t: midnite.layers("str"),
+        TypeError,
+        r"model must be a torch.nn.Module, got str",
+    ),
+    (
+        "device meta",
+        lambda t: midnite.engine.resolve_device("meta"),
+        ValueError,
+        r"'meta' holds no values",
+    ),
+    (
+        "device nonsense",
+        lambda t: midnite.engine.resolve_device("gpu7"),
+        ValueError,
+        r"torch device such as 'cpu' or 'cuda:0', got 'gpu7'",
+    ),
+    ("show NaN", lambda t: plot.to_hwc(NAN_IMAGE), ValueError, r"48 NaN or infinite values of 48"),
+    (
+        "show empty",
+        lambda t: plot.to_hwc(EMPTY_IMAGE),
+        ValueError,
+        r"image with pixels, got an empty tensor \(3, 0, 4\)",
+    ),
+    (
+        "show int64",
+        lambda t: plot.to_hwc(torch.zeros(3, 2, 2, dtype=torch.long)),
+        TypeError,
+        r"floating-point image in \[0, 1\] or a uint8 image in 0..255, got dtype torch.int64",
+    ),
     ("normalized NaN", lambda t: plot.normalized(NAN_IMAGE), ValueError, r"NaN or infinite"),
-    ("save_png NaN", lambda t: plot.save_png(NAN_IMAGE, t / "x.png"), ValueError,
-     r"NaN or infinite"),
-    ("save_png missing folder", lambda t: plot.save_png(torch.rand(3, 2, 2), t / "no" / "x.png"),
-     FileNotFoundError, r"x.png'.*its folder '.*no' does not exist"),
-    ("contact_sheet NaN", lambda t: plot.contact_sheet([NAN_IMAGE]), ValueError,
-     r"NaN or infinite"),
-    ("metric of NaN images", lambda t: metrics.total_variation(NAN_IMAGE), ValueError,
-     r"images must be finite, got 48 NaN or infinite values of 48"),
-    ("metric of empty images", lambda t: metrics.colorfulness(torch.zeros(0, 3, 4, 4)),
-     ValueError, r"at least one image, got shape \(0, 3, 4, 4\)"),
-    ("model file that fails to import",
-     lambda t: load(_model_file(t, "import no_such_module_here\n")), ImportError,
-     r"user_model.py' failed to import: ModuleNotFoundError: No module named"),
-    ("model file with a syntax error", lambda t: load(_model_file(t, "def make(:\n")),
-     ImportError, r"user_model.py' failed to import: SyntaxError"),
-    ("seed 2**64", lambda t: _render(seed=2**64), ValueError,
-     r"seed must be an int in \[0, 2\*\*63\), got 18446744073709551616"),
-    ("negative seed", lambda t: midnite.engine.make_generator(-1, torch.device("cpu")),
-     ValueError, r"seed must be an int in \[0, 2\*\*63\), got -1"),
-    ("steps absurd", lambda t: _render(steps=10**14), ValueError,
-     r"steps must be at most 1000000, got 100000000000000"),
-    ("channels 4 on an RGB model", lambda t: _render(channels=4), ValueError,
-     r"channels=4: the images have 4 channels, but the model's first convolution '0' expects "
-     r"3; use channels=3"),
+    (
+        "save_png NaN",
+        lambda t: plot.save_png(NAN_IMAGE, t / "x.png"),
+        ValueError,
+        r"NaN or infinite",
+    ),
+    (
+        "save_png missing folder",
+        lambda t: plot.save_png(torch.rand(3, 2, 2), t / "no" / "x.png"),
+        FileNotFoundError,
+        r"x.png'.*its folder '.*no' does not exist",
+    ),
+    (
+        "contact_sheet NaN",
+        lambda t: plot.contact_sheet([NAN_IMAGE]),
+        ValueError,
+        r"NaN or infinite",
+    ),
+    (
+        "metric of NaN images",
+        lambda t: metrics.total_variation(NAN_IMAGE),
+        ValueError,
+        r"images must be finite, got 48 NaN or infinite values of 48",
+    ),
+    (
+        "metric of empty images",
+        lambda t: metrics.colorfulness(torch.zeros(0, 3, 4, 4)),
+        ValueError,
+        r"at least one image, got shape \(0, 3, 4, 4\)",
+    ),
+    (
+        "model file that fails to import",
+        lambda t: load(_model_file(t, "import no_such_module_here\n")),
+        ImportError,
+        r"user_model.py' failed to import: ModuleNotFoundError: No module named",
+    ),
+    (
+        "model file with a syntax error",
+        lambda t: load(_model_file(t, "def make(:\n")),
+        ImportError,
+        r"user_model.py' failed to import: SyntaxError",
+    ),
+    (
+        "seed 2**64",
+        lambda t: _render(seed=2**64),
+        ValueError,
+        r"seed must be an int in \[0, 2\*\*63\), got 18446744073709551616",
+    ),
+    (
+        "negative seed",
+        lambda t: midnite.engine.make_generator(-1, torch.device("cpu")),
+        ValueError,
+        r"seed must be an int in \[0, 2\*\*63\), got -1",
+    ),
+    (
+        "steps absurd",
+        lambda t: _render(steps=10**14),
+        ValueError,
+        r"steps must be at most 1000000, got 100000000000000",
+    ),
+    (
+        "channels 4 on an RGB model",
+        lambda t: _render(channels=4),
+        ValueError,
+        r"channels=4: the images have 4 channels, but the model's first convolution '0' expects "
+        r"3; use channels=3",
+    ),
 ]
 
 
-@pytest.mark.parametrize(("call", "error", "message"), [r[1:] for r in ROWS],
-                         ids=[r[0] for r in ROWS])
+@pytest.mark.parametrize(
+    ("call", "error", "message"), [r[1:] for r in ROWS], ids=[r[0] for r in ROWS]
+)
 def test_bad_input_is_named(tmp_path, call, error, message):
     with pytest.raises(error, match=message):
         call(tmp_path)
