@@ -8,12 +8,15 @@ from __future__ import annotations
 
 import pytest
 import torch
+from torch import nn
 
 import midnite
 from midnite import metrics, plot
 from midnite.models import load
+from midnite.visualization.base import ChannelSplit, PixelActivation, ResizeTransform, SplitSelector
 
 NAN_IMAGE = torch.full((3, 4, 4), float("nan"))
+TINY = nn.Sequential(nn.Conv2d(3, 4, 3, padding=1))
 EMPTY_IMAGE = torch.zeros(3, 0, 4)
 
 
@@ -35,6 +38,30 @@ def _model_file(tmp_path, source: str) -> str:
 
 # (id, call taking tmp_path, error type, regex the message must match)
 ROWS = [
+    (
+        "custom objective returning a list",
+        lambda t: midnite.render(
+            TINY,
+            midnite.objectives.custom("0", lambda act: [1.0]),
+            size=8,
+            steps=1,
+            progress=False,
+        ),
+        TypeError,
+        r"objective 'custom' must return a tensor of one value per image, shape \(1,\), got list",
+    ),
+    (
+        "PixelActivation layer=5",
+        lambda t: PixelActivation(TINY, SplitSelector(ChannelSplit(), [0]), layer=5),
+        TypeError,
+        r"layer must be a layer name \(str\) or a non-empty list of names, got int: 5",
+    ),
+    (
+        "ResizeTransform(1e9)",
+        lambda t: ResizeTransform(1e9)(torch.rand(3, 8, 8)),
+        ValueError,
+        r"resizing a 8x8 image by 1e\+09 would make it 8000000000x8000000000; sides up to 32768",
+    ),
     (
         "layers of a str",
         lambda t: midnite.layers("str"),

@@ -388,6 +388,11 @@ class _Custom(_LayerObjective):
 
     def forward(self, acts: Acts) -> Tensor:
         value = self.fn(acts[self.layer])
+        if not isinstance(value, Tensor):
+            raise TypeError(
+                f"objective {self.name!r} must return a tensor of one value per image, shape "
+                f"({acts[self.layer].shape[0]},), got {type(value).__name__}"
+            )
         if value.dim() != 1 or value.shape[0] != acts[self.layer].shape[0]:
             raise ValueError(
                 f"objective {self.name!r} must return one value per image, shape "

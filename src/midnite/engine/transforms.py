@@ -26,6 +26,7 @@ from midnite.engine.checks import (
 )
 
 __all__ = [
+    "MAX_SIDE",
     "STACKS",
     "Compose",
     "GaussianBlur",
@@ -467,10 +468,14 @@ class RandomRotate(RandomAffine):
 # --------------------------------------------------------------------------- resize
 
 
+MAX_SIDE = 32768  # the largest image side resize makes
+
+
 def resize(x: Tensor, factor: float) -> Tensor:
     """Bilinear resize to (max(1, round(H f)), max(1, round(W f))), Python's ``round``.
 
-    Antialiased when a side shrinks.
+    Antialiased when a side shrinks. A side over ``MAX_SIDE`` pixels is refused: such a factor
+    is a mistake, and torch would fail inside its allocator.
 
     Shape: (B, C, H, W) -> (B, C, H', W').
     """
@@ -478,6 +483,11 @@ def resize(x: Tensor, factor: float) -> Tensor:
     factor = check_real("factor", factor, gt=0.0)
     _, _, h, w = x.shape
     nh, nw = max(1, round(h * factor)), max(1, round(w * factor))
+    if max(nh, nw) > MAX_SIDE:
+        raise ValueError(
+            f"resizing a {h}x{w} image by {factor:g} would make it {nh}x{nw}; sides up to "
+            f"{MAX_SIDE} px are accepted"
+        )
     return F.interpolate(
         x, size=(nh, nw), mode="bilinear", align_corners=False, antialias=nh < h or nw < w
     )

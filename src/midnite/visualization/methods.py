@@ -37,9 +37,17 @@ def split_net(net: object, layer: str | Sequence[str] | None) -> tuple[nn.Module
         )
     if layer is None:
         return net, (OUTPUT,)
-    names = (layer,) if isinstance(layer, str) else tuple(layer)
-    if not names or not all(isinstance(n, str) for n in names):
-        raise TypeError(f"layer must be a name or a non-empty list of names, got {layer!r}")
+    names = (layer,) if isinstance(layer, str) else layer
+    if (
+        not isinstance(names, (list, tuple))
+        or not names
+        or not all(isinstance(n, str) for n in names)
+    ):
+        raise TypeError(
+            "layer must be a layer name (str) or a non-empty list of names, got "
+            f"{type(layer).__name__}: {layer!r}"
+        )
+    names = tuple(names)
     return net, names
 
 
