@@ -30,7 +30,7 @@ def lite0():
     return efficientnet_lite(0)
 
 
-def test_seed_channel_cell_raises_the_channel_well_above_start():
+def test_classic_channel_cell_raises_the_channel_well_above_start():
     net = efficientnet_lite_features(6)
     pa = PixelActivation(
         net,
@@ -47,8 +47,8 @@ def test_seed_channel_cell_raises_the_channel_well_above_start():
     assert pa.start_value < 0 < 10 < pa.final_value  # from below zero to strongly active
 
 
-def test_seed_class_cell_reaches_probability_090(lite0):
-    """The seed's class recipe (cut to 12 iterations) on Lite0 + softmax: p(screw) >= 0.9."""
+def test_classic_class_cell_reaches_probability_090(lite0):
+    """The notebook's class cell (cut to 12 iterations) on Lite0 + softmax: p(screw) >= 0.9."""
     net = Sequential(lite0, Softmax(dim=1)).eval()
     pa = PixelActivation(
         net,
