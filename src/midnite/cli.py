@@ -453,22 +453,6 @@ def _png_bytes(image) -> bytes:
     return buf.getvalue()
 
 
-def _weights_digest(model: torch.nn.Module) -> str:
-    """16 hex digits of SHA-256 over the model's state dict (names, dtypes, shapes, bytes)."""
-    digest = hashlib.sha256()
-    for name, value in model.state_dict().items():
-        if not isinstance(value, torch.Tensor):
-            digest.update(f"{name}={value!r};".encode())
-            continue
-        t = value.detach().cpu().contiguous()
-        digest.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
-        try:
-            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-        except (RuntimeError, TypeError):  # a quantized or otherwise exotic tensor
-            digest.update(repr(t).encode())
-    return digest.hexdigest()[:16]
-
-
 def _gib(n: float) -> str:
     return f"{n / 2**30:.2f} GiB" if n >= 2**28 else f"{n / 2**20:.0f} MiB"
 
@@ -718,7 +702,7 @@ def _cmd_render(args: argparse.Namespace, argv: Sequence[str]) -> int:
     # the run configuration a folder holds one of (records.RUN_FIELDS)
     run = {
         "model": args.model,
-        "weights": _weights_digest(model),
+        "weights": rec.weights_digest(model),
         "size": list(config.size),
         "steps": config.steps,
         "lr": config.lr,
