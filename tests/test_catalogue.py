@@ -344,3 +344,26 @@ def test_bad_input_is_one_line_and_status_2(model_file, tmp_path, capsys, extra,
     err = capsys.readouterr().err
     assert message in err and err.count("\n") == 1
     assert not (out / "index.html").exists()
+
+
+def test_busy_folder_is_status_3(model_file, tmp_path, capsys):
+    from midnite import records as rec
+
+    out = tmp_path / "out"
+    out.mkdir()
+    with rec.lock_folder(out):
+        assert run("catalogue", model_file, "--out", out, "--layers", "1.0", *FAST) == 3
+    assert "another midnite run is writing" in capsys.readouterr().err
+    assert not (out / "1.0").exists()
+
+
+def test_not_enough_memory_is_status_4_before_anything_starts(
+    model_file, tmp_path, capsys, monkeypatch
+):
+    from midnite import cli
+
+    monkeypatch.setattr(cli, "_available_memory", lambda dev: 1024)
+    out = tmp_path / "out"
+    assert run("catalogue", model_file, "--out", out, "--layers", "1.0", *FAST) == 4
+    assert "use a smaller --size" in capsys.readouterr().err
+    assert not (out / "1.0").exists()

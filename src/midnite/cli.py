@@ -676,6 +676,12 @@ def _cmd_catalogue(args: argparse.Namespace) -> int:
     if args.dry_run:
         return _catalogue_dry_run(model, work, names, shapes, units, dev, Path(args.out))
     assert out is not None
+    if work:  # the deepest layer's forward pass is the longest: check it at the largest batch
+        deepest = work[-1]
+        probe = deepest.config.replace(
+            objective=objectives.channel(deepest.layer, deepest.units[0]), batch=1
+        )
+        _check_memory(model, probe, max(b.images for b in work), dev)
     try:
         with rec.lock_folder(out):
             summary = cat.run(
