@@ -57,6 +57,7 @@ class ResNetLike(nn.Module):
 
     def __init__(self):
         super().__init__()
+        torch.manual_seed(0)  # the same weights whatever ran before
         self.stem = nn.Conv2d(3, 4, 3, padding=1)
         self.layer1 = nn.Sequential(Block(4, 4), Block(4, 4))
         self.layer2 = nn.Sequential(Block(4, 6), Block(6, 6), Block(6, 6))
@@ -71,6 +72,7 @@ class ListNet(nn.Module):
 
     def __init__(self, head: bool = True):
         super().__init__()
+        torch.manual_seed(0)  # the same weights whatever ran before
         self._blocks = nn.ModuleList([Block(3, 4), Block(4, 4), Block(4, 4), Block(4, 4)])
         self.small = nn.Sequential(Block(4, 4), Block(4, 4))  # fewer blocks: not chosen
         self.head = head
@@ -88,6 +90,7 @@ class Staged(nn.Module):
 
     def __init__(self):
         super().__init__()
+        torch.manual_seed(0)  # the same weights whatever ran before
         self.blocks = nn.Sequential(
             nn.Sequential(Block(3, 4), Block(4, 4)), nn.Sequential(Block(4, 4), Block(4, 5))
         )
@@ -200,8 +203,8 @@ def test_views_optimize_the_right_objectives(tmp_path):
     for view in cat.VIEWS:
         record = json.loads((folder / f"{view}_0001.json").read_text())
         assert record["objective"] == record["view"] == view
-        # every view climbs its objective: negative's is minus the channel's mean
-        assert record["activation"]["final"] > record["activation"]["start"]
+        if view != "diversity":  # each climbs its objective: negative's is minus the channel's
+            assert record["activation"]["final"] > record["activation"]["start"]
     assert json.loads((folder / "negative_0001.json").read_text())["objective_repr"].startswith(
         "PerImage([-"
     )
@@ -336,6 +339,7 @@ def test_dry_run_prints_plan_and_estimate_and_renders_nothing(model_file, tmp_pa
         (["--layers", ""], "empty layer pattern"),
         (["--layers", "1.9"], "'1.9' matches no layer with units; did you mean"),
         (["--units", "3-1"], "runs backwards"),
+        (["--layers", "(output)", "--views", "diversity"], "nothing to render: the diversity"),
     ],
 )
 def test_bad_input_is_one_line_and_status_2(model_file, tmp_path, capsys, extra, message):
@@ -367,3 +371,15 @@ def test_not_enough_memory_is_status_4_before_anything_starts(
     assert run("catalogue", model_file, "--out", out, "--layers", "1.0", *FAST) == 4
     assert "use a smaller --size" in capsys.readouterr().err
     assert not (out / "1.0").exists()
+
+
+def test_plan_takes_unit_lists_and_counts_a_view_once():
+    model = ResNetLike()
+    shapes = {i.name: tuple(i.shape) for i in layers(model, 16) if i.shape}
+    settings = cat.Settings(size=(16, 16), steps=2)
+    work = cat.plan(
+        model, "m", ["layer1.0"], shapes, settings=settings, units=[3, 1], views=["channel"] * 2
+    )
+    assert [(b.view, b.units) for b in work] == [("channel", (1, 3))]
+    with pytest.raises(cat.CatalogueError, match=r"'layer1.0': units \[4\] out of range for 4"):
+        cat.plan(model, "m", ["layer1.0"], shapes, settings=settings, units=[4])

@@ -42,7 +42,7 @@ import math
 import os
 import sys
 import time
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
@@ -282,13 +282,14 @@ def plan(
     *,
     settings: Settings,
     views: Sequence[str] = ("channel",),
-    units: str | None = None,
-    parse_units=None,
+    units: str | Sequence[int] | None = None,
+    parse_units: Callable[[str, int], list[int]] | None = None,
 ) -> list[Batch]:
     """The batches of a catalogue of ``layers`` (``shapes``: each one's output shape).
 
-    ``units``: a range text applied to every layer (None: all of each layer's units), parsed by
-    ``parse_units(text, count)`` (the CLI's). Channel and negative views batch units by
+    ``units``: unit indices for every layer (None: all of each layer's units), or a range text
+    parsed by ``parse_units(text, count)`` (the CLI's); a unit past a layer's count is a
+    :class:`CatalogueError`. Repeated views count once. Channel and negative views batch units by
     ``unit // settings.batch`` (``records.plan_batches``); a diversity batch is one unit's
     ``DIVERSITY_IMAGES`` images. The plan depends on no file: what is done is decided later.
     """
@@ -297,6 +298,7 @@ def plan(
         raise CatalogueError(
             f"unknown view {(bad or [''])[0]!r}; accepted: {', '.join(VIEWS)} (a comma list)"
         )
+    views = list(dict.fromkeys(views))
     weights = rec.weights_digest(model)
     work: list[Batch] = []
     for layer in layers:
@@ -304,11 +306,20 @@ def plan(
         count = shape[0]
         if units is None:
             chosen = list(range(count))
-        else:
+        elif isinstance(units, str):
+            if parse_units is None:
+                raise TypeError("plan: units as text needs parse_units (e.g. cli.parse_units)")
             try:
                 chosen = parse_units(units, count)
             except Exception as err:  # the parser's own error type, whatever it is
                 raise CatalogueError(f"layer {_display(layer)!r}: {err}") from None
+        else:
+            chosen = sorted({int(u) for u in units})
+            if not chosen or chosen[0] < 0 or chosen[-1] >= count:
+                raise CatalogueError(
+                    f"layer {_display(layer)!r}: units {chosen} out of range for {count} units; "
+                    f"accepted: 0-{count - 1}"
+                )
         for view in views:
             if view == "diversity" and len(shape) < 2:
                 continue  # no positions: diversity (Gram matrices) is not defined

@@ -673,6 +673,11 @@ def _cmd_catalogue(args: argparse.Namespace) -> int:
     except (cat.CatalogueError, UsageError, TypeError) as err:
         raise UsageError(str(err)) from None
     units = sum(len(b.units) for b in work)
+    if not work:
+        raise UsageError(
+            "nothing to render: the diversity view needs layers with positions (C, H, W); "
+            "add --views channel or pick other --layers"
+        )
     if args.dry_run:
         return _catalogue_dry_run(model, work, names, shapes, units, dev, Path(args.out))
     assert out is not None
