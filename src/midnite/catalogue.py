@@ -224,6 +224,14 @@ class Batch:
     def images(self) -> int:
         return self.config.batch
 
+    @functools.cached_property
+    def settings_digest(self) -> str:
+        """16 hex digits over the config's ``to_json()`` (every setting, recipe values included)."""
+        settings = self.config.to_json()
+        settings.pop("versions", None)
+        text = json.dumps(rec.jsonable(settings), sort_keys=True)
+        return hashlib.sha256(text.encode()).hexdigest()[:16]
+
     def key(self, unit: int) -> dict:
         """What decides ``unit``'s image: a record with another key is rendered again."""
         cfg = self.config
@@ -242,7 +250,9 @@ class Batch:
             "batch": self.settings.batch if self.settings else len(self.units),
             "batch_units": list(self.units),
             "device": str(cfg.device),
+            "settings": self.settings_digest,
             "midnite": _midnite_version(),
+            "torch": torch.__version__,
         }
         if self.view == "diversity":
             key["diversity"] = {"images": DIVERSITY_IMAGES, "weight": DIVERSITY_WEIGHT}
