@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import json
 from pathlib import Path
 
@@ -232,15 +233,18 @@ def test_views_optimize_the_right_objectives(tmp_path):
 
 
 class Counting:
-    """An executor wrapped around InProcess: the protocol is all ``run`` needs."""
+    """An executor wrapped around InProcess: the protocol is all ``run`` needs.
+
+    It hands back copies of the batches, as a distributed executor would.
+    """
 
     def __init__(self, model):
         self.inner, self.batches = cat.InProcess(model), 0
 
     def run(self, batches):
-        for item in self.inner.run(batches):
+        for batch, result in self.inner.run(batches):
             self.batches += 1
-            yield item
+            yield dataclasses.replace(batch), result
 
 
 def test_run_takes_any_executor(tmp_path):
@@ -309,7 +313,8 @@ def test_damaged_unit_is_rendered_again(model_file, tmp_path, capsys):
     capsys.readouterr()
     assert run(*args) == 0
     captured = capsys.readouterr()
-    assert "damaged unit 1.0/channel_0002" in captured.err
+    assert "damaged unit 1.0/channel_0002: its record is not valid JSON" in captured.err
+    assert "rendering it again" in captured.err
     assert "rendered 1 of 4 units (3 up to date)" in captured.out
     assert json.loads(path.read_text())["unit"] == 2
 

@@ -413,16 +413,21 @@ def _canonical(value: object) -> object:
 
 
 def todo(
-    work: Sequence[Batch], out: Path, report=None
+    work: Sequence[Batch], out: Path, report: Callable[[str], None] | None = None
 ) -> tuple[list[tuple[Batch, list[int]]], int]:
-    """``(batch, its units not complete in out)`` where some are, and how many units are."""
+    """``(batch, its units not complete in out)`` where some are, and how many units are.
+
+    ``report`` gets a line per damaged unit found, saying whether this plan renders it again.
+    """
     valid: dict[str, dict[str, dict]] = {}
+    planned = {(b.folder(), b.stem(u)) for b in work for u in b.units}
     for folder in sorted({b.folder() for b in work}):
         found = rec.scan(out / folder) if (out / folder).is_dir() else rec.Scan()
         valid[folder] = found.valid()
         for bad in found.damaged:
+            what = "rendering it again" if (folder, bad.stem) in planned else "not in this plan"
             if report is not None:
-                report(f"{folder}/{bad}")
+                report(f"damaged unit {folder}/{bad}; {what}")
     left, done = [], 0
     for batch in work:
         have = valid[batch.folder()]
@@ -518,7 +523,7 @@ def run(
     executor: Executor | None = None,
     model: torch.nn.Module | None = None,
     progress: bool = True,
-    report=None,
+    report: Callable[[str], None] | None = None,
 ) -> Summary:
     """Render the units of ``work`` not yet complete in ``out``, write them and the index.
 
@@ -533,15 +538,18 @@ def run(
     for folder in {b.folder() for b in work}:
         if (out / folder).is_dir():
             rec.clean_temp(out / folder)
-    left, summary.up_to_date = todo(work, out, report=summary.damaged.append)
-    if report is not None:
-        for bad in summary.damaged:
-            report(f"damaged unit {bad}; rendering it again")
+
+    def damaged(line: str) -> None:
+        summary.damaged.append(line)
+        if report is not None:
+            report(line)
+
+    left, summary.up_to_date = todo(work, out, report=damaged)
     if executor is None:
         if model is None:
             raise ValueError("run needs an executor or a model")
         executor = InProcess(model)
-    missing = {id(b): m for b, m in left}
+    missing = dict(left)  # batches compare by their fields: a copy from a worker finds its own
     total = sum(len(m) for m in missing.values())
     bar = tqdm(total=total, unit="unit", desc="catalogue", disable=not progress, file=sys.stderr)
     try:
@@ -549,11 +557,11 @@ def run(
             if isinstance(result, Exception):
                 summary.errors.append(result)
                 why = f"{type(result).__name__}: {' '.join(str(result).split())[:200]}"
-                for unit in missing[id(batch)]:
+                for unit in missing[batch]:
                     summary.failed[f"{batch.folder()}/{batch.stem(unit)}"] = why
-                bar.update(len(missing[id(batch)]))
+                bar.update(len(missing[batch]))
                 continue
-            bar.update(_write(batch, missing[id(batch)], result, out, summary))
+            bar.update(_write(batch, missing[batch], result, out, summary))
     finally:
         bar.close()
         summary.seconds = time.perf_counter() - began
