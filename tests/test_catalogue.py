@@ -388,3 +388,43 @@ def test_plan_takes_unit_lists_and_counts_a_view_once():
     assert [(b.view, b.units) for b in work] == [("channel", (1, 3))]
     with pytest.raises(cat.CatalogueError, match=r"'layer1.0': units \[4\] out of range for 4"):
         cat.plan(model, "m", ["layer1.0"], shapes, settings=settings, units=[4])
+
+
+class Interrupted(Counting):
+    """Ctrl-C after the first batch."""
+
+    def run(self, batches):
+        for item in super().run(batches):
+            yield item
+            raise KeyboardInterrupt
+
+
+def test_interrupted_run_keeps_whole_units_and_resumes(tmp_path):
+    model = ResNetLike()
+    shapes = {i.name: tuple(i.shape) for i in layers(model, 16) if i.shape}
+    settings = cat.Settings(size=(16, 16), steps=2, batch=2)
+    work = cat.plan(model, "m", ["layer1.0"], shapes, settings=settings)
+    with pytest.raises(KeyboardInterrupt):
+        cat.run(work, tmp_path, executor=Interrupted(model), progress=False)
+    assert sorted(p.name for p in (tmp_path / "layer1.0").glob("*.png")) == [
+        "channel_0000.png",
+        "channel_0001.png",
+    ]
+    assert "2 of 4" in (tmp_path / "index.html").read_text()
+    summary = cat.run(work, tmp_path, model=model, progress=False)
+    assert (summary.rendered, summary.up_to_date) == (2, 2)
+
+
+def test_a_render_that_raises_is_status_1_and_saves_nothing(
+    model_file, tmp_path, capsys, monkeypatch
+):
+    def boom(model, config, progress=True):
+        raise RuntimeError("boom")
+
+    monkeypatch.setattr(cat, "render_config", boom)
+    out = tmp_path / "out"
+    assert run("catalogue", model_file, "--out", out, "--layers", "1.0", *FAST) == 1
+    err = capsys.readouterr().err
+    assert "4 of 4 units failed, nothing saved for them" in err and "RuntimeError: boom" in err
+    assert not list(out.rglob("*.png"))
+    assert "0 of 4" in (out / "index.html").read_text()
