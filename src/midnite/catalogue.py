@@ -87,7 +87,11 @@ __all__ = [
 
 VIEWS = ("channel", "negative", "diversity")
 DIVERSITY_IMAGES = 4  # images per unit in the diversity view
-DIVERSITY_WEIGHT = 10.0  # weight of objectives.diversity (a mean cosine, in [-1, 0]) to channel
+# weight of objectives.diversity (minus a mean cosine of Gram matrices) against the channel.
+# Measured on efficientnet-lite0 _blocks.8 unit 3 (96 px, 64 steps, 4 images): weight 0, 3, 10,
+# 30 gave Gram similarity 0.86, 0.67, 0.33, 0.10 at 100%, 98%, 86%, 72% of the channel's mean
+# activation: 10 buys most of the diversity for little of the activation.
+DIVERSITY_WEIGHT = 10.0
 PROBE_STEPS = 3  # steps of the probe render that times each layer (estimate)
 INDEX = "index.html"
 
