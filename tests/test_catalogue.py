@@ -428,3 +428,10 @@ def test_a_render_that_raises_is_status_1_and_saves_nothing(
     assert "4 of 4 units failed, nothing saved for them" in err and "RuntimeError: boom" in err
     assert not list(out.rglob("*.png"))
     assert "0 of 4" in (out / "index.html").read_text()
+
+
+def test_help_states_the_default_layer_rule(capsys):
+    assert run("catalogue", "--help") == 0
+    text = " ".join(capsys.readouterr().out.split())
+    assert "repeated blocks" in text and "nn.Sequential/ModuleList" in text
+    assert "--dry-run" in text and "channel, negative, diversity" in text
