@@ -235,7 +235,7 @@ def _build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--version", action="version", version=f"midnite {_own_version()}")
-    sub = parser.add_subparsers(dest="command", metavar="{layers,render,gallery}")
+    sub = parser.add_subparsers(dest="command", metavar="{layers,render,gallery,catalogue}")
 
     lay = sub.add_parser("layers", help="list the addressable layers with output shapes")
     lay.add_argument("model", metavar="MODEL")
@@ -331,6 +331,74 @@ def _build_parser() -> argparse.ArgumentParser:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     gal.add_argument("folder", metavar="DIR")
+
+    cat = sub.add_parser(
+        "catalogue",
+        help="render every unit of many layers, in several views, resumably",
+        description=_wrap(
+            "Render a catalogue into DIR: for each layer (default: the outputs of the model's "
+            "repeated blocks, i.e. the children of its largest group of nn.Sequential/ModuleList "
+            "blocks, with (C, H, W) outputs, plus the output when it reads as classes) and each "
+            "view, DIR/<layer>/<view>_<unit>.png + .json, a gallery per layer and DIR/index.html. "
+            "Records are keyed by the weights' digest, every setting and the midnite version: a "
+            "rerun renders only what is missing, changed or damaged. Views: channel (maximize the "
+            "channel), negative (minimize it), diversity (4 images of a unit that differ, one "
+            "strip; not for flat layers)."
+        ),
+        epilog=_EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    cat.add_argument("model", metavar="MODEL")
+    cat.add_argument(
+        "--out", metavar="DIR", required=True, help="output folder (created if missing)"
+    )
+    cat.add_argument(
+        "--layers",
+        metavar="PATTERN",
+        nargs="+",
+        help="fnmatch globs over 'midnite layers MODEL' names, e.g. 'blocks.*' ('(output)' is "
+        "the output); default: the repeated blocks' outputs and the class output",
+    )
+    cat.add_argument(
+        "--units", metavar="RANGE", help="unit indices per layer, e.g. 0-15 (default: all)"
+    )
+    cat.add_argument(
+        "--views",
+        metavar="V,...",
+        default="channel",
+        help="comma list of channel, negative, diversity (default channel)",
+    )
+    cat.add_argument(
+        "--steps",
+        metavar="N",
+        type=_number("--steps", int, check_steps),
+        default=None,
+        help="optimizer steps (default: the render recipe's)",
+    )
+    cat.add_argument(
+        "--size", metavar="HxW", help="image HxW (default: the model's native size, else 224)"
+    )
+    cat.add_argument(
+        "--batch",
+        metavar="B",
+        type=_number("--batch", int, check_positive_int),
+        default=8,
+        help="units rendered together (default 8; a diversity batch is one unit's images)",
+    )
+    cat.add_argument(
+        "--seed",
+        metavar="S",
+        type=_number("--seed", int, check_int),
+        default=0,
+        help="run seed (default 0)",
+    )
+    cat.add_argument("--device", metavar="D", help="torch device, e.g. cpu or cuda:0 (default cpu)")
+    cat.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the plan and its expected time (from a short probe render); render nothing",
+    )
+    cat.add_argument("--no-progress", action="store_true", help="no progress bar")
     return parser
 
 
@@ -453,22 +521,6 @@ def _png_bytes(image) -> bytes:
     return buf.getvalue()
 
 
-def _weights_digest(model: torch.nn.Module) -> str:
-    """16 hex digits of SHA-256 over the model's state dict (names, dtypes, shapes, bytes)."""
-    digest = hashlib.sha256()
-    for name, value in model.state_dict().items():
-        if not isinstance(value, torch.Tensor):
-            digest.update(f"{name}={value!r};".encode())
-            continue
-        t = value.detach().cpu().contiguous()
-        digest.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
-        try:
-            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
-        except (RuntimeError, TypeError):  # a quantized or otherwise exotic tensor
-            digest.update(repr(t).encode())
-    return digest.hexdigest()[:16]
-
-
 def _gib(n: float) -> str:
     return f"{n / 2**30:.2f} GiB" if n >= 2**28 else f"{n / 2**20:.0f} MiB"
 
@@ -587,6 +639,126 @@ def _cmd_gallery(args: argparse.Namespace) -> int:
     damaged = f", {len(found.damaged)} damaged" if found.damaged else ""
     print(f"{len(found.units)} units{damaged}: {page}")
     return EXIT_FAILED if found.damaged else EXIT_OK
+
+
+def _cmd_catalogue(args: argparse.Namespace) -> int:
+    """``midnite catalogue``: plan with ``midnite.catalogue``, then dry-run or render it."""
+    from midnite import catalogue as cat
+
+    if args.units is not None:
+        parse_unit_ranges(args.units)  # the syntax now; the range per layer in the plan
+    size = parse_size(args.size) if args.size else None
+    views = [v.strip() for v in args.views.split(",")]
+    dev = _device(args.device)
+    out = None if args.dry_run else _prepare_out(args.out)
+    model = _load(args.model)
+    size = size or _default_size(args.model)
+    table = _layer_table(model, args.model, size, dev)
+    settings = cat.Settings(
+        size=size, steps=args.steps, batch=args.batch, seed=args.seed, device=str(dev)
+    )
+    try:
+        names = cat.select_layers(model, table, args.layers)
+        shapes = {i.name: tuple(i.shape) for i in table if i.name in names and i.shape}
+        work = cat.plan(
+            model,
+            args.model,
+            names,
+            shapes,
+            settings=settings,
+            views=views,
+            units=args.units,
+            parse_units=lambda text, count: parse_units(text, count=count),
+        )
+    except (cat.CatalogueError, UsageError, TypeError) as err:
+        raise UsageError(str(err)) from None
+    units = sum(len(b.units) for b in work)
+    if not work:
+        raise UsageError(
+            "nothing to render: the diversity view needs layers with positions (C, H, W); "
+            "add --views channel or pick other --layers"
+        )
+    if args.dry_run:
+        return _catalogue_dry_run(model, work, names, shapes, units, dev, Path(args.out))
+    assert out is not None
+    if work:  # the deepest layer's forward pass is the longest: check it at the largest batch
+        deepest = work[-1]
+        probe = deepest.config.replace(
+            objective=objectives.channel(deepest.layer, deepest.units[0]), batch=1
+        )
+        _check_memory(model, probe, max(b.images for b in work), dev)
+    try:
+        with rec.lock_folder(out):
+            summary = cat.run(
+                work,
+                out,
+                model=model,
+                progress=not args.no_progress,
+                report=lambda line: print(f"midnite: {line}", file=sys.stderr),
+            )
+    except rec.FolderBusy as err:
+        raise BusyError(str(err)) from None
+    except OSError as err:
+        raise WriteError(
+            f"writing results to {str(out)!r} failed ({err.strerror or err}); every file "
+            "written is complete. Run the same command again to resume."
+        ) from None
+    print(
+        f"rendered {summary.rendered} of {units} units ({summary.up_to_date} up to date"
+        f"{f', {len(summary.failed)} failed' if summary.failed else ''}) in "
+        f"{cat.format_seconds(summary.seconds)}; index: {summary.index}"
+    )
+    if summary.failed:
+        first = next(iter(summary.failed.items()))
+        message = (
+            f"{len(summary.failed)} of {units} units failed, nothing saved for them (first: "
+            f"{first[0]}: {first[1]}); a rerun tries them again"
+        )
+        if any(_is_out_of_memory(e) for e in summary.errors):
+            raise MemoryShortage(f"{message}; use a smaller --batch or --size")
+        raise RenderError(message)
+    return EXIT_OK
+
+
+def _catalogue_dry_run(model, work, names, shapes, units, dev, out: Path) -> int:
+    from midnite import catalogue as cat
+
+    print(f"plan: {len(names)} layer(s), {units} unit renders in {len(work)} batch(es) on {dev}")
+    for name in names:
+        mine = [b for b in work if b.layer == name]
+        views = ", ".join(dict.fromkeys(b.view for b in mine)) or "-"
+        count = len({u for b in mine for u in b.units})
+        shape = "x".join(map(str, shapes[name]))
+        print(
+            f"  {name or '(output)'}  [{shape}]  {count} units  views {views}  "
+            f"{len(mine)} batch(es)  {sum(len(b.units) for b in mine)} renders"
+        )
+    left, renders = work, units
+    if out.is_dir():
+        pending, done = cat.todo(work, out)
+        left, renders = [b for b, _ in pending], units - done
+        print(f"{done} of {units} unit renders already done in {str(out)!r}")
+    if not left:
+        print("nothing to render")
+        return EXIT_OK
+    try:
+        guess = cat.estimate(model, left)
+    except Exception as err:
+        if _is_out_of_memory(err):
+            raise MemoryShortage(f"the probe render ran out of memory: {_one_line(err)}") from None
+        raise RenderError(
+            f"the probe render failed ({type(err).__name__}: {_one_line(err)})"
+        ) from None
+    print(
+        f"expected time of {renders} renders (measured on {dev}: one "
+        f"batch per layer for 1 and {1 + cat.PROBE_STEPS} steps): "
+        + ", ".join(
+            f"{n} worker{'s' if n > 1 else ''} {cat.format_seconds(guess.workers(n))}"
+            for n in (1, 8, 64)
+        )
+    )
+    print("dry run: nothing rendered")
+    return EXIT_OK
 
 
 _FLAGS = {
@@ -718,7 +890,7 @@ def _cmd_render(args: argparse.Namespace, argv: Sequence[str]) -> int:
     # the run configuration a folder holds one of (records.RUN_FIELDS)
     run = {
         "model": args.model,
-        "weights": _weights_digest(model),
+        "weights": rec.weights_digest(model),
         "size": list(config.size),
         "steps": config.steps,
         "lr": config.lr,
@@ -996,6 +1168,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return EXIT_USAGE
         if args.command == "render":
             return _cmd_render(args, argv)
+        if args.command == "catalogue":
+            return _cmd_catalogue(args)
         return {"layers": _cmd_layers, "gallery": _cmd_gallery}[args.command](args)
     except UsageError as err:
         message = " ".join(str(err).split())

@@ -34,6 +34,8 @@ from collections.abc import Callable, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import torch
+
 __all__ = [
     "FORMAT",
     "FORMATS",
@@ -60,6 +62,7 @@ __all__ = [
     "scan",
     "sha256_file",
     "unit_stem",
+    "weights_digest",
     "write_json",
 ]
 
@@ -287,6 +290,22 @@ def batch_seed(seed: int, units: Iterable[int]) -> int:
     """A 63-bit seed for the batch of ``units`` of a run with ``seed`` (stable across runs)."""
     text = f"midnite:{seed}:{','.join(map(str, units))}"
     return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") >> 1
+
+
+def weights_digest(model: torch.nn.Module) -> str:
+    """16 hex digits of SHA-256 over the model's state dict (names, dtypes, shapes, bytes)."""
+    digest = hashlib.sha256()
+    for name, value in model.state_dict().items():
+        if not isinstance(value, torch.Tensor):
+            digest.update(f"{name}={value!r};".encode())
+            continue
+        t = value.detach().cpu().contiguous()
+        digest.update(f"{name}:{t.dtype}:{tuple(t.shape)};".encode())
+        try:
+            digest.update(t.reshape(-1).view(torch.uint8).numpy().tobytes())
+        except (RuntimeError, TypeError):  # a quantized or otherwise exotic tensor
+            digest.update(repr(t).encode())
+    return digest.hexdigest()[:16]
 
 
 def sha256_file(path: str | os.PathLike) -> str:
