@@ -462,30 +462,7 @@ def render_config(model: nn.Module, config: RenderConfig, *, progress: bool = Tr
             f"config must be a RenderConfig (RenderConfig.resolve(model, objective, ...)), "
             f"got {type(config).__name__}"
         )
-    dev = resolve_device(config.device)  # the config's own device, typed as one
-    gens = generators(config.seed, dev)
-    image = make_image(
-        *config.size,
-        batch=config.batch,
-        channels=config.channels,
-        fft=config.param == "fourier",
-        decorrelate=config.decorrelate,
-        generator=gens.init,
-    ).to(dev)
-    transforms = config.transforms
-    if isinstance(transforms, nn.Module):
-        transforms = transforms.to(dev)
-    renderer = Renderer(
-        model,
-        config.objective,
-        transforms=transforms,
-        regularizers=config.regularizers,
-        normalize=config.normalize,
-        device=dev,
-        generator=gens.step,
-        early_stop=config.early_stop,
-        fold_bn=config.fold_bn,
-    )
+    image, renderer = _setup(model, config, config.objective, config.batch, config.seed)
     optim = _make_optimizer(config.optimizer, list(image.parameters()), config.lr)
     settings = config.to_json()
     began = time.perf_counter()
@@ -510,6 +487,41 @@ def render_config(model: nn.Module, config: RenderConfig, *, progress: bool = Tr
         seconds=seconds,
         failed=failed,
     )
+
+
+def _setup(
+    model: nn.Module,
+    config: RenderConfig,
+    objective: Objective,
+    batch: int,
+    seed: int | torch.Generator | None,
+) -> tuple[Parameterization, Renderer]:
+    """The start images (``batch`` of them, from ``seed``) and the renderer of ``config``."""
+    dev = resolve_device(config.device)  # the config's own device, typed as one
+    gens = generators(seed, dev)
+    image = make_image(
+        *config.size,
+        batch=batch,
+        channels=config.channels,
+        fft=config.param == "fourier",
+        decorrelate=config.decorrelate,
+        generator=gens.init,
+    ).to(dev)
+    transforms = config.transforms
+    if isinstance(transforms, nn.Module):
+        transforms = transforms.to(dev)
+    renderer = Renderer(
+        model,
+        objective,
+        transforms=transforms,
+        regularizers=config.regularizers,
+        normalize=config.normalize,
+        device=dev,
+        generator=gens.step,
+        early_stop=config.early_stop,
+        fold_bn=config.fold_bn,
+    )
+    return image, renderer
 
 
 def _optimize(
@@ -581,30 +593,9 @@ def estimate_memory(model: nn.Module, config: RenderConfig) -> MemoryEstimate:
     objective = config.objective
     if isinstance(objective, PerImage):
         objective = objective.objectives[0]
-    dev = resolve_device(config.device)
-    gens = generators(0, dev)  # the probe's values do not matter, only its sizes
-    image = make_image(
-        *config.size,
-        batch=1,
-        channels=config.channels,
-        fft=config.param == "fourier",
-        decorrelate=config.decorrelate,
-        generator=gens.init,
-    ).to(dev)
-    transforms = config.transforms
-    if isinstance(transforms, nn.Module):
-        transforms = transforms.to(dev)
-    renderer = Renderer(
-        model,
-        objective,
-        transforms=transforms,
-        regularizers=config.regularizers,
-        normalize=config.normalize,
-        device=dev,
-        generator=gens.step,
-        early_stop=config.early_stop,
-        fold_bn=config.fold_bn,
-    )
+    # one image; the probe's values do not matter, only its sizes
+    image, renderer = _setup(model, config, objective, 1, 0)
+    dev = renderer.device
     weights = sum(t.numel() * t.element_size() for t in itertools.chain(
         model.parameters(), model.buffers()))  # fmt: skip
     params = sum(p.numel() * p.element_size() for p in image.parameters())
