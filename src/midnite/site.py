@@ -39,6 +39,7 @@ import re
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import TYPE_CHECKING
 from urllib.parse import quote
 
 import torch
@@ -46,6 +47,9 @@ from PIL import Image
 
 from midnite import records as rec
 from midnite.plot import to_uint8
+
+if TYPE_CHECKING:
+    from midnite.dataset_examples import TopExamples
 
 __all__ = ["EXAMPLES", "EXAMPLES_FORMAT", "build_site", "unit_page", "write_examples"]
 
@@ -79,7 +83,11 @@ def _png(image: torch.Tensor) -> bytes:
 
 
 def write_examples(
-    folder: str | os.PathLike, result: object, layers: Sequence[str], *, size: int = EXAMPLE_SIZE
+    folder: str | os.PathLike,
+    result: TopExamples,
+    layers: Sequence[str],
+    *,
+    size: int = EXAMPLE_SIZE,
 ) -> list[Path]:
     """Save each unit's top images of ``layers`` (a ``TopExamples``) under ``folder/<layer>/``.
 
@@ -91,18 +99,18 @@ def write_examples(
     out = Path(folder)
     written = []
     for layer in layers:
-        res = result[layer]  # type: ignore[index]
+        res = result[layer]
         target = out / layer_folder(layer)
         (target / "examples").mkdir(parents=True, exist_ok=True)
         saved: dict[str, tuple[str, float]] = {}  # image id: (file, scale)
         units: dict[str, list[dict]] = {}
         for unit in range(res.units):
             rows = []
-            for rank, ex in enumerate(result.examples(layer, unit)):  # type: ignore[attr-defined]
+            for rank, ex in enumerate(result.examples(layer, unit)):
                 ident = str(ex.image)
                 if ident not in saved:
                     try:
-                        image = result.image(layer, unit, rank)  # type: ignore[attr-defined]
+                        image = result.image(layer, unit, rank)
                     except (ValueError, OSError):
                         continue
                     h, w = image.shape[-2:]
@@ -271,9 +279,13 @@ def _fmt(value: object) -> str:
     return "n/a"
 
 
+def _obj(value: object) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
 def _img(record: dict, path: Path, alt: str, cls: str = "px") -> str:
-    image = record.get("image") if isinstance(record.get("image"), dict) else {}
-    src = quote(str(image.get("file") or path.with_suffix(".png").name))  # type: ignore[union-attr]
+    image = _obj(record.get("image"))
+    src = quote(str(image.get("file") or path.with_suffix(".png").name))
     return f'<img class="{cls}" src="{src}" alt="{esc(alt)}">'
 
 
@@ -301,12 +313,12 @@ def _unit_html(layer: Layer, unit: Unit, model: str, root: Path) -> str:
     for view in layer.views():
         if view in unit.views:
             path, record = unit.views[view]
-            act = record.get("activation") if isinstance(record.get("activation"), dict) else {}
+            act = _obj(record.get("activation"))
             views.append(
                 f'<figure class="view" data-view="{esc(view)}">'
                 f'<a href="{quote(path.with_suffix(".png").name)}">'
                 f"{_img(record, path, f'{title} ({view})')}</a>"
-                f"<figcaption>{esc(view)} · activation {_fmt(act.get('final'))} "  # type: ignore[union-attr]
+                f"<figcaption>{esc(view)} · activation {_fmt(act.get('final'))} "
                 f'· <a class="record" href="{quote(path.name)}">record</a></figcaption></figure>'
             )
         elif view in unit.damaged:
@@ -318,17 +330,17 @@ def _unit_html(layer: Layer, unit: Unit, model: str, root: Path) -> str:
             )
     rows = []
     for view, (path, record) in unit.views.items():
-        run = record.get("run") if isinstance(record.get("run"), dict) else {}
-        act = record.get("activation") if isinstance(record.get("activation"), dict) else {}
-        metrics = record.get("metrics") if isinstance(record.get("metrics"), dict) else {}
+        run = _obj(record.get("run"))
+        act = _obj(record.get("activation"))
+        metrics = _obj(record.get("metrics"))
         got = {
-            "activation start": _fmt(act.get("start")),  # type: ignore[union-attr]
-            "activation final": _fmt(act.get("final")),  # type: ignore[union-attr]
-            **{str(k): _fmt(v) for k, v in metrics.items() if not isinstance(v, dict)},  # type: ignore[union-attr]
+            "activation start": _fmt(act.get("start")),
+            "activation final": _fmt(act.get("final")),
+            **{str(k): _fmt(v) for k, v in metrics.items() if not isinstance(v, dict)},
             **{
-                k: str(run.get(k))  # type: ignore[union-attr]
+                k: str(run.get(k))
                 for k in ("model", "size", "steps", "lr", "seed", "device", "weights")
-                if k in run  # type: ignore[operator]
+                if k in run
             },
             "seconds": _fmt(record.get("seconds")),
         }
