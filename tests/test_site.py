@@ -199,6 +199,37 @@ def test_strings_from_records_are_escaped(catalogue, tmp_path):
     assert "<b>x" not in (out / "index.html").read_text()
 
 
+EVIL_SRC = """
+import torch
+from torch import nn
+
+
+def net():
+    torch.manual_seed(0)
+    m = nn.Sequential()
+    m.add_module("stem", nn.Conv2d(3, 4, 3, padding=1))
+    m.add_module('x<b>&"y', nn.Conv2d(4, 3, 3, padding=1))
+    return m
+"""
+
+
+def test_a_real_layer_named_with_markup_is_escaped(tmp_path):
+    model = tmp_path / "evil.py"
+    model.write_text(EVIL_SRC)
+    out = tmp_path / "cat"
+    argv = ["catalogue", f"{model}:net", "--out", out, "--size", "16", "--steps", "2"]
+    argv += ["--layers", 'x<b>&"y', "--units", "0-1", "--no-progress"]
+    assert main([str(a) for a in argv]) == 0
+    site.build_site(out)
+    assert sorted(p.name for p in out.iterdir()) == ["index.html", "x-b-y"]
+    for page in (out / "index.html", out / "x-b-y" / "index.html", out / "x-b-y" / "0001.html"):
+        text = page.read_text()
+        assert 'x<b>&"y' not in text and "<b>&" not in text, page
+        assert "x&lt;b&gt;&amp;&quot;y" in text, page
+        for link in links(page):
+            assert (page.parent / unquote(urlsplit(link).path)).is_file(), (page, link)
+
+
 def test_a_folder_without_records_gives_an_empty_index(tmp_path):
     assert site.build_site(tmp_path).is_file()
     with pytest.raises(ValueError, match="existing catalogue folder"):
