@@ -36,7 +36,13 @@ class Block(nn.Module):
 
 def net():
     torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Sequential(Block(4, 4), Block(4, 3)))
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.Sequential(Block(4, 4), Block(4, 3)),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(3, 5),
+    )
 """
 
 CHROMIUM = os.environ.get("MIDNITE_CHROMIUM", "/usr/bin/chromium")
@@ -64,7 +70,7 @@ def image_folder(root: Path, n: int = 6, size: int = 24) -> Path:
 
 @pytest.fixture(scope="module")
 def catalogue(tmp_path_factory) -> Path:
-    """A tiny real catalogue (two layers, three views) with dataset examples for ``1.0``."""
+    """A tiny real catalogue (two block layers and the class output) with examples for ``1.0``."""
     root = tmp_path_factory.mktemp("site")
     model = root / "tiny.py"
     model.write_text(MODEL_SRC)
@@ -104,13 +110,13 @@ def built(catalogue: Path, tmp_path: Path) -> Path:
 
 def test_every_page_exists_and_every_link_resolves(catalogue, tmp_path):
     out = built(catalogue, tmp_path)
-    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["1.0", "1.1"]
-    for layer, units in (("1.0", 4), ("1.1", 3)):
+    assert sorted(p.name for p in out.iterdir() if p.is_dir()) == ["1.0", "1.1", "output"]
+    for layer, units in (("1.0", 4), ("1.1", 3), ("output", 5)):
         assert (out / layer / "index.html").is_file()
         for u in range(units):
             assert (out / layer / f"{u:04d}.html").is_file()  # the stable address
     pages = sorted(out.rglob("*.html"))
-    assert len(pages) == 1 + 2 + 4 + 3
+    assert len(pages) == 1 + 3 + 4 + 3 + 5
     for page in pages:
         for link in links(page):
             target = urlsplit(link)
@@ -119,6 +125,8 @@ def test_every_page_exists_and_every_link_resolves(catalogue, tmp_path):
     index = (out / "index.html").read_text()
     assert 'href="1.0/index.html"' in index and 'href="1.1/index.html"' in index
     assert 'href="0002.html"' in (out / "1.0" / "index.html").read_text()
+    assert ">(output)</a>" in index  # the class output: no diversity view
+    assert 'data-view="diversity"' not in (out / "output" / "0004.html").read_text()
 
 
 def test_unit_page_shows_views_record_settings_and_examples(catalogue, tmp_path):
@@ -297,6 +305,11 @@ def test_site_in_chromium_from_file_url(catalogue, tmp_path, browser):
             assert len(boxes) == 3 and all(b.size["width"] > 0 for b in boxes)
     browser.get((out / "index.html").as_uri())
     search = browser.find_element(By.ID, "search")
+    for query in ("output 3", "(output)/3"):
+        search.clear()
+        search.send_keys(query)
+        hits = browser.find_elements(By.CSS_SELECTOR, "#results a")
+        assert [h.text for h in hits] == ["(output) unit 3"], query
     for query in ("1.0 2", "0/2"):
         search.clear()
         search.send_keys(query)

@@ -417,7 +417,7 @@ _SEARCH_JS = """
     var name = m[1].trim(), n = parseInt(m[2], 10), hits = [];
     units.forEach(function (u) {
       if (u.u !== n) return;
-      var l = u.l, f = u.f;
+      var l = u.l || "(output)", f = u.f;
       if (name === l || name === f || l.endsWith("." + name) || f.endsWith("." + name)) {
         hits.push(u);
       }
