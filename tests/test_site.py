@@ -319,3 +319,13 @@ def test_site_in_chromium_from_file_url(catalogue, tmp_path, browser):
     search.send_keys(Keys.ENTER)
     WebDriverWait(browser, 10).until(lambda d: d.current_url.endswith("/1.0/0002.html"))
     assert re.search(r"unit 2", browser.title)
+
+
+def test_write_examples_of_a_flat_layer_has_no_boxes(tmp_path):
+    images = image_folder(tmp_path)
+    top = top_examples(tiny_net(), ["4"], images, k=2, size=24, progress=False)
+    (path,) = site.write_examples(tmp_path / "out", top, ["4"])
+    assert path == tmp_path / "out" / "4" / "examples.json"
+    doc = json.loads(path.read_text())
+    assert len(doc["units"]) == 5
+    assert all(row["box"] is None for rows in doc["units"].values() for row in rows)

@@ -77,9 +77,20 @@ def layer_folder(layer: str) -> str:
 
 
 def _png(image: torch.Tensor) -> bytes:
+    arr = to_uint8(image.detach().cpu().float())
     buf = io.BytesIO()
-    Image.fromarray(to_uint8(image.detach().cpu().float()).squeeze()).save(buf, format="PNG")
+    Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def _shrink(image: torch.Tensor, size: int) -> tuple[torch.Tensor, float]:
+    """``image`` scaled (area average) to at most ``size`` pixels a side, and the scale."""
+    h, w = image.shape[-2:]
+    scale = min(1.0, size / max(h, w))
+    if scale == 1.0:
+        return image, scale
+    hw = (max(1, round(h * scale)), max(1, round(w * scale)))
+    return torch.nn.functional.interpolate(image[None], size=hw, mode="area")[0], scale
 
 
 def write_examples(
@@ -113,13 +124,7 @@ def write_examples(
                         image = result.image(layer, unit, rank)
                     except (ValueError, OSError):
                         continue
-                    h, w = image.shape[-2:]
-                    scale = min(1.0, size / max(h, w))
-                    if scale < 1.0:
-                        hw = (max(1, round(h * scale)), max(1, round(w * scale)))
-                        image = torch.nn.functional.interpolate(image[None], size=hw, mode="area")[
-                            0
-                        ]
+                    image, scale = _shrink(image, size)
                     name = hashlib.sha256(ident.encode()).hexdigest()[:16]
                     rel = f"examples/{name}.png"
                     rec.atomic_write_bytes(target / rel, _png(image))
@@ -185,6 +190,8 @@ class Unit:
 
 @dataclass
 class Layer:
+    """One layer folder: its units, dataset examples and the model its records name."""
+
     folder: str
     name: str  # the layer's name from its records ("" for the output); folder if none say
     units: dict[int, Unit]
