@@ -1,0 +1,158 @@
+"""``midnite catalogue --ray``: same bytes as in-process, a lost worker's batch retried, errors.
+
+Each test that needs Ray starts its own local instance on 127.0.0.1 and stops it; they skip
+when Ray does not import.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from midnite import catalogue as cat
+from midnite import models
+from midnite import records as rec
+from midnite.cli import main
+from midnite.engine import layers
+from test_catalogue import MODEL_SRC
+
+FAST = ["--steps", "3", "--size", "16", "--no-progress", "--batch", "2", "--units", "0-3"]
+TIMINGS = {"seconds", "settings", "versions"}  # may differ between runs (timings)
+
+
+def run(*argv: object) -> int:
+    return main([str(a) for a in argv])
+
+
+def pngs(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*.png"))}
+
+
+def records(folder: Path) -> dict[str, dict]:
+    found = {}
+    for p in sorted(folder.rglob("*.json")):
+        found[str(p.relative_to(folder))] = {
+            k: v for k, v in json.loads(p.read_text()).items() if k not in TIMINGS
+        }
+    return found
+
+
+@pytest.fixture
+def model_file(tmp_path: Path) -> str:
+    path = tmp_path / "tiny.py"
+    path.write_text(MODEL_SRC)
+    return f"{path}:net"
+
+
+def test_same_bytes_in_process_and_on_local_ray(model_file, tmp_path):
+    pytest.importorskip("ray")
+    a, b = tmp_path / "a", tmp_path / "b"
+    layers_ = ["--layers", "1.0", "1.2"]
+    assert run("catalogue", model_file, "--out", a, *FAST, *layers_) == 0
+    assert run("catalogue", model_file, "--out", b, *FAST, *layers_, "--ray", "--workers", 2) == 0
+    assert len(pngs(a)) == 8
+    assert pngs(a) == pngs(b)
+    assert records(a) == records(b)
+    assert run("catalogue", model_file, "--out", b, *FAST, *layers_, "--ray") == 0  # up to date
+    assert pngs(a) == pngs(b)
+
+
+HOLD_SRC = """
+import os, time
+from torch import nn
+
+HOLD, PID = {hold!r}, {pid!r}
+
+
+class Hold(nn.Module):
+    def forward(self, x):
+        try:
+            os.remove(HOLD)  # the first forward pass after HOLD appears waits to be killed
+        except FileNotFoundError:
+            return x
+        with open(PID + ".tmp", "w") as f:
+            f.write(str(os.getpid()))
+        os.replace(PID + ".tmp", PID)
+        time.sleep(60)
+        return x
+"""
+
+
+def test_a_worker_killed_mid_batch_is_retried_and_nothing_is_half_written(tmp_path):
+    ray = pytest.importorskip("ray")
+    from midnite.catalogue_ray import Ray
+
+    hold, pid = tmp_path / "hold", tmp_path / "pid"
+    path = tmp_path / "held.py"
+    path.write_text(
+        MODEL_SRC
+        + HOLD_SRC.format(hold=str(hold), pid=str(pid))
+        + "\n\ndef held():\n    return nn.Sequential(Hold(), net())\n"
+    )
+    name = f"{path}:held"
+    model = models.load(name)
+    table = layers(model, (3, 16, 16))
+    shapes = {i.name: tuple(i.shape) for i in table if i.shape}
+    settings = cat.Settings(size=(16, 16), steps=3, batch=2)
+    work = cat.plan(model, name, ["1.1.0"], shapes, settings=settings, units=[0, 1, 2, 3])
+    out = tmp_path / "out"
+    killed: list[int] = []
+
+    def killer() -> None:
+        deadline = time.monotonic() + 40
+        while not pid.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if pid.exists():
+            killed.append(int(pid.read_text()))
+            os.kill(killed[0], signal.SIGKILL)
+
+    with Ray(name, workers=2) as executor:
+        workers = executor.pids()
+        hold.write_text("")
+        thread = threading.Thread(target=killer, daemon=True)
+        thread.start()
+        summary = cat.run(work, out, executor=executor, progress=False)
+        thread.join(5)
+    assert not ray.is_initialized()  # the local instance is shut down
+    assert killed and killed[0] in workers  # a worker died in the middle of a batch
+    assert summary.rendered == 4 and not summary.failed
+    found = rec.scan(out / "1.1.0")
+    assert len(found.valid()) == 4 and not found.damaged
+    assert {p.suffix for p in out.rglob("*") if p.is_file()} == {".png", ".json", ".html"}
+
+
+def test_ray_not_installed_says_how_to_install_it(model_file, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
+    assert run("catalogue", model_file, "--out", tmp_path / "out", *FAST, "--ray") == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert "pip install 'midnite[ray]'" in err
+
+
+def test_unreachable_cluster_is_one_line_and_status_2(model_file, tmp_path, capsys):
+    pytest.importorskip("ray")
+    with socket.socket() as s:  # a port on 127.0.0.1 that nothing listens on
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    began = time.monotonic()
+    status = run(
+        "catalogue", model_file, "--out", tmp_path / "out", *FAST, "--ray", f"127.0.0.1:{port}"
+    )
+    assert status == 2
+    assert time.monotonic() - began < 30
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert f"127.0.0.1:{port}" in err
+
+
+def test_workers_without_ray_is_a_usage_error(model_file, tmp_path, capsys):
+    assert run("catalogue", model_file, "--out", tmp_path / "out", *FAST, "--workers", 2) == 2
+    assert "--workers needs --ray" in capsys.readouterr().err
