@@ -12,7 +12,7 @@ pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@"; }
 .venv/bin/python -c "import torch" 2>/dev/null || pip install "torch==2.13.0"
 extras="models,plot"
 if [ "${1:-}" = "--test" ]; then
-  extras="dev,models,plot"
+  extras="dev,models,plot,ray"
   if ! { command -v chromium && command -v chromedriver; } >/dev/null 2>&1; then
     if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
       { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; } \
