@@ -137,20 +137,24 @@ def test_ray_not_installed_says_how_to_install_it(model_file, tmp_path, capsys, 
     assert "pip install 'midnite[ray]'" in err
 
 
-def test_unreachable_cluster_is_one_line_and_status_2(model_file, tmp_path, capsys):
+@pytest.mark.parametrize("listening", [False, True], ids=["closed-port", "silent-server"])
+def test_unreachable_cluster_is_one_line_and_status_2(model_file, tmp_path, capsys, listening):
     pytest.importorskip("ray")
-    with socket.socket() as s:  # a port on 127.0.0.1 that nothing listens on
+    with socket.socket() as s:  # a port on 127.0.0.1: closed, or open but never answering
         s.bind(("127.0.0.1", 0))
         port = s.getsockname()[1]
-    began = time.monotonic()
-    status = run(
-        "catalogue", model_file, "--out", tmp_path / "out", *FAST, "--ray", f"127.0.0.1:{port}"
-    )
+        if listening:
+            s.listen()
+        else:
+            s.close()
+        began = time.monotonic()
+        address = f"127.0.0.1:{port}"
+        status = run("catalogue", model_file, "--out", tmp_path / "out", *FAST, "--ray", address)
     assert status == 2
     assert time.monotonic() - began < 30
     err = capsys.readouterr().err
     assert len(err.strip().splitlines()) == 1
-    assert f"127.0.0.1:{port}" in err
+    assert address in err
 
 
 def test_workers_without_ray_is_a_usage_error(model_file, tmp_path, capsys):

@@ -6,10 +6,12 @@
 Imported only when asked for (``midnite catalogue --ray``): the rest of midnite never imports
 Ray. The contract (DESIGN section 7):
 
-- Without an address a local Ray instance is started on the loopback address (127.0.0.1, no
-  dashboard, quiet logs, ``num_cpus`` this machine's) and shut down at the end, also on an
-  error or Ctrl-C; with an address (``HEAD:6379``) an existing cluster is joined (checked
-  within ``timeout`` seconds) and left running.
+- Without an address a local Ray instance is started (asked for 127.0.0.1, no dashboard, quiet
+  logs, ``num_cpus`` this machine's) and shut down at the end, also on an error or Ctrl-C.
+  Ray 2.60 turns 127.0.0.1 into the machine's own address and its servers listen on every
+  interface, so the local instance is not confined to the loopback. With an address
+  (``HEAD:6379``) an existing cluster is joined (a port that does not answer as a gRPC server
+  is an error within ``timeout`` seconds) and left running.
 - One actor per worker builds the model once, from its *name* (``models.load``), and keeps it:
   no shared filesystem is needed; for a file model (``path.py:function``) the file's source is
   sent along (a file that imports files next to it is not supported). Each worker pins torch
@@ -60,18 +62,30 @@ def model_spec(name: str) -> tuple[str, str | None]:
     return name, None
 
 
+# an HTTP/2 connection preface and an empty SETTINGS frame: a gRPC server (Ray's GCS) answers
+# with a SETTINGS frame (type 4) before anything else, whatever its authentication
+_PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
+
+
 def _reachable(address: str, timeout: float) -> None:
+    """A :class:`RayError` unless a gRPC server answers at ``host:port`` within ``timeout``.
+
+    ``ray.init`` waits minutes for a port that does not answer; this check takes seconds.
+    """
     host, sep, port = address.rpartition(":")
     if not sep or not port.isdigit() or "://" in address:
         return  # "auto", ray:// and the like: Ray's own checks
+    hint = "start it with 'ray start --head' on the head node, or leave out the address"
     try:
-        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout):
-            pass
+        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout) as s:
+            s.settimeout(timeout)
+            s.sendall(_PREFACE)
+            head = s.recv(9)
     except OSError as err:
-        raise RayError(
-            f"cannot reach the Ray cluster at {address!r} ({err.strerror or err}); start it with "
-            "'ray start --head' on the head node, or leave out the address for a local instance"
-        ) from None
+        why = "no answer" if isinstance(err, TimeoutError) else (err.strerror or str(err))
+        raise RayError(f"cannot reach the Ray cluster at {address!r} ({why}); {hint}") from None
+    if len(head) < 4 or head[3] != 4:
+        raise RayError(f"no Ray cluster answers at {address!r} (not a gRPC server); {hint}")
 
 
 class _Worker:
@@ -134,7 +148,7 @@ class Ray:
                 **quiet,
             )
         else:
-            _reachable(self.address, min(self.timeout, 10.0))
+            _reachable(self.address, min(self.timeout / 3, 5.0))
             try:
                 ray.init(address=self.address, **quiet)
             except Exception as err:
