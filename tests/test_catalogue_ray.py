@@ -160,3 +160,13 @@ def test_unreachable_cluster_is_one_line_and_status_2(model_file, tmp_path, caps
 def test_workers_without_ray_is_a_usage_error(model_file, tmp_path, capsys):
     assert run("catalogue", model_file, "--out", tmp_path / "out", *FAST, "--workers", 2) == 2
     assert "--workers needs --ray" in capsys.readouterr().err
+
+
+def test_local_ray_stops_on_ctrl_c(model_file):
+    ray = pytest.importorskip("ray")
+    from midnite.catalogue_ray import Ray
+
+    with pytest.raises(KeyboardInterrupt), Ray(model_file, workers=1) as executor:
+        assert ray.is_initialized() and len(executor.pids()) == 1
+        raise KeyboardInterrupt
+    assert not ray.is_initialized()

@@ -138,7 +138,7 @@ class Ray:
 
     def __enter__(self) -> Ray:
         ray = self.ray
-        quiet = {"logging_level": logging.WARNING, "log_to_driver": False}
+        quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
         if self.address is None:
             ray.init(
                 address="local",
