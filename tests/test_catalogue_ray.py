@@ -86,10 +86,8 @@ class Hold(nn.Module):
 """
 
 
-def test_a_worker_killed_mid_batch_is_retried_and_nothing_is_half_written(tmp_path):
-    ray = pytest.importorskip("ray")
-    from midnite.catalogue_ray import Ray
-
+def held_plan(tmp_path: Path) -> tuple[str, list[cat.Batch], Path, Path]:
+    """A model whose first forward pass after ``hold`` appears writes ``pid`` and sleeps."""
     hold, pid = tmp_path / "hold", tmp_path / "pid"
     path = tmp_path / "held.py"
     path.write_text(
@@ -103,10 +101,13 @@ def test_a_worker_killed_mid_batch_is_retried_and_nothing_is_half_written(tmp_pa
     shapes = {i.name: tuple(i.shape) for i in table if i.shape}
     settings = cat.Settings(size=(16, 16), steps=3, batch=2)
     work = cat.plan(model, name, ["1.1.0"], shapes, settings=settings, units=[0, 1, 2, 3])
-    out = tmp_path / "out"
-    killed: list[int] = []
+    return name, work, hold, pid
 
-    def killer() -> None:
+
+def killer(pid: Path, killed: list[int]) -> threading.Thread:
+    """A thread that SIGKILLs the process that writes its id to ``pid``."""
+
+    def kill() -> None:
         deadline = time.monotonic() + 40
         while not pid.exists() and time.monotonic() < deadline:
             time.sleep(0.05)
@@ -114,11 +115,22 @@ def test_a_worker_killed_mid_batch_is_retried_and_nothing_is_half_written(tmp_pa
             killed.append(int(pid.read_text()))
             os.kill(killed[0], signal.SIGKILL)
 
+    thread = threading.Thread(target=kill, daemon=True)
+    thread.start()
+    return thread
+
+
+def test_a_worker_killed_mid_batch_is_retried_and_nothing_is_half_written(tmp_path):
+    ray = pytest.importorskip("ray")
+    from midnite.catalogue_ray import Ray
+
+    name, work, hold, pid = held_plan(tmp_path)
+    out = tmp_path / "out"
+    killed: list[int] = []
     with Ray(name, workers=2) as executor:
         workers = executor.pids()
         hold.write_text("")
-        thread = threading.Thread(target=killer, daemon=True)
-        thread.start()
+        thread = killer(pid, killed)
         summary = cat.run(work, out, executor=executor, progress=False)
         thread.join(5)
     assert not ray.is_initialized()  # the local instance is shut down
@@ -127,6 +139,28 @@ def test_a_worker_killed_mid_batch_is_retried_and_nothing_is_half_written(tmp_pa
     found = rec.scan(out / "1.1.0")
     assert len(found.valid()) == 4 and not found.damaged
     assert {p.suffix for p in out.rglob("*") if p.is_file()} == {".png", ".json", ".html"}
+
+
+def test_workers_lost_past_their_restarts_fail_their_units_and_a_rerun_renders_them(
+    tmp_path, monkeypatch
+):
+    pytest.importorskip("ray")
+    from midnite import catalogue_ray
+
+    monkeypatch.setattr(catalogue_ray, "RESTARTS", 0)
+    name, work, hold, pid = held_plan(tmp_path)
+    out = tmp_path / "out"
+    killed: list[int] = []
+    with catalogue_ray.Ray(name, workers=1) as executor:
+        hold.write_text("")
+        thread = killer(pid, killed)
+        summary = cat.run(work, out, executor=executor, progress=False)
+        thread.join(5)
+    assert killed and summary.rendered == 0
+    assert sorted(summary.failed) == [f"1.1.0/channel_{u:04d}" for u in range(4)]
+    assert "every Ray worker was lost" in summary.failed["1.1.0/channel_0002"]
+    assert not list((out / "1.1.0").glob("*.png"))
+    assert cat.run(work, out, model=models.load(name), progress=False).rendered == 4
 
 
 def test_ray_not_installed_says_how_to_install_it(model_file, tmp_path, capsys, monkeypatch):

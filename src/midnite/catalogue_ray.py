@@ -204,14 +204,23 @@ class Ray:
             while queue and idle:
                 batch, actor = queue.pop(), idle.pop()
                 pending[actor.render.remote(batch.config)] = (batch, actor)
+            if not pending:  # every worker lost past its restarts
+                lost = RuntimeError("every Ray worker was lost; a rerun renders what is missing")
+                while queue:
+                    yield queue.pop(), lost
+                return
             (ref,), _ = ray.wait(list(pending), num_returns=1)
             batch, actor = pending.pop(ref)
-            idle.append(actor)
             try:
                 result: RenderResult | Exception = ray.get(ref)
             except ray.exceptions.RayTaskError as err:  # the render raised: the cause
                 cause = err.as_instanceof_cause()
                 result = cause if isinstance(cause, Exception) else err
-            except Exception as err:  # a worker lost past its restarts, and the like
+            except ray.exceptions.RayActorError as err:  # lost past its restarts: not used again
                 result = err
+                actor = None
+            except Exception as err:
+                result = err
+            if actor is not None:
+                idle.append(actor)
             yield batch, result
