@@ -99,12 +99,13 @@ class _Worker:
         from midnite import models
 
         torch.set_num_threads(threads)
-        if source is not None:
-            folder = tempfile.mkdtemp(prefix="midnite-model-")
+        if source is None:
+            self.model = models.load(name)
+            return
+        with tempfile.TemporaryDirectory(prefix="midnite-model-") as folder:  # loaded, removed
             file, _, function = name.partition(":")
             Path(folder, file).write_text(source)
-            name = f"{Path(folder, file)}:{function}"
-        self.model = models.load(name)
+            self.model = models.load(f"{Path(folder, file)}:{function}")
 
     def pid(self) -> int:
         return os.getpid()
