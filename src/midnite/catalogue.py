@@ -19,8 +19,8 @@ The contract:
   ``midnite.record/2`` records with ``objective`` the view and ``view`` and ``catalogue``
   added; ``DIR/<layer>/index.html`` is that layer's gallery, ``DIR/index.html`` lists layers.
 - Executors run batches and yield results (:class:`Executor`): :class:`InProcess` (default)
-  renders them one after another here; another (Ray) can be added without touching the plan
-  or the writer.
+  renders them one after another here; ``midnite.catalogue_ray.Ray`` renders them on Ray
+  workers (imported only when asked for: this module never imports Ray).
 
 Views: ``channel`` maximizes ``objectives.channel(layer, u)``; ``negative`` maximizes its
 negation; ``diversity`` renders ``DIVERSITY_IMAGES`` images of one unit at once, maximizing

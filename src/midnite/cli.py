@@ -44,7 +44,7 @@ import traceback
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import cast
+from typing import Any, cast
 
 import torch
 from PIL import Image
@@ -399,6 +399,23 @@ def _build_parser() -> argparse.ArgumentParser:
         help="print the plan and its expected time (from a short probe render); render nothing",
     )
     cat.add_argument("--no-progress", action="store_true", help="no progress bar")
+    cat.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        nargs="?",
+        const="",
+        default=None,
+        help="render on Ray (pip install 'midnite[ray]'): without ADDRESS on a local Ray "
+        "instance started for the run, with ADDRESS (HEAD:6379) on that cluster; workers load "
+        "MODEL themselves, only this process writes files",
+    )
+    cat.add_argument(
+        "--workers",
+        metavar="N",
+        type=_number("--workers", int, check_positive_int),
+        default=None,
+        help="Ray workers, each with one torch thread (default: the cluster's CPUs)",
+    )
     return parser
 
 
@@ -687,12 +704,14 @@ def _cmd_catalogue(args: argparse.Namespace) -> int:
             objective=objectives.channel(deepest.layer, deepest.units[0]), batch=1
         )
         _check_memory(model, probe, max(b.images for b in work), dev)
+    if args.workers is not None and args.ray is None:
+        raise UsageError("--workers needs --ray (in-process rendering is one worker)")
     try:
-        with rec.lock_folder(out):
+        with rec.lock_folder(out), _executor(args, model) as executor:
             summary = cat.run(
                 work,
                 out,
-                model=model,
+                executor=executor,
                 progress=not args.no_progress,
                 report=lambda line: print(f"midnite: {line}", file=sys.stderr),
             )
@@ -718,6 +737,27 @@ def _cmd_catalogue(args: argparse.Namespace) -> int:
             raise MemoryShortage(f"{message}; use a smaller --batch or --size")
         raise RenderError(message)
     return EXIT_OK
+
+
+@contextlib.contextmanager
+def _executor(args: argparse.Namespace, model: torch.nn.Module) -> Iterator[Any]:
+    """The catalogue's executor: in-process, or Ray's (``--ray``) for the ``with`` block."""
+    from midnite import catalogue as cat
+
+    if args.ray is None:
+        yield cat.InProcess(model)
+        return
+    from midnite import catalogue_ray  # imports Ray itself only when an executor is made
+
+    try:
+        executor = catalogue_ray.Ray(args.model, address=args.ray or None, workers=args.workers)
+        executor.__enter__()
+    except catalogue_ray.RayError as err:  # Ray missing (how to install it), cluster unreachable
+        raise UsageError(str(err)) from None
+    try:
+        yield executor
+    finally:
+        executor.close()
 
 
 def _catalogue_dry_run(model, work, names, shapes, units, dev, out: Path) -> int:

@@ -1,0 +1,212 @@
+"""``midnite catalogue --ray``: same bytes as in-process, a lost worker's batch retried, errors.
+
+Each test that needs Ray starts its own local instance and stops it; they skip when Ray does
+not import. Those are marked ``ray_cluster`` and run only when asked (``pytest -m
+ray_cluster``): Ray 2.60 binds a local instance to the machine's own address as well as the
+loopback, and this project's machines allow test traffic on the loopback only.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import socket
+import sys
+import threading
+import time
+from pathlib import Path
+
+import pytest
+
+from midnite import catalogue as cat
+from midnite import models
+from midnite import records as rec
+from midnite.cli import main
+from midnite.engine import layers
+from test_catalogue import MODEL_SRC
+
+FAST = ["--steps", "3", "--size", "16", "--no-progress", "--batch", "2", "--units", "0-3"]
+TIMINGS = {"seconds", "settings", "versions"}  # may differ between runs (timings)
+
+
+def run(*argv: object) -> int:
+    return main([str(a) for a in argv])
+
+
+def pngs(folder: Path) -> dict[str, bytes]:
+    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*.png"))}
+
+
+def records(folder: Path) -> dict[str, dict]:
+    found = {}
+    for p in sorted(folder.rglob("*.json")):
+        found[str(p.relative_to(folder))] = {
+            k: v for k, v in json.loads(p.read_text()).items() if k not in TIMINGS
+        }
+    return found
+
+
+@pytest.fixture
+def model_file(tmp_path: Path) -> str:
+    path = tmp_path / "tiny.py"
+    path.write_text(MODEL_SRC)
+    return f"{path}:net"
+
+
+@pytest.mark.ray_cluster
+def test_same_bytes_in_process_and_on_local_ray(model_file, tmp_path):
+    pytest.importorskip("ray")
+    a, b = tmp_path / "a", tmp_path / "b"
+    layers_ = ["--layers", "1.0", "1.2"]
+    assert run("catalogue", model_file, "--out", a, *FAST, *layers_) == 0
+    assert run("catalogue", model_file, "--out", b, *FAST, *layers_, "--ray", "--workers", 2) == 0
+    assert len(pngs(a)) == 8
+    assert pngs(a) == pngs(b)
+    assert records(a) == records(b)
+    assert run("catalogue", model_file, "--out", b, *FAST, *layers_, "--ray") == 0  # up to date
+    assert pngs(a) == pngs(b)
+
+
+HOLD_SRC = """
+import os, time
+from torch import nn
+
+HOLD, PID = {hold!r}, {pid!r}
+
+
+class Hold(nn.Module):
+    def forward(self, x):
+        try:
+            os.remove(HOLD)  # the first forward pass after HOLD appears waits to be killed
+        except FileNotFoundError:
+            return x
+        with open(PID + ".tmp", "w") as f:
+            f.write(str(os.getpid()))
+        os.replace(PID + ".tmp", PID)
+        time.sleep(60)
+        return x
+"""
+
+
+def held_plan(tmp_path: Path) -> tuple[str, list[cat.Batch], Path, Path]:
+    """A model whose first forward pass after ``hold`` appears writes ``pid`` and sleeps."""
+    hold, pid = tmp_path / "hold", tmp_path / "pid"
+    path = tmp_path / "held.py"
+    path.write_text(
+        MODEL_SRC
+        + HOLD_SRC.format(hold=str(hold), pid=str(pid))
+        + "\n\ndef held():\n    return nn.Sequential(Hold(), net())\n"
+    )
+    name = f"{path}:held"
+    model = models.load(name)
+    table = layers(model, (3, 16, 16))
+    shapes = {i.name: tuple(i.shape) for i in table if i.shape}
+    settings = cat.Settings(size=(16, 16), steps=3, batch=2)
+    work = cat.plan(model, name, ["1.1.0"], shapes, settings=settings, units=[0, 1, 2, 3])
+    return name, work, hold, pid
+
+
+def killer(pid: Path, killed: list[int]) -> threading.Thread:
+    """A thread that SIGKILLs the process that writes its id to ``pid``."""
+
+    def kill() -> None:
+        deadline = time.monotonic() + 40
+        while not pid.exists() and time.monotonic() < deadline:
+            time.sleep(0.05)
+        if pid.exists():
+            killed.append(int(pid.read_text()))
+            os.kill(killed[0], signal.SIGKILL)
+
+    thread = threading.Thread(target=kill, daemon=True)
+    thread.start()
+    return thread
+
+
+@pytest.mark.ray_cluster
+def test_a_worker_killed_mid_batch_is_retried_and_nothing_is_half_written(tmp_path):
+    ray = pytest.importorskip("ray")
+    from midnite.catalogue_ray import Ray
+
+    name, work, hold, pid = held_plan(tmp_path)
+    out = tmp_path / "out"
+    killed: list[int] = []
+    with Ray(name, workers=2) as executor:
+        workers = executor.pids()
+        hold.write_text("")
+        thread = killer(pid, killed)
+        summary = cat.run(work, out, executor=executor, progress=False)
+        thread.join(5)
+    assert not ray.is_initialized()  # the local instance is shut down
+    assert killed and killed[0] in workers  # a worker died in the middle of a batch
+    assert summary.rendered == 4 and not summary.failed
+    found = rec.scan(out / "1.1.0")
+    assert len(found.valid()) == 4 and not found.damaged
+    assert {p.suffix for p in out.rglob("*") if p.is_file()} == {".png", ".json", ".html"}
+
+
+@pytest.mark.ray_cluster
+def test_workers_lost_past_their_restarts_fail_their_units_and_a_rerun_renders_them(
+    tmp_path, monkeypatch
+):
+    pytest.importorskip("ray")
+    from midnite import catalogue_ray
+
+    monkeypatch.setattr(catalogue_ray, "RESTARTS", 0)
+    name, work, hold, pid = held_plan(tmp_path)
+    out = tmp_path / "out"
+    killed: list[int] = []
+    with catalogue_ray.Ray(name, workers=1) as executor:
+        hold.write_text("")
+        thread = killer(pid, killed)
+        summary = cat.run(work, out, executor=executor, progress=False)
+        thread.join(5)
+    assert killed and summary.rendered == 0
+    assert sorted(summary.failed) == [f"1.1.0/channel_{u:04d}" for u in range(4)]
+    assert "every Ray worker was lost" in summary.failed["1.1.0/channel_0002"]
+    assert not list((out / "1.1.0").glob("*.png"))
+    assert cat.run(work, out, model=models.load(name), progress=False).rendered == 4
+
+
+def test_ray_not_installed_says_how_to_install_it(model_file, tmp_path, capsys, monkeypatch):
+    monkeypatch.setitem(sys.modules, "ray", None)  # import ray raises ImportError
+    assert run("catalogue", model_file, "--out", tmp_path / "out", *FAST, "--ray") == 2
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert "pip install 'midnite[ray]'" in err
+
+
+@pytest.mark.parametrize("listening", [False, True], ids=["closed-port", "silent-server"])
+def test_unreachable_cluster_is_one_line_and_status_2(model_file, tmp_path, capsys, listening):
+    pytest.importorskip("ray")
+    with socket.socket() as s:  # a port on 127.0.0.1: closed, or open but never answering
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+        if listening:
+            s.listen()
+        else:
+            s.close()
+        began = time.monotonic()
+        address = f"127.0.0.1:{port}"
+        status = run("catalogue", model_file, "--out", tmp_path / "out", *FAST, "--ray", address)
+    assert status == 2
+    assert time.monotonic() - began < 30
+    err = capsys.readouterr().err
+    assert len(err.strip().splitlines()) == 1
+    assert address in err
+
+
+def test_workers_without_ray_is_a_usage_error(model_file, tmp_path, capsys):
+    assert run("catalogue", model_file, "--out", tmp_path / "out", *FAST, "--workers", 2) == 2
+    assert "--workers needs --ray" in capsys.readouterr().err
+
+
+@pytest.mark.ray_cluster
+def test_local_ray_stops_on_ctrl_c(model_file):
+    ray = pytest.importorskip("ray")
+    from midnite.catalogue_ray import Ray
+
+    with pytest.raises(KeyboardInterrupt), Ray(model_file, workers=1) as executor:
+        assert ray.is_initialized() and len(executor.pids()) == 1
+        raise KeyboardInterrupt
+    assert not ray.is_initialized()
