@@ -227,6 +227,42 @@ def _wrap(text: str) -> str:
     return textwrap.fill(text, 88)
 
 
+def _add_run_options(parser: argparse.ArgumentParser, *, batch_help: str) -> None:
+    """The options ``render`` and ``catalogue`` share: steps, size, seed, batch, device, out."""
+    parser.add_argument(
+        "--steps",
+        metavar="N",
+        type=_number("--steps", int, check_steps),
+        default=None,
+        help="optimizer steps, at most 1000000 (default: the render recipe's, see "
+        "midnite.engine.recipes)",
+    )
+    parser.add_argument(
+        "--size", metavar="HxW", help="image HxW (default: the model's native size, else 224)"
+    )
+    parser.add_argument(
+        "--seed",
+        metavar="S",
+        type=_number("--seed", int, check_int),
+        default=0,
+        help="run seed (default 0)",
+    )
+    parser.add_argument(
+        "--batch",
+        metavar="B",
+        type=_number("--batch", int, check_positive_int),
+        default=8,
+        help=batch_help,
+    )
+    parser.add_argument(
+        "--device", metavar="D", help="torch device, e.g. cpu or cuda:0 (default cpu)"
+    )
+    parser.add_argument(
+        "--out", metavar="DIR", required=True, help="output folder (created if missing)"
+    )
+    parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
 def _build_parser() -> argparse.ArgumentParser:
     parser = _Parser(
         prog="midnite",
@@ -275,31 +311,7 @@ def _build_parser() -> argparse.ArgumentParser:
         default="channel",
         help="channel mean, centre neuron or class logit (default channel)",
     )
-    ren.add_argument(
-        "--steps",
-        metavar="N",
-        type=_number("--steps", int, check_steps),
-        default=None,
-        help="optimizer steps, at most 1000000 (default: the render recipe's, see "
-        "midnite.engine.recipes)",
-    )
-    ren.add_argument(
-        "--size", metavar="HxW", help="image HxW (default: the model's native size, else 224)"
-    )
-    ren.add_argument(
-        "--seed",
-        metavar="S",
-        type=_number("--seed", int, check_int),
-        default=0,
-        help="run seed (default 0)",
-    )
-    ren.add_argument(
-        "--batch",
-        metavar="B",
-        type=_number("--batch", int, check_positive_int),
-        default=8,
-        help="units rendered together (default 8)",
-    )
+    _add_run_options(ren, batch_help="units rendered together (default 8)")
     ren.add_argument(
         "--lr",
         metavar="LR",
@@ -307,17 +319,12 @@ def _build_parser() -> argparse.ArgumentParser:
         default=None,
         help="Adam step (default: the render recipe's)",
     )
-    ren.add_argument("--device", metavar="D", help="torch device, e.g. cpu or cuda:0 (default cpu)")
-    ren.add_argument(
-        "--out", metavar="DIR", required=True, help="output folder (created if missing)"
-    )
     ren.add_argument(
         "--overwrite",
         action="store_true",
         help="when DIR holds units of another run configuration, remove them all (also those "
         "outside --units) and render; without it such a run is refused",
     )
-    ren.add_argument("--no-progress", action="store_true", help="no progress bars")
 
     gal = sub.add_parser(
         "gallery",
@@ -350,9 +357,6 @@ def _build_parser() -> argparse.ArgumentParser:
     )
     cat.add_argument("model", metavar="MODEL")
     cat.add_argument(
-        "--out", metavar="DIR", required=True, help="output folder (created if missing)"
-    )
-    cat.add_argument(
         "--layers",
         metavar="PATTERN",
         nargs="+",
@@ -368,37 +372,15 @@ def _build_parser() -> argparse.ArgumentParser:
         default="channel",
         help="comma list of channel, negative, diversity (default channel)",
     )
-    cat.add_argument(
-        "--steps",
-        metavar="N",
-        type=_number("--steps", int, check_steps),
-        default=None,
-        help="optimizer steps (default: the render recipe's)",
+    _add_run_options(
+        cat,
+        batch_help="units rendered together (default 8; a diversity batch is one unit's images)",
     )
-    cat.add_argument(
-        "--size", metavar="HxW", help="image HxW (default: the model's native size, else 224)"
-    )
-    cat.add_argument(
-        "--batch",
-        metavar="B",
-        type=_number("--batch", int, check_positive_int),
-        default=8,
-        help="units rendered together (default 8; a diversity batch is one unit's images)",
-    )
-    cat.add_argument(
-        "--seed",
-        metavar="S",
-        type=_number("--seed", int, check_int),
-        default=0,
-        help="run seed (default 0)",
-    )
-    cat.add_argument("--device", metavar="D", help="torch device, e.g. cpu or cuda:0 (default cpu)")
     cat.add_argument(
         "--dry-run",
         action="store_true",
         help="print the plan and its expected time (from a short probe render); render nothing",
     )
-    cat.add_argument("--no-progress", action="store_true", help="no progress bar")
     cat.add_argument(
         "--ray",
         metavar="ADDRESS",
