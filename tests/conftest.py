@@ -2,6 +2,10 @@
 
 from __future__ import annotations
 
+import os
+import shutil
+from pathlib import Path
+
 import pytest
 import torch
 from torch import nn
@@ -134,3 +138,38 @@ def one_thread():
     torch.set_num_threads(1)
     yield
     torch.set_num_threads(n)
+
+
+CHROMIUM = os.environ.get("MIDNITE_CHROMIUM", "/usr/bin/chromium")
+CHROMEDRIVER = os.environ.get("MIDNITE_CHROMEDRIVER") or shutil.which("chromedriver") or ""
+
+
+@pytest.fixture
+def browser(tmp_path):
+    """Headless Chromium through selenium; skips without Chromium, chromedriver or selenium."""
+    if not Path(CHROMIUM).is_file() or not CHROMEDRIVER:
+        pytest.skip("no Chromium or chromedriver")
+    webdriver = pytest.importorskip("selenium.webdriver")
+    options = webdriver.ChromeOptions()
+    options.binary_location = CHROMIUM
+    for flag in (
+        "--headless",
+        "--no-sandbox",
+        "--disable-gpu",
+        "--disable-quic",
+        "--no-first-run",
+        "--disable-background-networking",
+        "--disable-component-update",
+        "--disable-sync",
+        "--disable-dev-shm-usage",
+        "--window-size=1000,800",
+        f"--user-data-dir={tmp_path / 'chromium-profile'}",
+    ):
+        options.add_argument(flag)
+    service = webdriver.ChromeService(executable_path=CHROMEDRIVER)
+    driver = webdriver.Chrome(options=options, service=service)
+    driver.set_page_load_timeout(30)
+    try:
+        yield driver
+    finally:
+        driver.quit()

@@ -8,15 +8,14 @@ from __future__ import annotations
 
 import json
 import os
-import shutil
 from pathlib import Path
 
 import pytest
 
 from midnite.cli import main
 
-CHROMIUM = os.environ.get("MIDNITE_CHROMIUM", "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("MIDNITE_CHROMEDRIVER") or shutil.which("chromedriver") or ""
+from conftest import CHROMEDRIVER, CHROMIUM
+
 ARTIFACTS = Path(os.environ.get("MIDNITE_ARTIFACTS", Path(__file__).parent / "artifacts"))
 
 pytestmark = [
@@ -37,34 +36,6 @@ def net():
 """
 
 UNITS = 6
-
-
-@pytest.fixture
-def browser(tmp_path):
-    webdriver = pytest.importorskip("selenium.webdriver")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--disable-quic",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--window-size=1000,800",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-    ):
-        options.add_argument(flag)
-    service = webdriver.ChromeService(executable_path=CHROMEDRIVER)
-    driver = webdriver.Chrome(options=options, service=service)
-    driver.set_page_load_timeout(30)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def tile_units(driver) -> list[int]:

@@ -22,16 +22,6 @@ def quality():
         sys.path.remove(str(BENCHMARKS))
 
 
-@pytest.fixture
-def one_thread():
-    # On a shared 2-core CPU, OpenMP threads spinning at barriers can make a 2-thread run ~100x
-    # slower; the benchmark script avoids it with OMP_WAIT_POLICY, too late once torch is loaded.
-    n = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(n)
-
-
 @pytest.mark.slow  # renders on Lite0 and judges with Lite1 and Lite2
 def test_quick_run_prints_the_tables_and_writes_json_and_images(
     quality, one_thread, tmp_path, capsys

@@ -45,8 +45,6 @@ def net():
     )
 """
 
-CHROMIUM = os.environ.get("MIDNITE_CHROMIUM", "/usr/bin/chromium")
-CHROMEDRIVER = os.environ.get("MIDNITE_CHROMEDRIVER") or shutil.which("chromedriver") or ""
 ARTIFACTS = Path(os.environ.get("MIDNITE_ARTIFACTS", Path(__file__).parent / "artifacts"))
 
 
@@ -245,35 +243,6 @@ def test_a_folder_without_records_gives_an_empty_index(tmp_path):
 
 
 # the browser -------------------------------------------------------------------------------------
-
-
-@pytest.fixture
-def browser(tmp_path):
-    if not Path(CHROMIUM).is_file() or not CHROMEDRIVER:
-        pytest.skip("no Chromium or chromedriver")
-    webdriver = pytest.importorskip("selenium.webdriver")
-    options = webdriver.ChromeOptions()
-    options.binary_location = CHROMIUM
-    for flag in (
-        "--headless",
-        "--no-sandbox",
-        "--disable-gpu",
-        "--no-first-run",
-        "--disable-background-networking",
-        "--disable-component-update",
-        "--disable-sync",
-        "--disable-dev-shm-usage",
-        "--window-size=1000,800",
-        f"--user-data-dir={tmp_path / 'chromium-profile'}",
-    ):
-        options.add_argument(flag)
-    service = webdriver.ChromeService(executable_path=CHROMEDRIVER)
-    driver = webdriver.Chrome(options=options, service=service)
-    driver.set_page_load_timeout(30)
-    try:
-        yield driver
-    finally:
-        driver.quit()
 
 
 def all_images_loaded(driver) -> list:
