@@ -11,6 +11,16 @@ import torch
 from torch import nn
 
 
+def gen(seed: int = 0) -> torch.Generator:
+    """A CPU generator seeded with ``seed``."""
+    return torch.Generator().manual_seed(seed)
+
+
+def rand_image(b: int = 2, c: int = 3, h: int = 16, w: int = 16, seed: int = 0) -> torch.Tensor:
+    """A seeded uniform image batch ``(b, c, h, w)``."""
+    return torch.rand(b, c, h, w, generator=gen(seed))
+
+
 def tiny_cnn(in_channels: int = 3, seed: int = 0) -> nn.Sequential:
     torch.manual_seed(seed)
     return nn.Sequential(

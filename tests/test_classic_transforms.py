@@ -27,14 +27,7 @@ from midnite.visualization.transforms import (
     TransformSequence,
 )
 
-
-def gen(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
-
-
-def rand_image(b: int = 2, c: int = 3, h: int = 16, w: int = 16, seed: int = 0) -> torch.Tensor:
-    return torch.rand(b, c, h, w, generator=gen(seed))
-
+from conftest import gen, rand_image
 
 CLASSIC_TRANSFORMS = [
     BlurTransform(),

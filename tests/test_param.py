@@ -14,9 +14,7 @@ from midnite.engine.param import (
     image,
 )
 
-
-def gen(seed: int = 0) -> torch.Generator:
-    return torch.Generator().manual_seed(seed)
+from conftest import gen
 
 
 def all_kinds(h=6, w=5, batch=2, channels=3, sd=0.01, seed=0):
