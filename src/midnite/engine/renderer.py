@@ -17,13 +17,12 @@ will need before it starts.
 from __future__ import annotations
 
 import itertools
-import secrets
 import time
 import warnings
 from collections.abc import Callable, Iterable, Sequence
 from contextlib import ExitStack
 from dataclasses import dataclass, field
-from typing import NamedTuple
+from typing import NamedTuple, cast
 
 import torch
 from torch import Tensor, nn
@@ -84,9 +83,8 @@ def generators(seed: int | torch.Generator | None, device: torch.device) -> Gene
     if isinstance(seed, torch.Generator):  # torch seeds may reach 2**64 - 1: taken as they are
         value = seed.initial_seed()
         return Generators(value, _seeded(value, torch.device("cpu")), seed)
-    if seed is None:
-        seed = secrets.randbits(63)
-    return Generators(seed, make_generator(seed, torch.device("cpu")), make_generator(seed, device))
+    value = cast(int, _check_seed(seed))  # None: a fresh random seed
+    return Generators(value, _seeded(value, torch.device("cpu")), _seeded(value, device))
 
 
 class Renderer:
