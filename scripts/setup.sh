@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Set up .venv for midnite: CPU PyTorch, the package with its extras.
-#   bash scripts/setup.sh          # for the demo: [models,plot]
-#   bash scripts/setup.sh --test   # also [dev] and, where apt-get works, Chromium for the browser test
+#   bash scripts/setup.sh          # for the demo: [models,plot,photos]
+#   bash scripts/setup.sh --test   # also [dev,ray] and, where apt-get works, Chromium for the browser test
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=${PYTHON:-python3}
@@ -10,9 +10,9 @@ pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@"; }
 # torch first, pinned: on these machines 2.13.0 is a CPU build on local disk; an unpinned
 # install would fetch a multi-GB CUDA build.
 .venv/bin/python -c "import torch" 2>/dev/null || pip install "torch==2.13.0"
-extras="models,plot"
+extras="models,plot,photos"
 if [ "${1:-}" = "--test" ]; then
-  extras="dev,models,plot"
+  extras="dev,models,plot,photos,ray"
   if ! { command -v chromium && command -v chromedriver; } >/dev/null 2>&1; then
     if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
       { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; } \

@@ -1,0 +1,38 @@
+"""midnite.photos: the licence-checked sample photographs from scikit-image."""
+
+from __future__ import annotations
+
+import sys
+
+import pytest
+import torch
+
+from midnite import photos
+
+
+def test_load_photos_shape_range_and_content():
+    pytest.importorskip("skimage")
+    x = photos.load_photos(32)
+    assert x.shape == (len(photos.PHOTOS), 3, 32, 32)
+    assert float(x.min()) >= 0 and float(x.max()) <= 1
+    # real photographs: not constant, and all different
+    assert float(x.std()) > 0.1
+    flat = x.flatten(1)
+    assert torch.cdist(flat, flat).triu(1)[torch.ones(4, 4).triu(1).bool()].min() > 1
+
+
+def test_paths_are_the_listed_files():
+    pytest.importorskip("skimage")
+    assert [p.name for p in photos.photo_paths()] == list(photos.PHOTOS)
+
+
+@pytest.mark.parametrize("size", [0, 7, 3.5, True, "224"])
+def test_bad_size(size):
+    with pytest.raises(ValueError, match="size must be an int >= 8"):
+        photos.load_photos(size)
+
+
+def test_without_scikit_image_one_line(monkeypatch):
+    monkeypatch.setitem(sys.modules, "skimage", None)  # import fails
+    with pytest.raises(photos.PhotosMissingError, match=r"pip install 'midnite\[photos\]'"):
+        photos.photo_paths()
