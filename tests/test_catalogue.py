@@ -267,7 +267,14 @@ def test_catalogue_writes_layers_records_and_index(model_file, tmp_path, capsys)
     out = tmp_path / "out"
     assert run("catalogue", model_file, "--out", out, "--views", "channel,diversity", *FAST) == 0
     assert "rendered 37 of 37 units" in capsys.readouterr().out
-    assert sorted(p.name for p in out.iterdir()) == ["1.0", "1.1", "1.2", "index.html", "output"]
+    assert sorted(p.name for p in out.iterdir()) == [
+        "1.0",
+        "1.1",
+        "1.2",
+        "catalogue.json",
+        "index.html",
+        "output",
+    ]
     assert (out / "1.1" / "channel_0005.png").is_file()
     assert (out / "1.1" / "diversity_0005.json").is_file()
     assert not (out / "output" / "diversity_0000.json").exists()  # flat: no diversity view
@@ -276,6 +283,15 @@ def test_catalogue_writes_layers_records_and_index(model_file, tmp_path, capsys)
     index = (out / "index.html").read_text()
     assert 'href="1.1/index.html"' in index and "12 of 12" in index
     assert (out / "1.1" / "index.html").is_file()
+    assert (out / "1.1" / "0005.html").is_file()  # the unit's page (midnite.site)
+    plan = json.loads((out / "catalogue.json").read_text())
+    assert plan["layers"]["1.1"] == {
+        "layer": "1.1",
+        "units": 6,
+        "views": ["channel", "diversity"],
+        "planned": 12,
+        "done": 12,
+    }
 
 
 def test_rerun_changed_steps_and_added_layer(model_file, tmp_path, capsys):

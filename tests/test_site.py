@@ -227,7 +227,7 @@ def test_a_real_layer_named_with_markup_is_escaped(tmp_path):
     argv += ["--layers", 'x<b>&"y', "--units", "0-1", "--no-progress"]
     assert main([str(a) for a in argv]) == 0
     site.build_site(out)
-    assert sorted(p.name for p in out.iterdir()) == ["index.html", "x-b-y"]
+    assert sorted(p.name for p in out.iterdir()) == ["catalogue.json", "index.html", "x-b-y"]
     for page in (out / "index.html", out / "x-b-y" / "index.html", out / "x-b-y" / "0001.html"):
         text = page.read_text()
         assert 'x<b>&"y' not in text and "<b>&" not in text, page
@@ -298,3 +298,22 @@ def test_write_examples_of_a_flat_layer_has_no_boxes(tmp_path):
     doc = json.loads(path.read_text())
     assert len(doc["units"]) == 5
     assert all(row["box"] is None for rows in doc["units"].values() for row in rows)
+
+
+def test_plan_says_how_much_is_done_and_keeps_other_layers(catalogue, tmp_path):
+    out = built(catalogue, tmp_path)
+    entry = {"layer": "1.0", "units": 8, "views": ["channel"], "planned": 8, "done": 4}
+    site.write_plan(out, "tiny", [entry])
+    site.write_plan(out, "tiny", [{**entry, "layer": "9.9", "done": 0}])  # another layer
+    site.build_site(out)
+    index = (out / "index.html").read_text()
+    assert "<td>4 of 8</td>" in index and "<td>0 of 8</td>" in index
+    assert (out / "9.9" / "index.html").is_file()  # planned, nothing rendered yet
+    before = (out / site.PLAN).stat().st_mtime_ns
+    site.write_plan(out, "tiny", [{**entry, "layer": "9.9", "done": 0}])  # the same again
+    assert (out / site.PLAN).stat().st_mtime_ns == before
+    site.write_plan(out, "other", [entry])  # another model: the plan starts afresh
+    assert list(json.loads((out / site.PLAN).read_text())["layers"]) == ["1.0"]
+    (out / site.PLAN).write_text("{not json")  # a damaged plan is ignored, not fatal
+    site.build_site(out)
+    assert "of 8" not in (out / "index.html").read_text()

@@ -17,7 +17,8 @@ The contract:
 - Files: ``DIR/<layer>/<view>_<unit:04d>.png`` and ``.json`` (``<layer>`` as in
   ``records.unit_stem``: the output is ``output``), written atomically by the driver only, as
   ``midnite.record/2`` records with ``objective`` the view and ``view`` and ``catalogue``
-  added; ``DIR/<layer>/index.html`` is that layer's gallery, ``DIR/index.html`` lists layers.
+  added; ``DIR/catalogue.json`` records the plan and ``midnite.site`` builds the pages from it
+  all (``DIR/index.html``, a page per layer and per unit).
 - Executors run batches and yield results (:class:`Executor`): :class:`InProcess` (default)
   renders them one after another here; ``midnite.catalogue_ray.Ray`` renders them on Ray
   workers (imported only when asked for: this module never imports Ray).
@@ -35,7 +36,6 @@ import difflib
 import fnmatch
 import functools
 import hashlib
-import html
 import io
 import json
 import math
@@ -46,14 +46,13 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Protocol
-from urllib.parse import quote
 
 import torch
 from PIL import Image
 from tqdm.auto import tqdm
 
-from midnite import gallery
 from midnite import records as rec
+from midnite import site
 from midnite.engine import (
     LayerTable,
     Objective,
@@ -93,7 +92,6 @@ DIVERSITY_IMAGES = 4  # images per unit in the diversity view
 # activation: 10 buys most of the diversity for little of the activation.
 DIVERSITY_WEIGHT = 10.0
 PROBE_STEPS = 3  # steps of the probe render that times each layer (estimate)
-INDEX = "index.html"
 
 
 class CatalogueError(ValueError):
@@ -574,47 +572,32 @@ def run(
 
 
 def build_index(work: Sequence[Batch], out: Path) -> Path:
-    """Each layer's gallery (``gallery.build``) and ``out/index.html`` listing the layers."""
-    rows = []
-    layers = list(dict.fromkeys(b.layer for b in work))
-    for layer in layers:
+    """Record the plan and how much of it is done (``site.write_plan``), then build the site.
+
+    Returns ``out/index.html`` (see ``midnite.site``: model, layer and unit pages).
+    """
+    entries = []
+    for layer in dict.fromkeys(b.layer for b in work):
         batches = [b for b in work if b.layer == layer]
         folder = out / layer_folder(layer)
-        folder.mkdir(parents=True, exist_ok=True)
-        found = rec.scan(folder)
-        gallery.build(folder, f"midnite catalogue: {_display(layer)}", found=found)
-        valid = found.valid()
-        planned = sum(len(b.units) for b in batches)
+        valid = rec.scan(folder).valid() if folder.is_dir() else {}
         done = sum(
             (valid.get(b.stem(u)) or {}).get("key") == _canonical(b.key(u))
             for b in batches
             for u in b.units
         )
-        units = len({u for b in batches for u in b.units})
-        views = ", ".join(dict.fromkeys(b.view for b in batches))
-        link = quote(f"{layer_folder(layer)}/{gallery.INDEX}")
-        rows.append(
-            f'<tr><td><a href="{link}">{html.escape(_display(layer))}</a></td>'
-            f"<td>{units}</td><td>{html.escape(views)}</td><td>{done} of {planned}</td></tr>"
+        entries.append(
+            {
+                "layer": layer,
+                "units": len({u for b in batches for u in b.units}),
+                "views": list(dict.fromkeys(b.view for b in batches)),
+                "planned": sum(len(b.units) for b in batches),
+                "done": done,
+            }
         )
-    model = html.escape(work[0].model) if work else "-"
-    text = f"""<!DOCTYPE html>
-<html lang="en">
-<head>
-<meta charset="utf-8">
-<title>midnite catalogue: {model}</title>
-<style>body{{font-family:sans-serif;margin:2em}}td,th{{padding:.2em .8em;text-align:left}}</style>
-</head>
-<body>
-<h1>midnite catalogue: {model}</h1>
-<table>
-<tr><th>layer</th><th>units</th><th>views</th><th>done</th></tr>
-{chr(10).join(rows)}
-</table>
-</body>
-</html>
-"""
-    return rec.atomic_write_text(out / INDEX, text)
+    if work:
+        site.write_plan(out, work[0].model, entries)
+    return site.build_site(out)
 
 
 # the estimate ---------------------------------------------------------------------------------

@@ -4,10 +4,12 @@
     write_examples("DIR", top, ["_blocks.8"])  # DIR/<layer>/examples.json + examples/*.png
 
 ``build_site`` is a pure function of the files in ``DIR``: the ``midnite.record/2`` records of
-each layer folder (``DIR/<layer>/<view>_<unit:04d>.json`` and ``.png``) and, where present, the
-layer's dataset examples (``DIR/<layer>/examples.json``). It writes
+each layer folder (``DIR/<layer>/<view>_<unit:04d>.json`` and ``.png``), where present the
+layer's dataset examples (``DIR/<layer>/examples.json``) and the catalogue's plan
+(``DIR/catalogue.json``, written by ``midnite catalogue``: what each layer is to hold, so the index
+says how much of it is done). It writes
 
-- ``DIR/index.html``: the model, its layers (units, views, how many units are done), and a
+- ``DIR/index.html``: the model, its layers (units, views, renders done of planned), and a
   search box that finds a unit by layer and unit number (``_blocks.8 12``, ``8/12``);
 - ``DIR/<layer>/index.html``: a grid of the layer's units (channel view thumbnails);
 - ``DIR/<layer>/<unit:04d>.html``: one unit (a stable address): its views, metrics, record
@@ -24,11 +26,20 @@ Dataset examples format (``EXAMPLES_FORMAT``), ``DIR/<layer>/examples.json``::
                        "box": [y0, x0, y1, x1] or null}, ...]}}
 
 ``file`` is relative to the layer folder; ``box`` is in that PNG's pixels (bottom and right
-exclusive). ``write_examples`` writes it from a ``dataset_examples.TopExamples``.
+exclusive); ``key`` (optional) says what the examples were computed from, so a rerun can tell
+whether they are up to date. ``write_examples`` writes it from a ``dataset_examples.TopExamples``.
+
+Plan format (``PLAN_FORMAT``), ``DIR/catalogue.json``, one entry per layer folder (``write_plan``
+replaces the entries of the layers it is given and keeps the others)::
+
+    {"format": "midnite.catalogue/1", "model": "efficientnet-lite0",
+     "layers": {"_blocks.8": {"layer": "_blocks.8", "units": 80, "views": ["channel"],
+                              "planned": 80, "done": 80}}}
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
 import html
 import io
@@ -51,11 +62,23 @@ from midnite.plot import to_uint8
 if TYPE_CHECKING:
     from midnite.dataset_examples import TopExamples
 
-__all__ = ["EXAMPLES", "EXAMPLES_FORMAT", "build_site", "unit_page", "write_examples"]
+__all__ = [
+    "EXAMPLES",
+    "EXAMPLES_FORMAT",
+    "PLAN",
+    "PLAN_FORMAT",
+    "build_site",
+    "read_examples_key",
+    "unit_page",
+    "write_examples",
+    "write_plan",
+]
 
 INDEX = "index.html"
 EXAMPLES = "examples.json"
 EXAMPLES_FORMAT = "midnite.examples/1"
+PLAN = "catalogue.json"
+PLAN_FORMAT = "midnite.catalogue/1"
 EXAMPLE_SIZE = 128  # the longest side of a saved example image, in pixels
 VIEW_ORDER = ("channel", "negative", "diversity")
 _STEM = re.compile(r"^(?P<view>[A-Za-z]+)_(?P<unit>\d{4,})$")
@@ -99,13 +122,17 @@ def write_examples(
     layers: Sequence[str],
     *,
     size: int = EXAMPLE_SIZE,
+    units: dict[str, Sequence[int]] | None = None,
+    key: object = None,
 ) -> list[Path]:
     """Save each unit's top images of ``layers`` (a ``TopExamples``) under ``folder/<layer>/``.
 
     Each example image is scaled to at most ``size`` pixels a side and saved once per layer as
     ``examples/<digest>.png``; ``examples.json`` lists per unit ``{file, value, box}`` with the
     receptive-field box in the saved PNG's pixels (null for flat layers). Examples whose image
-    is not kept (given as tensors) are left out. Returns the ``examples.json`` paths.
+    is not kept (given as tensors) are left out. ``units`` (``{layer: units}``) limits the units
+    written (default: all); ``key`` (JSON-able) is stored for ``read_examples_key``. Returns the
+    ``examples.json`` paths.
     """
     out = Path(folder)
     written = []
@@ -114,8 +141,9 @@ def write_examples(
         target = out / layer_folder(layer)
         (target / "examples").mkdir(parents=True, exist_ok=True)
         saved: dict[str, tuple[str, float]] = {}  # image id: (file, scale)
-        units: dict[str, list[dict]] = {}
-        for unit in range(res.units):
+        rows_of: dict[str, list[dict]] = {}
+        wanted = range(res.units) if units is None or layer not in units else units[layer]
+        for unit in wanted:
             rows = []
             for rank, ex in enumerate(result.examples(layer, unit)):
                 ident = str(ex.image)
@@ -136,10 +164,77 @@ def write_examples(
                     box = [math.floor(top * scale), math.floor(left * scale)]
                     box += [math.ceil(bottom * scale), math.ceil(right * scale)]
                 rows.append({"file": rel, "value": float(ex.value), "box": box})
-            units[str(unit)] = rows
-        doc = {"format": EXAMPLES_FORMAT, "layer": layer, "units": units}
+            rows_of[str(unit)] = rows
+        doc: dict[str, object] = {"format": EXAMPLES_FORMAT, "layer": layer, "units": rows_of}
+        if key is not None:
+            doc["key"] = rec.jsonable(key)
         written.append(rec.write_json(target / EXAMPLES, doc))
     return written
+
+
+def read_examples_key(folder: str | os.PathLike, layer: str) -> object:
+    """The ``key`` stored with ``layer``'s examples under ``folder``; None if absent or bad."""
+    try:
+        doc = json.loads((Path(folder) / layer_folder(layer) / EXAMPLES).read_text("utf-8"))
+    except (OSError, ValueError):
+        return None
+    if not isinstance(doc, dict) or doc.get("format") != EXAMPLES_FORMAT:
+        return None
+    return doc.get("key")
+
+
+# the plan ---------------------------------------------------------------------------------------
+
+
+def _read_plan(out: Path) -> tuple[str, dict[str, dict]]:
+    """``(model, {folder: entry})`` of ``out/catalogue.json``; ``("", {})`` if absent or bad."""
+    try:
+        doc = json.loads((out / PLAN).read_text(encoding="utf-8"))
+    except (OSError, ValueError):
+        return "", {}
+    if not isinstance(doc, dict) or doc.get("format") != PLAN_FORMAT:
+        return "", {}
+    layers = doc.get("layers")
+    good = {}
+    for folder, entry in (layers if isinstance(layers, dict) else {}).items():
+        if not isinstance(entry, dict):
+            continue
+        numbers = [entry.get(k) for k in ("units", "planned", "done")]
+        if (
+            isinstance(folder, str)
+            and all(isinstance(v, int) and not isinstance(v, bool) and v >= 0 for v in numbers)
+            and isinstance(entry.get("layer"), str)
+            and isinstance(entry.get("views"), list)
+        ):
+            good[folder] = entry
+    model = doc.get("model")
+    return (model if isinstance(model, str) else ""), good
+
+
+def write_plan(folder: str | os.PathLike, model: str, layers: Sequence[dict]) -> Path:
+    """Record in ``folder/catalogue.json`` what each of ``layers`` is to hold and how much is done.
+
+    Each entry: ``{"layer", "units", "views", "planned", "done"}`` (``planned``/``done`` count
+    renders: a unit in two views is two). Entries of other layers already there are kept (a
+    catalogue grows by runs over other layers); a changed ``model`` starts the plan afresh.
+    """
+    out = Path(folder)
+    old_model, entries = _read_plan(out)
+    if old_model != model:
+        entries = {}
+    for entry in layers:
+        entries[layer_folder(entry["layer"])] = {
+            "layer": entry["layer"],
+            "units": int(entry["units"]),
+            "views": list(entry["views"]),
+            "planned": int(entry["planned"]),
+            "done": int(entry["done"]),
+        }
+    doc = {"format": PLAN_FORMAT, "model": model, "layers": entries}
+    with contextlib.suppress(OSError, ValueError):  # unchanged: left untouched (mtime kept)
+        if json.loads((out / PLAN).read_text(encoding="utf-8")) == rec.jsonable(doc):
+            return out / PLAN
+    return rec.write_json(out / PLAN, doc)
 
 
 def _read_examples(folder: Path) -> dict[int, list[dict]]:
@@ -453,16 +548,22 @@ _SEARCH_JS = """
 """
 
 
-def _index_html(layers: list[Layer], model: str) -> str:
+def _index_html(layers: list[Layer], model: str, planned: dict[str, dict]) -> str:
     rows, index = [], []
     for layer in layers:
+        plan = planned.get(layer.folder)
         done = sum(bool(u.views) and not u.damaged for u in layer.units.values())
-        views = layer.views()
-        renders = sum(len(u.views) for u in layer.units.values())
+        views = plan["views"] if plan else layer.views()
+        renders = (
+            f"{plan['done']} of {plan['planned']}"
+            if plan
+            else str(sum(len(u.views) for u in layer.units.values()))
+        )
         damaged = sum(len(u.damaged) for u in layer.units.values())
+        units = plan["units"] if plan else len(layer.units)
         rows.append(
             f'<tr><td><a href="{quote(layer.folder)}/index.html">{esc(layer.display)}</a></td>'
-            f"<td>{len(layer.units)}</td><td>{done}</td><td>{esc(', '.join(views))}</td>"
+            f"<td>{units}</td><td>{done}</td><td>{esc(', '.join(views))}</td>"
             f"<td>{renders}{f' ({damaged} damaged)' if damaged else ''}</td></tr>"
         )
         index += [
@@ -475,7 +576,7 @@ def _index_html(layers: list[Layer], model: str) -> str:
         f'placeholder="_blocks.8 12 or 8/12"></label> <button type="submit">go</button></form>\n'
         f'<div id="results"></div>\n'
         f"<table>\n<tr><th>layer</th><th>units</th><th>units done</th><th>views</th>"
-        f"<th>views done</th></tr>\n{chr(10).join(rows)}\n</table>\n"
+        f"<th>renders done</th></tr>\n{chr(10).join(rows)}\n</table>\n"
         f'<script type="application/json" id="units">{data}</script>'
     )
     return _page(f"midnite catalogue: {model or '-'}", body, _SEARCH_JS)
@@ -490,13 +591,21 @@ def build_site(folder: str | os.PathLike) -> Path:
     out = Path(folder)
     if not out.is_dir():
         raise ValueError(f"build_site needs an existing catalogue folder, got {str(out)!r}")
+    planned_model, planned = _read_plan(out)
     layers = _read(out)
+    found = {layer.folder for layer in layers}
+    for sub, entry in planned.items():  # planned layers with nothing rendered yet
+        if sub not in found:
+            layers.append(Layer(sub, entry["layer"], {}, {}, planned_model))
+    order = list(planned)
+    layers.sort(key=lambda x: order.index(x.folder) if x.folder in order else len(order))
     models = [layer.model for layer in layers if layer.model]
-    model = max(set(models), key=models.count) if models else ""
+    model = planned_model or (max(set(models), key=models.count) if models else "")
     for layer in layers:
         target = out / layer.folder
+        target.mkdir(exist_ok=True)  # a planned layer with nothing rendered yet
         for unit in layer.units.values():
             page = _unit_html(layer, unit, model, target)
             rec.atomic_write_text(target / unit_page(unit.unit), page)
         rec.atomic_write_text(target / INDEX, _layer_html(layer, model))
-    return rec.atomic_write_text(out / INDEX, _index_html(layers, model))
+    return rec.atomic_write_text(out / INDEX, _index_html(layers, model, planned))
