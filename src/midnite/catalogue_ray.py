@@ -25,20 +25,26 @@ Ray. The contract (DESIGN section 7):
 from __future__ import annotations
 
 import contextlib
+import dataclasses
 import logging
 import os
 import socket
+import sys
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
+from tqdm.auto import tqdm
+
 from midnite.catalogue import Batch
+from midnite.dataset_examples import TopExamples, list_images, merge, top_examples
 from midnite.engine import RenderResult
 
 __all__ = ["INSTALL", "Ray", "RayError", "import_ray"]
 
 INSTALL = "pip install 'midnite[ray]'"
 RESTARTS = 3  # restarts of a lost worker (and retries of the batch it held)
+CHUNK = 64  # images per dataset-examples task: the driver holds one chunk's bytes per worker
 
 
 class RayError(RuntimeError):
@@ -109,6 +115,12 @@ class _Worker:
 
     def pid(self) -> int:
         return os.getpid()
+
+    def examples(
+        self, layers: list[str], images: dict[str, bytes], k: int, size: tuple[int, int]
+    ) -> TopExamples:
+        # shard=(0, 1): a chunk with no readable image is a result (merged), not an error
+        return top_examples(self.model, layers, images, k, size=size, shard=(0, 1), progress=False)
 
     def render(self, config: Any) -> RenderResult:
         from midnite.engine import render_config
@@ -225,3 +237,56 @@ class Ray:
             if actor is not None:
                 idle.append(actor)
             yield batch, result
+
+    def examples(
+        self, layers: Sequence[str], folder: Path, k: int, size: tuple[int, int], progress: bool
+    ) -> TopExamples:
+        """``top_examples`` over ``folder``, in chunks of ``CHUNK`` files sent (as bytes) to idle
+        workers, merged here as they come: the cluster needs no shared filesystem."""
+        if not self.actors:
+            raise RuntimeError("Ray executor: use it in a 'with' block (starts the workers)")
+        ray = self.ray
+        names = list_images(folder)
+        queue = [names[i : i + CHUNK] for i in range(0, len(names), CHUNK)][::-1]
+        pending: dict[Any, tuple[list[str], Any]] = {}
+        idle = list(self.actors)
+        merged: TopExamples | None = None
+        unreadable: list[tuple[str, str]] = []
+        bar = tqdm(
+            total=len(names),
+            unit="img",
+            desc="dataset examples",
+            disable=not progress,
+            file=sys.stderr,
+        )
+        try:
+            while queue or pending:
+                while queue and idle:
+                    chunk, actor = queue.pop(), idle.pop()
+                    data = {}
+                    for name in chunk:
+                        try:
+                            data[name] = (folder / name).read_bytes()
+                        except OSError as err:
+                            unreadable.append((name, f"cannot read: {err}"))
+                    ref = actor.examples.remote(list(layers), data, k, tuple(size))
+                    pending[ref] = (chunk, actor)
+                (ref,), _ = ray.wait(list(pending), num_returns=1)
+                chunk, actor = pending.pop(ref)
+                try:
+                    part = ray.get(ref)
+                except ray.exceptions.RayTaskError as err:
+                    cause = err.as_instanceof_cause()
+                    raise cause if isinstance(cause, Exception) else err from None
+                idle.append(actor)
+                part = dataclasses.replace(part, root=str(folder))
+                merged = part if merged is None else merge(merged, part)
+                bar.update(len(chunk))
+        finally:
+            bar.close()
+        assert merged is not None  # list_images found files: at least one chunk
+        if unreadable:
+            merged.skipped = sorted([*merged.skipped, *unreadable])
+        if merged.seen == 0:
+            raise ValueError(f"images: no readable image in the folder {str(folder)!r}")
+        return merged

@@ -392,6 +392,20 @@ def _build_parser() -> argparse.ArgumentParser:
         "MODEL themselves, only this process writes files",
     )
     cat.add_argument(
+        "--images",
+        metavar="DIR",
+        help="a folder tree of JPEG/PNG photos (any sizes): each unit's page shows the --top-k "
+        "that excite it most, with the activating region marked (one pass over the folder; "
+        "unreadable files are skipped and counted)",
+    )
+    cat.add_argument(
+        "--top-k",
+        metavar="K",
+        type=_number("--top-k", int, check_positive_int),
+        default=None,
+        help="dataset examples per unit, with --images (default 9)",
+    )
+    cat.add_argument(
         "--workers",
         metavar="N",
         type=_number("--workers", int, check_positive_int),
@@ -646,6 +660,11 @@ def _cmd_catalogue(args: argparse.Namespace) -> int:
 
     if args.units is not None:
         parse_unit_ranges(args.units)  # the syntax now; the range per layer in the plan
+    if args.top_k is not None and args.images is None:
+        raise UsageError("--top-k needs --images DIR (the photos to find examples in)")
+    if args.workers is not None and args.ray is None:
+        raise UsageError("--workers needs --ray (in-process rendering is one worker)")
+    images = _images_folder(args.images) if args.images is not None else None
     size = parse_size(args.size) if args.size else None
     views = [v.strip() for v in args.views.split(",")]
     dev = _device(args.device)
@@ -678,6 +697,11 @@ def _cmd_catalogue(args: argparse.Namespace) -> int:
             "add --views channel or pick other --layers"
         )
     if args.dry_run:
+        if images is not None:
+            print(
+                f"dataset examples: top {args.top_k or TOP_K} per unit from {len(images[1])} "
+                f"file(s) in {str(images[0])!r}, one pass over the folder for all layers"
+            )
         return _catalogue_dry_run(model, work, names, shapes, units, dev, Path(args.out))
     assert out is not None
     if work:  # the deepest layer's forward pass is the longest: check it at the largest batch
@@ -686,16 +710,35 @@ def _cmd_catalogue(args: argparse.Namespace) -> int:
             objective=objectives.channel(deepest.layer, deepest.units[0]), batch=1
         )
         _check_memory(model, probe, max(b.images for b in work), dev)
-    if args.workers is not None and args.ray is None:
-        raise UsageError("--workers needs --ray (in-process rendering is one worker)")
+    report = functools.partial(print, "midnite:", file=sys.stderr)
     try:
         with rec.lock_folder(out), _executor(args, model) as executor:
+            if images is not None:
+                try:
+                    found = cat.add_examples(
+                        work,
+                        images[0],
+                        args.top_k or TOP_K,
+                        out,
+                        executor=executor,
+                        progress=not args.no_progress,
+                        report=report,
+                    )
+                except cat.CatalogueError as err:
+                    raise UsageError(str(err)) from None
+                done = f"{len(found.computed)} layer(s) computed" if found.computed else ""
+                fresh = f"{len(found.up_to_date)} up to date" if found.up_to_date else ""
+                print(
+                    f"dataset examples: {', '.join(x for x in (done, fresh) if x)}; "
+                    f"{found.seen} of {found.images} file(s) read"
+                    + (f", {len(found.skipped)} unreadable skipped" if found.skipped else "")
+                )
             summary = cat.run(
                 work,
                 out,
                 executor=executor,
                 progress=not args.no_progress,
-                report=lambda line: print(f"midnite: {line}", file=sys.stderr),
+                report=report,
             )
     except rec.FolderBusy as err:
         raise BusyError(str(err)) from None
@@ -740,6 +783,24 @@ def _executor(args: argparse.Namespace, model: torch.nn.Module) -> Iterator[Any]
         yield executor
     finally:
         executor.close()
+
+
+TOP_K = 9  # dataset examples per unit (--top-k)
+
+
+def _images_folder(text: str) -> tuple[Path, list[str]]:
+    """``--images DIR``: the folder and its files, checked before anything is loaded."""
+    from midnite.dataset_examples import list_images
+
+    folder = Path(text)
+    if not folder.is_dir():
+        raise UsageError(
+            f"--images: expected a folder of JPEG/PNG images, got {text!r} (no such folder)"
+        )
+    names = list_images(folder)
+    if not names:
+        raise UsageError(f"--images: the folder {text!r} holds no files (expected JPEG/PNG images)")
+    return folder, names
 
 
 def _catalogue_dry_run(model, work, names, shapes, units, dev, out: Path) -> int:

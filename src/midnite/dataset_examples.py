@@ -19,7 +19,7 @@ import os
 import sys
 import warnings
 from collections import deque
-from collections.abc import Generator, Iterable, Sequence
+from collections.abc import Generator, Iterable, Mapping, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
@@ -603,6 +603,13 @@ def _source(images: object, shard: tuple[int, int]) -> _Source:
         if not path.is_file():
             raise ValueError(f"images: no such folder or file {str(images)!r}")
         images = [images]
+    if isinstance(images, Mapping):
+        ids = list(images)
+        if not all(isinstance(i, str) for i in ids):
+            raise TypeError(f"images: a mapping's keys must be names (str), got {ids[:3]!r}")
+        keyed = list(enumerate(sorted(ids)))[index::count]
+        items = [(key, ident, images[ident]) for key, ident in keyed]
+        return _Source(items, len(items), None, "the given images")
     if isinstance(images, (Image.Image, Tensor)) and not (
         isinstance(images, Tensor) and images.dim() == 4
     ):
@@ -685,6 +692,9 @@ def top_examples(
     - a folder: walked recursively in sorted order, JPEG and PNG by content; ids are the paths
       relative to it;
     - a list of image files: ids are the paths as given;
+    - a mapping ``{name: file bytes, path, PIL image or tensor}``: ids are the names, in sorted
+      order (a shard of a folder sent elsewhere: set ``root`` of the result to the folder, with
+      ``dataclasses.replace``, to read its images again);
     - an iterable of ``(C, H, W)`` tensors, PIL images or encoded bytes (a ``(B, C, H, W)``
       tensor is ``B`` images): ids are their indices.
 

@@ -47,7 +47,7 @@ import json
 import math
 import os
 import re
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -122,25 +122,27 @@ def write_examples(
     layers: Sequence[str],
     *,
     size: int = EXAMPLE_SIZE,
-    units: dict[str, Sequence[int]] | None = None,
-    key: object = None,
+    units: Mapping[str, Sequence[int]] | None = None,
+    keys: Mapping[str, object] | None = None,
 ) -> list[Path]:
     """Save each unit's top images of ``layers`` (a ``TopExamples``) under ``folder/<layer>/``.
 
     Each example image is scaled to at most ``size`` pixels a side and saved once per layer as
-    ``examples/<digest>.png``; ``examples.json`` lists per unit ``{file, value, box}`` with the
-    receptive-field box in the saved PNG's pixels (null for flat layers). Examples whose image
-    is not kept (given as tensors) are left out. ``units`` (``{layer: units}``) limits the units
-    written (default: all); ``key`` (JSON-able) is stored for ``read_examples_key``. Returns the
+    ``examples/<digest>.png`` (decoded once for all ``layers``: a later layer copies the file);
+    ``examples.json`` lists per unit ``{file, value, box}`` with the receptive-field box in the
+    saved PNG's pixels (null for flat layers). Examples whose image is not kept (given as
+    tensors) are left out. ``units`` (``{layer: units}``) limits the units written (default:
+    all); ``keys`` (``{layer: JSON-able}``) are stored for ``read_examples_key``. Returns the
     ``examples.json`` paths.
     """
     out = Path(folder)
     written = []
+    made: dict[str, tuple[Path, float]] = {}  # image id: (a saved PNG, scale), across layers
     for layer in layers:
         res = result[layer]
         target = out / layer_folder(layer)
         (target / "examples").mkdir(parents=True, exist_ok=True)
-        saved: dict[str, tuple[str, float]] = {}  # image id: (file, scale)
+        saved: dict[str, tuple[str, float]] = {}  # image id: (file, scale) in this layer
         rows_of: dict[str, list[dict]] = {}
         wanted = range(res.units) if units is None or layer not in units else units[layer]
         for unit in wanted:
@@ -148,14 +150,18 @@ def write_examples(
             for rank, ex in enumerate(result.examples(layer, unit)):
                 ident = str(ex.image)
                 if ident not in saved:
-                    try:
-                        image = result.image(layer, unit, rank)
-                    except (ValueError, OSError):
-                        continue
-                    image, scale = _shrink(image, size)
-                    name = hashlib.sha256(ident.encode()).hexdigest()[:16]
-                    rel = f"examples/{name}.png"
-                    rec.atomic_write_bytes(target / rel, _png(image))
+                    rel = f"examples/{hashlib.sha256(ident.encode()).hexdigest()[:16]}.png"
+                    if ident in made:
+                        source, scale = made[ident]
+                        rec.atomic_write_bytes(target / rel, source.read_bytes())
+                    else:
+                        try:
+                            image = result.image(layer, unit, rank)
+                        except (ValueError, OSError):
+                            continue
+                        image, scale = _shrink(image, size)
+                        rec.atomic_write_bytes(target / rel, _png(image))
+                        made[ident] = (target / rel, scale)
                     saved[ident] = (rel, scale)
                 rel, scale = saved[ident]
                 box = None
@@ -166,8 +172,8 @@ def write_examples(
                 rows.append({"file": rel, "value": float(ex.value), "box": box})
             rows_of[str(unit)] = rows
         doc: dict[str, object] = {"format": EXAMPLES_FORMAT, "layer": layer, "units": rows_of}
-        if key is not None:
-            doc["key"] = rec.jsonable(key)
+        if keys is not None and layer in keys:
+            doc["key"] = rec.jsonable(keys[layer])
         written.append(rec.write_json(target / EXAMPLES, doc))
     return written
 
