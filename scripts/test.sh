@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # Everything CI checks, one labelled step after another (.ci/run runs exactly this):
 #   setup (scripts/setup.sh --test), ruff format --check, ruff check, mypy,
-#   pytest (the default selection), pytest -m slow (real models, benchmark smoke runs).
+#   pytest (the default selection), pytest -m ray_cluster (in a loopback-only network
+#   namespace), pytest -m slow (real models, benchmark smoke runs).
 # Every step runs even when an earlier one failed, so one run shows every failure; the exit
 # status is non-zero if any step failed (or at once if setup fails: nothing else can run).
 #   bash scripts/test.sh                       # all of it
@@ -37,6 +38,9 @@ step format .venv/bin/ruff format --check .
 step lint .venv/bin/ruff check .
 step types .venv/bin/mypy
 step tests .venv/bin/python -m pytest
+# Ray's tests start local Ray instances, which listen on every interface: they run in a network
+# namespace of their own with only the loopback (unshare -rn: root or user namespaces).
+step ray-tests timeout 900 unshare -rn sh -c 'ip link set lo up && exec .venv/bin/python -m pytest -m ray_cluster'
 # Slow tests always exist, so pytest's status 5 (no tests collected) is a failure here too.
 if [ "${MIDNITE_SKIP_SLOW:-0}" = 1 ]; then
   printf '\n==> slow tests: skipped (MIDNITE_SKIP_SLOW=1)\n'

@@ -2,8 +2,10 @@
 
 from __future__ import annotations
 
+import faulthandler
 import os
 import shutil
+import socket
 from pathlib import Path
 
 import pytest
@@ -183,3 +185,27 @@ def browser(tmp_path):
         yield driver
     finally:
         driver.quit()
+
+
+RAY_TEST_SECONDS = 240  # a Ray test that runs longer is stuck: its process is ended with a trace
+LOOPBACK_ONLY = "unshare -rn sh -c 'ip link set lo up && exec python -m pytest -m ray_cluster'"
+
+
+@pytest.fixture(autouse=True)
+def _ray_cluster_guard(request):
+    """``ray_cluster`` tests: only where the loopback is the only network, and bounded in time.
+
+    A local Ray instance listens on every interface of the machine; in a network namespace of
+    its own with only the loopback (``scripts/test.sh`` makes one), nothing can reach it.
+    """
+    if request.node.get_closest_marker("ray_cluster") is None:
+        yield
+        return
+    others = [name for _, name in socket.if_nameindex() if name != "lo"]
+    if others:
+        pytest.skip(f"Ray tests need a loopback-only network (found {others}): {LOOPBACK_ONLY}")
+    faulthandler.dump_traceback_later(RAY_TEST_SECONDS, exit=True)
+    try:
+        yield
+    finally:
+        faulthandler.cancel_dump_traceback_later()

@@ -31,7 +31,7 @@ def photos(folder: Path, n: int = 12) -> Path:
     """``n`` random-colour PNGs and JPEGs of different sizes in a folder tree, plus junk."""
     g = torch.Generator().manual_seed(3)
     for i in range(n):
-        h, w = 20 + 3 * i, 40 - i
+        h, w = 20 + (5 * i) % 13, 24 + (7 * i) % 17
         pixels = (torch.rand(h, w, 3, generator=g) * 255).to(torch.uint8).numpy()
         sub = folder / ("a" if i % 2 else "b")
         sub.mkdir(parents=True, exist_ok=True)

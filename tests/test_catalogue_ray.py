@@ -8,10 +8,12 @@ loopback, and this project's machines allow test traffic on the loopback only.
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import signal
 import socket
+import subprocess
 import sys
 import threading
 import time
@@ -25,6 +27,7 @@ from midnite import records as rec
 from midnite.cli import main
 from midnite.engine import layers
 from test_catalogue import MODEL_SRC
+from test_catalogue_examples import photos
 
 FAST = ["--steps", "3", "--size", "16", "--no-progress", "--batch", "2", "--units", "0-3"]
 TIMINGS = {"seconds", "settings", "versions"}  # may differ between runs (timings)
@@ -55,15 +58,16 @@ def model_file(tmp_path: Path) -> str:
 
 
 @pytest.mark.ray_cluster
-def test_same_bytes_in_process_and_on_local_ray(model_file, tmp_path):
+def test_same_bytes_in_process_and_on_local_ray(model_file, tmp_path, one_thread):
     pytest.importorskip("ray")
     a, b = tmp_path / "a", tmp_path / "b"
-    layers_ = ["--layers", "1.0", "1.2"]
+    images = photos(tmp_path / "photos", n=150)  # three chunks of files for the workers
+    layers_ = ["--layers", "1.0", "1.2", "--images", images, "--top-k", 3]
     assert run("catalogue", model_file, "--out", a, *FAST, *layers_) == 0
     assert run("catalogue", model_file, "--out", b, *FAST, *layers_, "--ray", "--workers", 2) == 0
-    assert len(pngs(a)) == 8
-    assert pngs(a) == pngs(b)
-    assert records(a) == records(b)
+    assert len([p for p in pngs(a) if "examples" not in p]) == 8
+    assert pngs(a) == pngs(b)  # renders and example thumbnails
+    assert records(a) == records(b)  # records, the plan and examples.json (values, boxes)
     assert run("catalogue", model_file, "--out", b, *FAST, *layers_, "--ray") == 0  # up to date
     assert pngs(a) == pngs(b)
 
@@ -210,3 +214,51 @@ def test_local_ray_stops_on_ctrl_c(model_file):
         assert ray.is_initialized() and len(executor.pids()) == 1
         raise KeyboardInterrupt
     assert not ray.is_initialized()
+
+
+SLOW_SRC = """
+
+class Slow(nn.Module):
+    def forward(self, x):
+        time.sleep(0.02)  # a render of 3 steps takes about 0.1 s: the driver dies mid-run
+        return x
+
+
+def slow():
+    return nn.Sequential(Slow(), net())
+"""
+
+
+@pytest.mark.ray_cluster
+def test_driver_killed_then_rerun_renders_exactly_what_is_missing(tmp_path, one_thread):
+    pytest.importorskip("ray")
+    path = tmp_path / "slow.py"
+    path.write_text("import time\n" + MODEL_SRC + SLOW_SRC)
+    name, out = f"{path}:slow", tmp_path / "out"
+    argv = [name, "--out", str(out), *FAST, "--batch", "1", "--units", "0-5", "--layers", "1.1"]
+    argv += ["1.2", "--views", "channel,negative"]  # 24 renders in 24 batches
+    code = "import sys; from midnite.cli import main; sys.exit(main(sys.argv[1:]))"
+    cmd = [sys.executable, "-c", code, "catalogue", *argv, "--ray", "--workers", "2"]
+    driver = subprocess.Popen(cmd, start_new_session=True, stderr=subprocess.DEVNULL)
+    try:
+        deadline = time.monotonic() + 120
+        while len(list(out.rglob("*.json"))) < 4 and time.monotonic() < deadline:
+            assert driver.poll() is None, "the run ended before it could be killed"
+            time.sleep(0.02)
+        driver.kill()  # SIGKILL: no finally, no shutdown, temp files may be left
+        driver.wait(10)
+    finally:
+        with contextlib.suppress(ProcessLookupError):
+            os.killpg(driver.pid, signal.SIGKILL)  # what Ray left in the driver's session
+    done = {str(p.relative_to(out)) for p in out.rglob("*.json") if p.name != "catalogue.json"}
+    assert 4 <= len(done) < 24
+    valid = {f"{d}/{s}.json" for d in ("1.1", "1.2") for s in rec.scan(out / d).valid()}
+    assert valid <= done  # nothing half-written counts as done
+    status = run("catalogue", *argv, "--ray", "--workers", "2")
+    assert status == 0
+    found = {str(p.relative_to(out)) for p in out.rglob("*.json") if p.name != "catalogue.json"}
+    assert len(found) == 24
+    assert not [p for p in out.rglob("*") if p.name.endswith(rec.TEMP_SUFFIX)]
+    reference = tmp_path / "ref"
+    assert run("catalogue", *[a if a != str(out) else str(reference) for a in argv]) == 0
+    assert pngs(out) == pngs(reference)  # the resumed run: the same bytes as one in-process run
