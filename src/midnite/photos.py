@@ -8,13 +8,22 @@ licence scikit-image states for it; all are public domain or CC0. Needs ``scikit
 
 from __future__ import annotations
 
+import os
+import sys
 from pathlib import Path
 
 import torch
 from PIL import Image
 from torch import Tensor
 
-__all__ = ["INSTALL", "PHOTOS", "PhotosMissingError", "load_photos", "photo_paths"]
+__all__ = [
+    "INSTALL",
+    "PHOTOS",
+    "PhotosMissingError",
+    "load_photos",
+    "photo_paths",
+    "write_crops",
+]
 
 INSTALL = "pip install 'midnite[photos]'"
 
@@ -70,3 +79,42 @@ def load_photos(size: int = 224) -> Tensor:
             data = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
         out.append(data.view(size, size, 3).permute(2, 0, 1).float() / 255)
     return torch.stack(out)
+
+
+def write_crops(folder: str | os.PathLike, n: int = 256, size: int = 160, seed: int = 0) -> Path:
+    """Write ``n`` random square crops of the photographs into ``folder`` as PNGs; returns it.
+
+    A stand-in image set for dataset examples where none can be downloaded: crops of 15% to 60%
+    of a photo's shorter side, anywhere in it, mirrored half the time, resized to ``size``
+    pixels (``crop_0000.png`` ...). The same ``seed`` gives the same files.
+    """
+    for name, value, low in (("n", n, 1), ("size", size, 8), ("seed", seed, 0)):
+        if isinstance(value, bool) or not isinstance(value, int) or value < low:
+            raise ValueError(f"{name} must be an int >= {low}, got {value!r}")
+    out = Path(folder)
+    out.mkdir(parents=True, exist_ok=True)
+    images = []
+    for path in photo_paths():
+        with Image.open(path) as img:
+            images.append(img.convert("RGB"))
+    g = torch.Generator().manual_seed(seed)
+    for i in range(n):
+        img = images[int(torch.randint(len(images), (1,), generator=g))]
+        w, h = img.size
+        side = int(min(w, h) * (0.15 + 0.45 * float(torch.rand(1, generator=g))))
+        x = int(torch.randint(w - side + 1, (1,), generator=g))
+        y = int(torch.randint(h - side + 1, (1,), generator=g))
+        crop = img.resize((size, size), Image.Resampling.BICUBIC, box=(x, y, x + side, y + side))
+        if float(torch.rand(1, generator=g)) < 0.5:
+            crop = crop.transpose(Image.Transpose.FLIP_LEFT_RIGHT)
+        crop.save(out / f"crop_{i:04d}.png")
+    return out
+
+
+if __name__ == "__main__":  # python -m midnite.photos DIR [N]: a stand-in image set
+    if len(sys.argv) not in (2, 3):
+        sys.exit("usage: python -m midnite.photos DIR [N]")
+    where = write_crops(sys.argv[1], *(int(a) for a in sys.argv[2:]))
+    print(
+        f"wrote {len(list(where.glob('crop_*.png')))} crops of {len(PHOTOS)} photographs to {where}"
+    )
