@@ -426,7 +426,7 @@ def _unit_html(layer: Layer, unit: Unit, model: str, root: Path) -> str:
                 f'<figure class="view" data-view="{esc(view)}">'
                 f'<a href="{quote(path.with_suffix(".png").name)}">'
                 f"{_img(record, path, f'{title} ({view})')}</a>"
-                f"<figcaption>{esc(view)} · activation {_fmt(act.get('final'))} "
+                f"<figcaption>{esc(view)} · objective {_fmt(act.get('final'))} "
                 f'· <a class="record" href="{quote(path.name)}">record</a></figcaption></figure>'
             )
         elif view in unit.damaged:
@@ -442,8 +442,8 @@ def _unit_html(layer: Layer, unit: Unit, model: str, root: Path) -> str:
         act = _obj(record.get("activation"))
         metrics = _obj(record.get("metrics"))
         got = {
-            "activation start": _fmt(act.get("start")),
-            "activation final": _fmt(act.get("final")),
+            "objective start": _fmt(act.get("start")),
+            "objective final": _fmt(act.get("final")),
             **{str(k): _fmt(v) for k, v in metrics.items() if not isinstance(v, dict)},
             **{
                 k: str(run.get(k))
