@@ -1,0 +1,154 @@
+"""Feature accentuation: ``render(..., init=images, init_penalty=λ)`` (Hamblin et al. 2024)."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+from torch import nn
+
+import midnite
+from midnite import objectives as obj
+from midnite.engine import RenderConfig
+from midnite.engine.config import init_digest
+from midnite.engine.renderer import InitPenalty, Renderer
+
+from conftest import assert_same_state, model_state, rand_image, tiny_cnn
+
+ssim = pytest.importorskip("skimage.metrics").structural_similarity
+
+
+def _photo(size: int = 32) -> torch.Tensor:
+    photos = pytest.importorskip("midnite.photos")
+    try:
+        return photos.load_photos(size)[1:2]  # the cat
+    except photos.PhotosMissingError:
+        pytest.skip("scikit-image's sample photographs are not installed")
+
+
+def _ssim(a: torch.Tensor, b: torch.Tensor) -> float:
+    pair = [x[0].permute(1, 2, 0).numpy() for x in (a, b)]
+    return float(ssim(*pair, channel_axis=2, data_range=1.0))
+
+
+@pytest.mark.parametrize("param", ["pixel", "fourier"])
+@pytest.mark.parametrize("decorrelate", [True, False])
+def test_zero_steps_give_the_init_back(param, decorrelate):
+    init = rand_image(2, 3, 17, 24)
+    init[0, :, 0, 0] = 0.0  # the extremes too: the sigmoid holds them within 1e-4
+    init[0, :, 0, 1] = 1.0
+    before = init.clone()
+    result = midnite.render(
+        tiny_cnn(),
+        obj.channel("2", 1),
+        size=(17, 24),
+        steps=0,
+        init=init,
+        param=param,
+        decorrelate=decorrelate,
+        progress=False,
+    )
+    assert result.images.shape == (2, 3, 17, 24) and result.history.shape == (0, 2)
+    assert float((result.images - init).abs().max()) < 1e-3
+    assert torch.equal(result.alpha, torch.zeros(2, 17, 24))
+    assert torch.equal(init, before)  # the user's tensor is left alone
+
+
+def test_one_image_uint8_and_chw_forms():
+    init = (rand_image(1, 3, 8, 8) * 255).round().to(torch.uint8)
+    kw = {"size": 8, "steps": 0, "progress": False}
+    one = midnite.render(tiny_cnn(), obj.channel("2", 1), init=init[0], batch=3, **kw)
+    assert one.images.shape == (3, 3, 8, 8)
+    assert float((one.images - init.float() / 255).abs().max()) < 1e-3
+    # the batch follows the init when not given
+    four = rand_image(4, 3, 8, 8)
+    config = RenderConfig.resolve(tiny_cnn(), obj.channel("2", 1), size=8, init=four)
+    assert config.batch == 4
+
+
+def test_huge_penalty_keeps_the_image_while_the_objective_rises(one_thread):
+    photo = _photo()
+    kw = {"size": 32, "steps": 16, "init": photo, "progress": False}
+    # the channel's values are ~0.08: a weight of 10 on the pixels' squared distance is huge
+    kept = midnite.render(tiny_cnn(), obj.channel("2", 1), init_penalty=10.0, **kw)
+    free = midnite.render(tiny_cnn(), obj.channel("2", 1), **kw)
+    assert _ssim(kept.images, photo) >= 0.9
+    assert float(kept.final[0]) > float(kept.start[0]) + 1e-4
+    # the penalty is what keeps it: without it the image wanders off, and rises further
+    assert _ssim(free.images, photo) < _ssim(kept.images, photo) - 0.05
+    assert float(free.final[0]) > float(kept.final[0])
+
+
+def test_layer_penalty_reduces_activation_drift():
+    photo = _photo()
+    model = tiny_cnn()
+    kw = {"size": 32, "steps": 24, "init": photo, "transforms": None, "progress": False}
+    before = model_state(model)
+    free = midnite.render(model, obj.channel("2", 1), **kw)
+    held = midnite.render(model, obj.channel("2", 1), init_layer="1", init_layer_penalty=1e3, **kw)
+    assert_same_state(before, model)
+
+    def drift(images: torch.Tensor) -> float:
+        with torch.no_grad():
+            return float((model[:2](images) - model[:2](photo)).square().mean())
+
+    assert drift(held.images) < 0.1 * drift(free.images)
+    assert float(held.final[0]) > float(held.start[0])
+
+
+def test_settings_record_the_init_by_digest():
+    init = rand_image(1, 3, 8, 8)
+    config = RenderConfig.resolve(
+        tiny_cnn(),
+        obj.channel("2", 1),
+        size=8,
+        init=init,
+        init_penalty=2.0,
+        init_layer="1",
+        init_layer_penalty=0.5,
+    )
+    s = config.to_json()
+    assert s["init"] == {"shape": [1, 3, 8, 8], "sha256": init_digest(init)}
+    assert (s["init_penalty"], s["init_layer"], s["init_layer_penalty"]) == (2.0, "1", 0.5)
+    assert len(json.dumps(s)) < 2000  # a digest, not the pixels
+    other = init.clone()
+    other[0, 0, 0, 0] += 0.5
+    assert init_digest(other) != init_digest(init) == init_digest(init.clone())
+    # without init the settings are what they always were (catalogue keys unchanged)
+    assert "init" not in RenderConfig.resolve(tiny_cnn(), obj.channel("2", 1)).to_json()
+    # replace keeps the init, and a one-image init serves any batch
+    assert config.replace(batch=3).to_json()["init"] == s["init"]
+
+
+def test_init_penalty_known_answer():
+    init = torch.zeros(2, 1, 2, 2)
+    image = torch.ones(2, 1, 2, 2)
+    image[1] = 0.5
+    penalty = InitPenalty(init, 3.0)
+    assert penalty(image, {}).tolist() == [3.0, 0.75]
+    assert penalty.layers == ()
+    layered = InitPenalty(init, 0.0, "conv", 2.0)
+    layered.target = torch.zeros(2, 4)
+    acts = {"conv": torch.tensor([[1.0, 1.0, 1.0, 1.0], [2.0, 0.0, 0.0, 0.0]])}
+    assert layered(image, acts).tolist() == [2.0, 2.0]
+    with pytest.raises(RuntimeError, match="set_target"):
+        InitPenalty(init, 0.0, "conv", 2.0)(image, acts)
+
+
+def test_renderer_activations_read_the_penalty_layer():
+    model = tiny_cnn()
+    penalty = InitPenalty(rand_image(1, 3, 8, 8), 0.0, "1", 1.0)
+    with Renderer(model, obj.channel("2", 0), penalty=penalty) as renderer:
+        renderer.validate(penalty.init)
+        acts = renderer.activations(penalty.init)
+        penalty.set_target(renderer)
+    assert set(acts) == {"1", "2"}
+    assert penalty.target is not None and penalty.target.shape == (1, 4, 8, 8)
+    with torch.no_grad():
+        assert torch.allclose(penalty.target, model[:2](penalty.init), atol=1e-5)
+
+
+def test_penalty_argument_is_checked():
+    with pytest.raises(TypeError, match="penalty must be an InitPenalty or None, got float"):
+        Renderer(nn.Conv2d(3, 3, 1), obj.channel("", 0), penalty=1.0)  # type: ignore[arg-type]
