@@ -2,7 +2,9 @@
 
 A thin layer over ``midnite.models.load``, ``midnite.layers`` and ``RenderConfig`` +
 ``render_config`` (one config per run, changed per batch); files are written by
-``midnite.records`` (atomic, resumable) and ``midnite.gallery``.
+``midnite.records`` (atomic, resumable) and ``midnite.gallery``. Beside each unit's PNG,
+``render`` writes ``<unit>_alpha.png``: the image with its attribution alpha map
+(``RenderResult.alpha``, divided by its maximum) as alpha channel, listed in the record.
 
 Nothing wrong is saved as done. A unit whose render turns non-finite gets no files (a rerun
 tries it again); a damaged unit (a record that is not valid, a PNG that does not match its
@@ -46,6 +48,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, cast
 
+import numpy as np
 import torch
 from PIL import Image
 from tqdm.auto import tqdm
@@ -284,7 +287,8 @@ def _build_parser() -> argparse.ArgumentParser:
         "render",
         help="render units of a layer into a folder, resumably",
         description=_wrap(
-            "Render each unit into DIR as a PNG plus a JSON record, in batches, and "
+            "Render each unit into DIR as a PNG, an RGBA PNG whose alpha is the unit's attribution "
+            "map (<unit>_alpha.png) and a JSON record, in batches, and "
             "(re)build DIR/index.html. Units are batched by unit // B and each batch gets a seed "
             "from S and its units, so running the same command again renders exactly the missing "
             "(or damaged) units and leaves finished files untouched. A folder holds the units of "
@@ -518,6 +522,30 @@ def _png_bytes(image) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(to_uint8(image)).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def _alpha_png(image, alpha) -> tuple[bytes, float] | None:
+    """An RGBA PNG of ``image`` with its alpha map as the alpha channel, and the map's maximum.
+
+    The alpha channel is the map divided by its maximum (0 where the loss never read a pixel);
+    ``A / 255 * maximum`` gives the map back to 1/255 of its maximum. None for images that are
+    neither gray nor RGB.
+    """
+    if image.dim() != 3 or image.shape[0] not in (1, 3):
+        return None
+    rgb = to_uint8(image)
+    if rgb.ndim == 2:
+        rgb = rgb[..., None]
+    if rgb.shape[2] == 1:
+        rgb = np.repeat(rgb, 3, axis=2)
+    if rgb.shape[2] != 3:
+        return None
+    scale = float(alpha.max())
+    a = alpha.double() / scale if scale > 0 else alpha.double() * 0
+    channel = (a.clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
+    buf = io.BytesIO()
+    Image.fromarray(np.dstack([rgb, channel]), mode="RGBA").save(buf, format="PNG")
+    return buf.getvalue(), scale
 
 
 def _gib(n: float) -> str:
@@ -832,6 +860,8 @@ def _remove_units(out: Path, units: list[tuple[Path, dict]]) -> None:
         for path, record in units:
             path.unlink(missing_ok=True)  # the record first: a PNG alone is no unit
             (out / record["image"]["file"]).unlink(missing_ok=True)
+            if isinstance(record.get("alpha"), dict):
+                (out / record["alpha"]["file"]).unlink(missing_ok=True)
     print(
         f"midnite: --overwrite: removed {len(units)} unit(s) of another run configuration "
         f"from {out}",
@@ -1024,6 +1054,9 @@ def _render_units(args, argv, out, model, config, run, units, make, layer, dev) 
                     data = _png_bytes(result.images[i])
                     name = stem(unit)
                     rec.atomic_write_bytes(out / f"{name}.png", data)
+                    alpha = _alpha_png(result.images[i], result.alpha[i])
+                    if alpha is not None:  # the record, written last, lists it
+                        rec.atomic_write_bytes(out / f"{name}_alpha.png", alpha[0])
                     record = _record(
                         args,
                         command=argv,
@@ -1032,6 +1065,7 @@ def _render_units(args, argv, out, model, config, run, units, make, layer, dev) 
                         seed=seed,
                         result=result,
                         png=(f"{name}.png", data),
+                        alpha=None if alpha is None else (f"{name}_alpha.png", *alpha),
                         key=key(unit, batch),
                         run=run,
                         objective=make(unit),
@@ -1122,6 +1156,7 @@ def _record(
     seed: int,
     result,
     png: tuple[str, bytes],
+    alpha: tuple[str, bytes, float] | None = None,
     key: dict,
     run: dict,
     objective: object,
@@ -1131,9 +1166,18 @@ def _record(
     """The JSON record of ``unit``, image ``batch.index(unit)`` of the batch's ``result``.
 
     ``settings`` is the batch's ``RenderConfig.to_json()`` (``result.settings``); ``command``
-    the arguments after ``midnite``; ``run`` the run configuration (``records.RUN_FIELDS``).
+    the arguments after ``midnite``; ``run`` the run configuration (``records.RUN_FIELDS``);
+    ``alpha`` the file name, bytes and scale of the unit's alpha map (``_alpha_png``).
     """
     i = batch.index(unit)
+    extra = {}
+    if alpha is not None:
+        extra["alpha"] = {
+            "file": alpha[0],
+            "sha256": hashlib.sha256(alpha[1]).hexdigest(),
+            "scale": alpha[2],
+            "meaning": "RGBA: the image, alpha = |d loss/d pixel| summed over steps / scale",
+        }
     return {
         "format": rec.FORMAT,
         "model": args.model,
@@ -1156,6 +1200,7 @@ def _record(
             "height": int(result.images.shape[-2]),
             "width": int(result.images.shape[-1]),
         },
+        **extra,
         "seconds": result.seconds,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": ["midnite", *command],
