@@ -4,12 +4,16 @@ from __future__ import annotations
 
 import json
 
+import numpy as np
 import pytest
 import torch
+from PIL import Image
 from torch import nn
 
 import midnite
 from midnite import objectives as obj
+from midnite import records as rec
+from midnite.cli import main
 from midnite.engine import RenderConfig
 from midnite.engine.config import init_digest
 from midnite.engine.renderer import InitPenalty, Renderer
@@ -152,3 +156,64 @@ def test_renderer_activations_read_the_penalty_layer():
 def test_penalty_argument_is_checked():
     with pytest.raises(TypeError, match="penalty must be an InitPenalty or None, got float"):
         Renderer(nn.Conv2d(3, 3, 1), obj.channel("", 0), penalty=1.0)  # type: ignore[arg-type]
+
+
+# the command line: midnite render --init PNG [--init-penalty L] ------------------------------
+
+MODEL_SRC = """
+import torch
+from torch import nn
+
+
+def net():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 4, 3, padding=1))
+"""
+
+
+@pytest.fixture
+def cli_setup(tmp_path):
+    model = tmp_path / "tiny.py"
+    model.write_text(MODEL_SRC)
+    png = tmp_path / "start.png"
+    Image.fromarray(
+        (rand_image(1, 3, 24, 32)[0].permute(1, 2, 0).numpy() * 255).astype("uint8")
+    ).save(png)
+    base = ["render", f"{model}:net", "--layer", "2", "--units", "0-1", "--steps", "3",
+            "--no-progress", "--out", str(tmp_path / "out")]  # fmt: skip
+    return base, png, tmp_path / "out"
+
+
+def test_cli_renders_from_an_init_image(cli_setup):
+    base, png, out = cli_setup
+    assert main([*base, "--init", str(png), "--init-penalty", "100"]) == 0
+    start = torch.from_numpy(np.array(Image.open(png))).permute(2, 0, 1).float() / 255
+    for unit in (0, 1):
+        record = json.loads((out / f"2_channel_{unit:04d}.json").read_text())
+        digest = init_digest(start[None])
+        assert record["key"]["init"] == record["run"]["init"] == digest
+        assert record["key"]["init_penalty"] == record["settings"]["init_penalty"] == 100.0
+        assert record["settings"]["init"] == {"shape": [1, 3, 24, 32], "sha256": digest}
+        assert record["settings"]["size"] == [24, 32]  # the image's size
+        image = np.asarray(Image.open(out / record["image"]["file"])).astype(float) / 255
+        assert np.abs(image - start.permute(1, 2, 0).numpy()).mean() < 0.05
+    # the same command again: everything up to date
+    assert main([*base, "--init", str(png), "--init-penalty", "100"]) == 0
+    assert len(rec.scan(out).units) == 2
+
+
+def test_cli_init_mistakes_are_one_line(cli_setup, capsys):
+    base, png, _ = cli_setup
+    assert main([*base, "--init", str(png), "--size", "32x32"]) == 2
+    assert "is 24x32 but --size is 32x32; resize the image" in capsys.readouterr().err
+    assert main([*base, "--init-penalty", "1"]) == 2
+    assert "--init-penalty needs --init PNG" in capsys.readouterr().err
+    assert main([*base, "--init", str(png.with_name("missing.png"))]) == 2
+    assert "cannot be read as an image" in capsys.readouterr().err
+    assert main([*base, "--init", str(png), "--init-penalty", "-1"]) == 2
+    capsys.readouterr()
+    # a folder holds one run: units rendered without --init are not silently replaced
+    assert main([*base, "--size", "24x32"]) == 0
+    assert main([*base, "--init", str(png)]) == 2
+    err = capsys.readouterr().err
+    assert "holds 2 unit(s) of" in err and "no --init" in err and "--init sha256:" in err

@@ -57,8 +57,8 @@ from midnite import gallery, models
 from midnite import records as rec
 from midnite.engine import RenderConfig, layers, objectives, render_config, resolve_device
 from midnite.engine.checks import check_int, check_positive_int, check_real
-from midnite.engine.config import check_steps
-from midnite.engine.hooks import parse_layer
+from midnite.engine.config import check_steps, init_digest
+from midnite.engine.hooks import input_channels, parse_layer
 from midnite.engine.renderer import MemoryEstimate, estimate_memory
 from midnite.metrics import summary
 from midnite.plot import to_uint8
@@ -322,6 +322,20 @@ def _build_parser() -> argparse.ArgumentParser:
         type=_number("--lr", float, functools.partial(check_real, gt=0)),
         default=None,
         help="Adam step (default: the render recipe's)",
+    )
+    ren.add_argument(
+        "--init",
+        metavar="PNG",
+        help="feature accentuation: every unit starts from this image (RGB, or gray for 1-channel "
+        "models); its size is the render's, so --size may be left out or must match",
+    )
+    ren.add_argument(
+        "--init-penalty",
+        metavar="L",
+        type=_number("--init-penalty", float, functools.partial(check_real, ge=0)),
+        default=None,
+        help="with --init: add L x the mean squared pixel distance to it to the loss, keeping "
+        "the result near it (default 0: the image only starts there)",
     )
     ren.add_argument(
         "--overwrite",
@@ -819,13 +833,33 @@ _FLAGS = {
     "seed": "--seed",
     "batch": "--batch",
     "device": "--device",
+    "init_penalty": "--init-penalty",
 }
 
 
 def _flag(name: str, value: object) -> str:
+    if name == "init":  # a digest: the image's values, not its path
+        return f"--init sha256:{str(value)[:12]}" if value else "no --init"
     if name == "size" and isinstance(value, (list, tuple)) and len(value) == 2:
         value = f"{value[0]}x{value[1]}"
     return f"{_FLAGS[name]} {value}"
+
+
+def _load_init(path: str, channels: int) -> torch.Tensor:
+    """The ``--init`` image as a ``(C, H, W)`` uint8 tensor (RGB, or gray for 1 channel)."""
+    if channels not in (1, 3):
+        raise UsageError(
+            f"--init needs a model that takes 1 or 3 channels, this one takes {channels}"
+        )
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB" if channels == 3 else "L")
+            array = np.array(img, dtype=np.uint8)
+    except (OSError, ValueError) as err:  # missing, unreadable, not an image
+        raise UsageError(f"--init {path!r} cannot be read as an image ({_one_line(err)})") from None
+    if array.ndim == 2:
+        array = array[..., None]
+    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
 
 
 def _other_runs(out: Path, run: dict, found: rec.Scan, overwrite: bool) -> list[tuple[Path, dict]]:
@@ -910,8 +944,20 @@ def _cmd_render(args: argparse.Namespace, argv: Sequence[str]) -> int:
             f"--objective {args.objective} needs --layer NAME (see 'midnite layers MODEL')"
         )
     layer = args.layer if args.layer is not None else ""
+    if args.init_penalty is not None and args.init is None:
+        raise UsageError("--init-penalty needs --init PNG (the image to stay near)")
     out = _prepare_out(args.out)
     model = _load(args.model)
+    init = None
+    if args.init is not None:
+        init = _load_init(args.init, input_channels(model))
+        given = (int(init.shape[1]), int(init.shape[2]))
+        if size is not None and size != given:
+            raise UsageError(
+                f"--init {args.init!r} is {given[0]}x{given[1]} but --size is {size[0]}x{size[1]}; "
+                "resize the image or leave --size out"
+            )
+        size = given
     size = size or _default_size(args.model)
     table = _layer_table(model, args.model, size, dev)
     shape = _layer_size(table, layer, args.model)
@@ -934,7 +980,14 @@ def _cmd_render(args: argparse.Namespace, argv: Sequence[str]) -> int:
     # the run's settings, recipe values filled in; each batch changes objective, batch and seed
     try:
         config = RenderConfig.resolve(
-            model, make(units[0]), size=size, steps=args.steps, lr=args.lr, device=dev
+            model,
+            make(units[0]),
+            size=size,
+            steps=args.steps,
+            lr=args.lr,
+            device=dev,
+            init=init,
+            init_penalty=args.init_penalty or 0.0,
         )
     except (TypeError, ValueError) as err:
         raise UsageError(str(err)) from None
@@ -950,6 +1003,8 @@ def _cmd_render(args: argparse.Namespace, argv: Sequence[str]) -> int:
         "batch": args.batch,
         "device": str(config.device),
         "recipe": config.to_json()["recipe"],
+        "init": None if config.init is None else init_digest(config.init),
+        "init_penalty": config.init_penalty,
     }
     try:
         with rec.lock_folder(out):
@@ -961,6 +1016,9 @@ def _cmd_render(args: argparse.Namespace, argv: Sequence[str]) -> int:
 def _render_units(args, argv, out, model, config, run, units, make, layer, dev) -> int:
     """The part of ``render`` that runs while this process holds ``out``'s lock."""
     label = layer or "(output)"
+
+    # only runs from an --init have these in their keys: the keys of other runs stay as they were
+    start = {} if run["init"] is None else {k: run[k] for k in ("init", "init_penalty")}
 
     def key(unit: int, batch: list[int]) -> dict:
         return {
@@ -976,6 +1034,7 @@ def _render_units(args, argv, out, model, config, run, units, make, layer, dev) 
             "batch": args.batch,
             "batch_units": batch,
             "device": str(config.device),
+            **start,
         }
 
     def stem(unit: int) -> str:

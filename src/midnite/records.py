@@ -76,7 +76,19 @@ LOCK_NAME = ".midnite.lock"
 STALE_SECONDS = 600  # a temporary file without a writer's pid, untouched this long, is nobody's
 
 # what a folder holds one of: the settings that are not in a unit's file name
-RUN_FIELDS = ("model", "weights", "size", "steps", "lr", "seed", "batch", "device", "recipe")
+RUN_FIELDS = (
+    "model",
+    "weights",
+    "size",
+    "steps",
+    "lr",
+    "seed",
+    "batch",
+    "device",
+    "recipe",
+    "init",  # SHA-256 of the --init image's values, or None (records before it: not compared)
+    "init_penalty",
+)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
