@@ -279,3 +279,26 @@ def test_gallery_shows_the_alpha_map_in_a_browser(tmp_path, browser):
     assert browser.save_screenshot(str(ARTIFACTS / "gallery_alpha.png"))
     button.click()
     assert all("_alpha" not in src for src in browser.execute_script(shown))
+
+
+def test_cli_saves_nothing_for_a_non_finite_alpha_map(tmp_path, monkeypatch, capsys):
+    real = cli.render_config
+
+    def nan_alpha(model, config, **kw):  # an engine that hands back NaN without naming it
+        result = real(model, config, **kw)
+        result.alpha[1] = float("nan")
+        return result
+
+    monkeypatch.setattr(cli, "render_config", nan_alpha)
+    model = tmp_path / "left.py"
+    model.write_text(MODEL_SRC)
+    out = tmp_path / "out"
+    argv = ["render", f"{model}:net", "--layer", "conv", "--units", "0-1", "--steps", "2",
+            "--size", "16x16", "--no-progress", "--out", str(out)]  # fmt: skip
+    assert main(argv) == 1
+    assert "unit 1 (conv_channel_0001) failed, nothing saved: the alpha map holds non-finite" in (
+        capsys.readouterr().err
+    )
+    assert sorted(p.name for p in out.glob("conv_*")) == [
+        "conv_channel_0000.json", "conv_channel_0000.png", "conv_channel_0000_alpha.png"
+    ]  # fmt: skip

@@ -1173,12 +1173,15 @@ def _render_units(args, argv, out, model, config, run, units, make, layer, dev) 
 
 
 def _failures(result) -> dict[int, str]:
-    """The engine's ``result.failed``, plus any image that is not finite all the same."""
+    """The engine's ``result.failed``, plus any image or alpha map not finite all the same."""
     failures = dict(result.failed)
     finite = torch.isfinite(result.images).flatten(1).all(1).tolist()
-    for i, fine in enumerate(finite):
+    alpha = torch.isfinite(result.alpha).flatten(1).all(1).tolist()
+    for i, (fine, fine_alpha) in enumerate(zip(finite, alpha, strict=True)):
         if not fine and i not in failures:
             failures[i] = "the image holds non-finite values"
+        elif not fine_alpha and i not in failures:
+            failures[i] = "the alpha map holds non-finite values"
     return failures
 
 
