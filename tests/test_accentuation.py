@@ -16,7 +16,7 @@ from midnite import records as rec
 from midnite.cli import main
 from midnite.engine import RenderConfig
 from midnite.engine.config import init_digest
-from midnite.engine.renderer import InitPenalty, Renderer
+from midnite.engine.renderer import InitPenalty, Renderer, estimate_memory
 
 from conftest import assert_same_state, model_state, rand_image, tiny_cnn
 
@@ -84,10 +84,11 @@ def test_huge_penalty_keeps_the_image_while_the_objective_rises(one_thread):
     assert float(free.final[0]) > float(kept.final[0])
 
 
-def test_layer_penalty_reduces_activation_drift():
+@pytest.mark.parametrize("transforms", [None, "standard"])
+def test_layer_penalty_reduces_activation_drift(transforms):
     photo = _photo()
     model = tiny_cnn()
-    kw = {"size": 32, "steps": 24, "init": photo, "transforms": None, "progress": False}
+    kw = {"size": 32, "steps": 24, "init": photo, "transforms": transforms, "progress": False}
     before = model_state(model)
     free = midnite.render(model, obj.channel("2", 1), **kw)
     held = midnite.render(model, obj.channel("2", 1), init_layer="1", init_layer_penalty=1e3, **kw)
@@ -217,3 +218,13 @@ def test_cli_init_mistakes_are_one_line(cli_setup, capsys):
     assert main([*base, "--init", str(png)]) == 2
     err = capsys.readouterr().err
     assert "holds 2 unit(s) of" in err and "no --init" in err and "--init sha256:" in err
+
+
+def test_memory_estimate_with_an_init():
+    config = RenderConfig.resolve(
+        tiny_cnn(), obj.channel("2", 1), size=16, batch=2, init=rand_image(2, 3, 16, 16),
+        init_penalty=1.0, init_layer="1", init_layer_penalty=1.0, steps=4,
+    )  # fmt: skip
+    plain = config.replace(init=None, init_penalty=0.0, init_layer=None, init_layer_penalty=0.0)
+    with_init = estimate_memory(tiny_cnn(), config)
+    assert with_init.per_image > 0 and with_init.fixed == estimate_memory(tiny_cnn(), plain).fixed

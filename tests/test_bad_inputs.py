@@ -177,7 +177,7 @@ ROWS = [
         "init_penalty without init",
         lambda t: _render(init_penalty=1.0),
         ValueError,
-        r"init_penalty need init \(the images to start from and stay near\), got init=None",
+        r"init_penalty needs init \(the images to start from and stay near\), got init=None",
     ),
     (
         "init_penalty negative",

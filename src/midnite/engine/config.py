@@ -329,7 +329,8 @@ def _check_init_penalties(
         given = [k for k, v in values.items() if v not in (None, 0.0)]
         if given:
             raise ValueError(
-                f"{', '.join(given)} need init (the images to start from and stay near), "
+                f"{', '.join(given)} {'needs' if len(given) == 1 else 'need'} init (the images "
+                "to start from and stay near), "
                 "got init=None"
             )
     if (layer is None) != (values["init_layer_penalty"] == 0.0):

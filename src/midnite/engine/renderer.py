@@ -99,7 +99,8 @@ class Renderer:
     Enter it as a context manager: the model is frozen (eval mode, no parameter gradients,
     moved to ``device`` with its original tensors kept) and hooked; ``validate()``, the first
     pass, also folds batchnorms into convolutions (``fold_bn``). On exit every change is
-    undone, also after an exception or a KeyboardInterrupt.
+    undone, also after an exception or a KeyboardInterrupt. A ``penalty`` (``InitPenalty``) is
+    added to the loss; the layer it reads is captured with the objective's layers.
     """
 
     def __init__(
@@ -294,6 +295,8 @@ class Renderer:
         for reg in self.regularizers:
             loss = loss + reg(image).sum()
         if self.penalty is not None:
+            if self.penalty.layers and self.transforms is not None:
+                acts = self._acts(image, transform=False)  # aligned with the init's
             loss = loss + self.penalty(image, acts).sum()
         return loss, values.detach()
 
@@ -303,9 +306,10 @@ class InitPenalty:
 
     ``weight`` · mean squared pixel distance of the image to ``init``, plus ``layer_weight`` ·
     mean squared distance of ``layer``'s activations to ``target``, the init's activations
-    (computed once, without per-step transforms: ``set_target``). The layer term compares the
-    activations of the transformed image that the objective reads, so per-step jitter shifts
-    them against the target; without per-step transforms they are aligned.
+    (computed once, without per-step transforms: ``set_target``). The layer term reads the
+    untransformed image, aligned with the target: with per-step transforms that is a second
+    forward and backward pass per step (up to the deepest layer read), without them the
+    objective's pass serves both.
 
     Shape:
         init: (B, C, H, W); ``penalty(image, acts)`` -> (B,)
@@ -322,7 +326,7 @@ class InitPenalty:
 
     @property
     def layers(self) -> tuple[str, ...]:
-        """The layers the penalty reads (captured in the objective's forward pass)."""
+        """The layers the penalty reads (captured with the objective's layers)."""
         return (self.layer,) if self.layer is not None and self.layer_weight > 0 else ()
 
     def to(self, device: torch.device) -> InitPenalty:
