@@ -41,10 +41,10 @@ def _case(model: nn.Module, layer: str, size: int, batch: int, device: str, roun
     )
     image, renderer = _setup(model, config, config.objective, config.batch, 0)
     optim = _make_optimizer("adam", list(image.parameters()), config.lr)
-    alpha = torch.zeros(image.batch, image.height, image.width, device=renderer.device)
+    alpha = torch.zeros(image.shape, device=renderer.device)
 
-    def accumulate(grad: torch.Tensor) -> None:
-        alpha.add_(grad.detach().abs().mean(1))
+    def accumulate(grad: torch.Tensor) -> None:  # as in renderer._optimize
+        alpha.add_(grad.detach().abs())
 
     def step(hook: bool):
         optim.zero_grad(set_to_none=True)

@@ -654,10 +654,15 @@ def _optimize(
 ) -> tuple[Tensor, Tensor, Tensor, Tensor, Tensor]:
     """The loop: ``(start, history, final)`` objective values, the images and the alpha maps."""
     history = torch.empty(steps, image.batch, device=renderer.device)
-    alpha = torch.zeros(image.batch, image.height, image.width, device=renderer.device)
+    # |grad| summed per channel (one elementwise op per step), averaged over channels at the
+    # end; shaped like the parameterization's output, whatever size that is
+    sums: list[Tensor] = []
 
     def accumulate(grad: Tensor) -> None:  # d loss / d image, in the backward pass
-        alpha.add_(grad.detach().abs().mean(1))
+        if sums:
+            sums[0].add_(grad.detach().abs())
+        else:
+            sums.append(grad.detach().abs())
 
     with renderer:
         with torch.no_grad():
@@ -675,7 +680,8 @@ def _optimize(
         with torch.no_grad():
             result = image()
             final = renderer.score(result)
-    return start, history, final, result.detach(), alpha
+    alpha = sums[0].mean(1) if sums else torch.zeros_like(result[:, 0])
+    return start, history, final, result.detach(), alpha.float()
 
 
 @dataclass(frozen=True)
@@ -759,7 +765,7 @@ def estimate_memory(model: nn.Module, config: RenderConfig) -> MemoryEstimate:
     pixels = config.channels * config.size[0] * config.size[1] * 4  # one float32 image
     activations = peak if cuda else int(kept * _BACKWARD_FACTOR) + _IMAGE_TEMPORARIES * pixels
     history = 4 * config.steps  # float32 per step
-    alpha = 4 * config.size[0] * config.size[1]  # the float32 alpha map
+    alpha = 4 * config.channels * config.size[0] * config.size[1]  # the alpha map, per channel
     return MemoryEstimate(per_image=activations + 4 * params + history + alpha, fixed=weights)
 
 
