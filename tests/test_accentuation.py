@@ -11,6 +11,7 @@ from PIL import Image
 from torch import nn
 
 import midnite
+from midnite import models
 from midnite import objectives as obj
 from midnite import records as rec
 from midnite.cli import main
@@ -228,3 +229,15 @@ def test_memory_estimate_with_an_init():
     plain = config.replace(init=None, init_penalty=0.0, init_layer=None, init_layer_penalty=0.0)
     with_init = estimate_memory(tiny_cnn(), config)
     assert with_init.per_image > 0 and with_init.fixed == estimate_memory(tiny_cnn(), plain).fixed
+
+
+@pytest.mark.slow
+def test_accentuation_on_lite0_keeps_the_photo(one_thread):
+    photo = _photo(96)
+    model = models.efficientnet_lite(0)
+    result = midnite.render(
+        model, obj.channel("_blocks.8", 5), size=96, steps=32, normalize="imagenet",
+        init=photo, init_penalty=1e5, progress=False,
+    )  # fmt: skip
+    assert _ssim(result.images, photo) >= 0.9
+    assert float(result.final[0]) > 1.2 * float(result.start[0]) > 0

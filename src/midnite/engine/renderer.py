@@ -524,7 +524,11 @@ def render(
             0-255) of the render's size to start from, written exactly into the
             parameterization ("pixel" or "fourier"; a sigmoid keeps values within 1e-4 of
             [0, 1]). With it ``steps=0`` returns the init.
-        init_penalty: λ >= 0: adds λ · mean squared pixel distance to ``init`` to the loss.
+        init_penalty: λ >= 0: adds λ · mean squared pixel distance to ``init`` to the loss. It
+            weighs against the objective, so its scale follows the objective's: on
+            EfficientNet-Lite0 ``_blocks.8`` channel 5 (values ~5-20; a 160 px photo, 64 steps)
+            λ = 1e5 kept SSIM 0.98 to the photo while the channel doubled, 1e4 gave SSIM 0.86,
+            0 gave 0.54.
         init_layer, init_layer_penalty: a layer name and μ > 0: adds μ · mean squared distance
             of that layer's activations to the init's (computed once) to the loss.
         progress: show a tqdm bar.
