@@ -43,6 +43,8 @@ def test_zero_steps_give_the_init_back(param, decorrelate):
     init = rand_image(2, 3, 17, 24)
     init[0, :, 0, 0] = 0.0  # the extremes too: the sigmoid holds them within 1e-4
     init[0, :, 0, 1] = 1.0
+    init[1, :, 2, 3] = torch.tensor([1.0, 0.0, 0.0])  # a saturated colour, decorrelated
+    init[1, :, :, 5] = torch.tensor([0.0, 1.0, 1.0])[:, None]
     before = init.clone()
     result = midnite.render(
         tiny_cnn(),
