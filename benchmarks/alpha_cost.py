@@ -4,7 +4,9 @@ The render loop (``midnite.engine.renderer._optimize``) hooks the parameterizati
 adds ``|grad|`` averaged over colours to ``RenderResult.alpha`` in the backward pass it runs
 anyway. This times that step both ways, interleaved, as medians, on EfficientNet-Lite0
 ``_blocks.8`` (224 px) and on two tiny conv nets, with the default recipe (Fourier, decorrelated
-colours, the standard per-step transforms).
+colours, the standard per-step transforms). The last columns time the hook's own work (one
+``abs`` and one in-place add on a gradient-sized tensor) alone, a figure that the noise of a
+shared machine does not swamp.
 
     python benchmarks/alpha_cost.py [--threads 1] [--rounds 15] [--reps 3] [--device cpu]
 """
@@ -55,16 +57,21 @@ def _case(model: nn.Module, layer: str, size: int, batch: int, device: str, roun
         loss.backward()
         optim.step()
 
+    grad = torch.randn(image.shape, device=renderer.device)
     with renderer:
         with torch.no_grad():
             renderer.validate(image())
         times = interleaved(
-            {"without": lambda: step(False), "with alpha": lambda: step(True)},
+            {
+                "without": lambda: step(False),
+                "with alpha": lambda: step(True),
+                "op": lambda: accumulate(grad),  # the hook's work alone: free of step noise
+            },
             renderer.device,
             rounds=rounds,
             reps=reps,
         )
-    return times["without"], times["with alpha"]
+    return times["without"], times["with alpha"], times["op"]
 
 
 def main(argv: list[str] | None = None) -> None:
@@ -82,7 +89,9 @@ def main(argv: list[str] | None = None) -> None:
     ]
     rows = []
     for name, model, layer, size, batch in cases:
-        without, with_alpha = _case(model, layer, size, batch, args.device, args.rounds, args.reps)
+        without, with_alpha, op = _case(
+            model, layer, size, batch, args.device, args.rounds, args.reps
+        )
         rows.append(
             (
                 name,
@@ -90,13 +99,15 @@ def main(argv: list[str] | None = None) -> None:
                 without * 1e3,
                 with_alpha * 1e3,
                 f"{100 * (with_alpha / without - 1):+.1f}%",
+                op * 1e6,
+                f"{100 * op / without:.2f}%",
             )
         )
     print(machine())
     print(
         table(
             "render step with and without the alpha map (median ms per step)",
-            ["model", "images", "without", "with alpha", "cost"],
+            ["model", "images", "without", "with alpha", "cost", "op us", "op / step"],
             rows,
         )
     )
