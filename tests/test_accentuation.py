@@ -243,3 +243,16 @@ def test_accentuation_on_lite0_keeps_the_photo(one_thread):
     )  # fmt: skip
     assert _ssim(result.images, photo) >= 0.9
     assert float(result.final[0]) > 1.2 * float(result.start[0]) > 0
+
+
+def test_a_param_that_cannot_be_inverted_is_refused(monkeypatch):
+    # pixel and fourier invert exactly; a parameterization that does not (a larger canvas seen
+    # through random crops, say) must say so rather than start from something else
+    from midnite.engine import config as config_module
+
+    monkeypatch.setattr(config_module, "_PARAMS", (*config_module._PARAMS, "canvas"))
+    with pytest.raises(ValueError, match=r"init needs a parameterization that can be inverted "
+                       r"exactly, one of \('fourier', 'pixel'\); got param='canvas'"):  # fmt: skip
+        RenderConfig.resolve(
+            tiny_cnn(), obj.channel("2", 1), size=8, param="canvas", init=rand_image(1, 3, 8, 8)
+        )
