@@ -21,8 +21,6 @@ from midnite.engine.renderer import InitPenalty, Renderer, estimate_memory
 
 from conftest import assert_same_state, model_state, rand_image, tiny_cnn
 
-ssim = pytest.importorskip("skimage.metrics").structural_similarity
-
 
 def _photo(size: int = 32) -> torch.Tensor:
     photos = pytest.importorskip("midnite.photos")
@@ -33,6 +31,8 @@ def _photo(size: int = 32) -> torch.Tensor:
 
 
 def _ssim(a: torch.Tensor, b: torch.Tensor) -> float:
+    """scikit-image's SSIM of the first images of two batches (the test skips without it)."""
+    ssim = pytest.importorskip("skimage.metrics").structural_similarity
     pair = [x[0].permute(1, 2, 0).numpy() for x in (a, b)]
     return float(ssim(*pair, channel_axis=2, data_range=1.0))
 
