@@ -137,6 +137,80 @@ ROWS = [
         r"user_model.py' failed to import: SyntaxError",
     ),
     (
+        "init of another size",
+        lambda t: _render(init=torch.rand(3, 9, 8)),
+        ValueError,
+        r"init must have shape \(B, 3, 8, 8\) or \(3, 8, 8\) with B 1 or batch=1 \(the "
+        r"render's size and channels\), got \(3, 9, 8\)",
+    ),
+    (
+        "init not a tensor",
+        lambda t: _render(init=[[0.5]]),
+        TypeError,
+        r"init must be a torch.Tensor \(B, 3, 8, 8\) or \(3, 8, 8\) in \[0, 1\], got list",
+    ),
+    (
+        "init out of range",
+        lambda t: _render(init=torch.full((3, 8, 8), 2.0)),
+        ValueError,
+        r"init values must be in \[0, 1\], got values in \[2, 2\]",
+    ),
+    (
+        "init NaN",
+        lambda t: _render(init=torch.full((3, 8, 8), float("nan"))),
+        ValueError,
+        r"init must hold only finite values, got NaN or inf",
+    ),
+    (
+        "init int64",
+        lambda t: _render(init=torch.zeros(3, 8, 8, dtype=torch.int64)),
+        TypeError,
+        r"init must be a floating-point or uint8 tensor, got dtype torch.int64",
+    ),
+    (
+        "init batch 2 for batch 3",
+        lambda t: _render(init=torch.rand(2, 3, 8, 8), batch=3),
+        ValueError,
+        r"with B 1 or batch=3 .*got \(2, 3, 8, 8\)",
+    ),
+    (
+        "init_penalty without init",
+        lambda t: _render(init_penalty=1.0),
+        ValueError,
+        r"init_penalty needs init \(the images to start from and stay near\), got init=None",
+    ),
+    (
+        "init_penalty negative",
+        lambda t: _render(init=torch.rand(3, 8, 8), init_penalty=-1.0),
+        ValueError,
+        r"init_penalty must be a finite number >= 0, got -1.0",
+    ),
+    (
+        "init_layer without its penalty",
+        lambda t: _render(init=torch.rand(3, 8, 8), init_layer="0"),
+        ValueError,
+        r"init_layer and init_layer_penalty go together .*got init_layer='0', "
+        r"init_layer_penalty=0.0",
+    ),
+    (
+        "init_layer unknown",
+        lambda t: _render(init=torch.rand(3, 8, 8), init_layer="l", init_layer_penalty=1.0),
+        ValueError,
+        r"no layer named 'l' in Sequential",
+    ),
+    (
+        "init_layer not a str",
+        lambda t: _render(init=torch.rand(3, 8, 8), init_layer=1, init_layer_penalty=1.0),
+        TypeError,
+        r"init_layer must be a layer name \(str\) or None, got int 1",
+    ),
+    (
+        "steps 0 without init",
+        lambda t: _render(steps=0),
+        ValueError,
+        r"steps must be an int >= 1, got 0",
+    ),
+    (
         "seed 2**64",
         lambda t: _render(seed=2**64),
         ValueError,

@@ -63,7 +63,7 @@ def test_gallery_from_file_url(tmp_path, browser):
     sizes = browser.execute_script(
         "return Array.from(document.images).map(i => [i.complete, i.naturalWidth])"
     )
-    assert len(sizes) == UNITS
+    assert len(sizes) == 2 * UNITS  # each unit's image and its alpha map (shown on request)
     assert all(done and width == 32 for done, width in sizes), sizes
     # one tile per unit, in unit order
     assert tile_units(browser) == list(range(UNITS))

@@ -223,7 +223,8 @@ def test_render_writes_png_record_and_gallery(model_file, tmp_path, capsys):
                "--seed", "7", "--out", out, *FAST) == 0  # fmt: skip
     names = files(out)
     assert names == sorted(
-        ["index.html"] + [f"2_channel_{u:04d}.{ext}" for u in range(5) for ext in ("png", "json")]
+        ["index.html"]
+        + [f"2_channel_{u:04d}{end}" for u in range(5) for end in (".png", ".json", "_alpha.png")]
     )
     assert "rendered 5 units" in capsys.readouterr().out
     model = midnite.models.load(model_file)
@@ -267,7 +268,7 @@ def test_neuron_and_class_objectives(model_file, tmp_path):
                *FAST) == 0  # fmt: skip
     assert run("render", model_file, "--objective", "neuron", "--layer", "0", "--units", "2",
                "--out", out, *FAST) == 0  # fmt: skip
-    assert [p.name for p in sorted(out.glob("*.png"))] == [
+    assert [p.name for p in sorted(out.glob("*.png")) if "_alpha" not in p.name] == [
         "0_neuron_0002.png",
         "output_class_0001.png",
         "output_class_0003.png",
@@ -344,7 +345,7 @@ def test_interrupted_run_leaves_complete_files_and_resumes_exactly(
     assert "interrupted; 4 of 6 units written" in err and "Traceback" not in err
     stems = [f"2_channel_{u:04d}" for u in range(4)]
     assert files(out) == sorted(
-        ["index.html"] + [f"{s}.{e}" for s in stems for e in ("png", "json")]
+        ["index.html"] + [f"{s}{e}" for s in stems for e in (".png", ".json", "_alpha.png")]
     )
     assert (out / "index.html").read_text().count('class="tile"') == 4
     first = snapshot(out)
@@ -410,7 +411,7 @@ def test_ctrl_c_while_writing_finishes_the_batch_then_stops(model_file, tmp_path
     assert len(sent) == 1
     # the whole first batch was written, nothing of the second
     assert sorted(r["unit"] for _, r in rec.read_records(out)) == [0, 1, 2]
-    assert len(list(out.glob("*.png"))) == 3
+    assert len(list(out.glob("*.png"))) == 6  # image and alpha map
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 

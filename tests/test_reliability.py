@@ -296,7 +296,9 @@ def test_only_the_failed_units_of_a_batch_are_left_out(model_path, tmp_path, mon
     assert lines[0].startswith("midnite: unit 1 (1_channel_0001) failed, nothing saved: the "
                                "objective is nan on the start image")  # fmt: skip
     assert "1 of 3 units failed (non-finite), nothing saved for them: 1;" in lines[-1]
-    assert unit_files(out) == [f"1_channel_000{u}.{e}" for u in (0, 2) for e in ("json", "png")]
+    assert unit_files(out) == [
+        f"1_channel_000{u}{e}" for u in (0, 2) for e in (".json", ".png", "_alpha.png")
+    ]
     before = {n: (out / n).read_bytes() for n in unit_files(out)}
     for name in before:
         if name.endswith(".json"):
@@ -324,7 +326,11 @@ def test_a_non_finite_image_never_reaches_disk_even_unreported(
                "--out", out) == 1  # fmt: skip
     lines = err_lines(capsys)
     assert "unit 0 (0_channel_0000) failed, nothing saved: the image holds non-finite" in lines[0]
-    assert unit_files(out) == ["0_channel_0001.json", "0_channel_0001.png"]
+    assert unit_files(out) == [
+        "0_channel_0001.json",
+        "0_channel_0001.png",
+        "0_channel_0001_alpha.png",
+    ]
 
 
 # 3. damaged records are reported, shown as damaged and rendered again

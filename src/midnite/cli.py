@@ -2,7 +2,9 @@
 
 A thin layer over ``midnite.models.load``, ``midnite.layers`` and ``RenderConfig`` +
 ``render_config`` (one config per run, changed per batch); files are written by
-``midnite.records`` (atomic, resumable) and ``midnite.gallery``.
+``midnite.records`` (atomic, resumable) and ``midnite.gallery``. Beside each unit's PNG,
+``render`` writes ``<unit>_alpha.png``: the image with its attribution alpha map
+(``RenderResult.alpha``, divided by its maximum) as alpha channel, listed in the record.
 
 Nothing wrong is saved as done. A unit whose render turns non-finite gets no files (a rerun
 tries it again); a damaged unit (a record that is not valid, a PNG that does not match its
@@ -46,6 +48,7 @@ from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any, cast
 
+import numpy as np
 import torch
 from PIL import Image
 from tqdm.auto import tqdm
@@ -54,8 +57,8 @@ from midnite import gallery, models
 from midnite import records as rec
 from midnite.engine import RenderConfig, layers, objectives, render_config, resolve_device
 from midnite.engine.checks import check_int, check_positive_int, check_real
-from midnite.engine.config import check_steps
-from midnite.engine.hooks import parse_layer
+from midnite.engine.config import check_steps, init_digest
+from midnite.engine.hooks import input_channels, parse_layer
 from midnite.engine.renderer import MemoryEstimate, estimate_memory
 from midnite.metrics import summary
 from midnite.plot import to_uint8
@@ -284,7 +287,8 @@ def _build_parser() -> argparse.ArgumentParser:
         "render",
         help="render units of a layer into a folder, resumably",
         description=_wrap(
-            "Render each unit into DIR as a PNG plus a JSON record, in batches, and "
+            "Render each unit into DIR as a PNG, an RGBA PNG whose alpha is the unit's attribution "
+            "map (<unit>_alpha.png) and a JSON record, in batches, and "
             "(re)build DIR/index.html. Units are batched by unit // B and each batch gets a seed "
             "from S and its units, so running the same command again renders exactly the missing "
             "(or damaged) units and leaves finished files untouched. A folder holds the units of "
@@ -318,6 +322,20 @@ def _build_parser() -> argparse.ArgumentParser:
         type=_number("--lr", float, functools.partial(check_real, gt=0)),
         default=None,
         help="Adam step (default: the render recipe's)",
+    )
+    ren.add_argument(
+        "--init",
+        metavar="PNG",
+        help="feature accentuation: every unit starts from this image (RGB, or gray for 1-channel "
+        "models); its size is the render's, so --size may be left out or must match",
+    )
+    ren.add_argument(
+        "--init-penalty",
+        metavar="L",
+        type=_number("--init-penalty", float, functools.partial(check_real, ge=0)),
+        default=None,
+        help="with --init: add L x the mean squared pixel distance to it to the loss, keeping "
+        "the result near it (default 0: the image only starts there)",
     )
     ren.add_argument(
         "--overwrite",
@@ -532,6 +550,30 @@ def _png_bytes(image) -> bytes:
     buf = io.BytesIO()
     Image.fromarray(to_uint8(image)).save(buf, format="PNG")
     return buf.getvalue()
+
+
+def _alpha_png(image, alpha) -> tuple[bytes, float] | None:
+    """An RGBA PNG of ``image`` with its alpha map as the alpha channel, and the map's maximum.
+
+    The alpha channel is the map divided by its maximum (0 where the loss never read a pixel);
+    ``A / 255 * maximum`` gives the map back to 1/255 of its maximum. None for images that are
+    neither gray nor RGB.
+    """
+    if image.dim() != 3 or image.shape[0] not in (1, 3):
+        return None
+    rgb = to_uint8(image)
+    if rgb.ndim == 2:
+        rgb = rgb[..., None]
+    if rgb.shape[2] == 1:
+        rgb = np.repeat(rgb, 3, axis=2)
+    if rgb.shape[2] != 3:
+        return None
+    scale = float(alpha.max())
+    a = alpha.double() / scale if scale > 0 else alpha.double() * 0
+    channel = (a.clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
+    buf = io.BytesIO()
+    Image.fromarray(np.dstack([rgb, channel]), mode="RGBA").save(buf, format="PNG")
+    return buf.getvalue(), scale
 
 
 def _gib(n: float) -> str:
@@ -852,13 +894,33 @@ _FLAGS = {
     "seed": "--seed",
     "batch": "--batch",
     "device": "--device",
+    "init_penalty": "--init-penalty",
 }
 
 
 def _flag(name: str, value: object) -> str:
+    if name == "init":  # a digest: the image's values, not its path
+        return f"--init sha256:{str(value)[:12]}" if value else "no --init"
     if name == "size" and isinstance(value, (list, tuple)) and len(value) == 2:
         value = f"{value[0]}x{value[1]}"
     return f"{_FLAGS[name]} {value}"
+
+
+def _load_init(path: str, channels: int) -> torch.Tensor:
+    """The ``--init`` image as a ``(C, H, W)`` uint8 tensor (RGB, or gray for 1 channel)."""
+    if channels not in (1, 3):
+        raise UsageError(
+            f"--init needs a model that takes 1 or 3 channels, this one takes {channels}"
+        )
+    try:
+        with Image.open(path) as img:
+            img = img.convert("RGB" if channels == 3 else "L")
+            array = np.array(img, dtype=np.uint8)
+    except (OSError, ValueError) as err:  # missing, unreadable, not an image
+        raise UsageError(f"--init {path!r} cannot be read as an image ({_one_line(err)})") from None
+    if array.ndim == 2:
+        array = array[..., None]
+    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
 
 
 def _other_runs(out: Path, run: dict, found: rec.Scan, overwrite: bool) -> list[tuple[Path, dict]]:
@@ -893,6 +955,8 @@ def _remove_units(out: Path, units: list[tuple[Path, dict]]) -> None:
         for path, record in units:
             path.unlink(missing_ok=True)  # the record first: a PNG alone is no unit
             (out / record["image"]["file"]).unlink(missing_ok=True)
+            if isinstance(record.get("alpha"), dict):
+                (out / record["alpha"]["file"]).unlink(missing_ok=True)
     print(
         f"midnite: --overwrite: removed {len(units)} unit(s) of another run configuration "
         f"from {out}",
@@ -941,8 +1005,20 @@ def _cmd_render(args: argparse.Namespace, argv: Sequence[str]) -> int:
             f"--objective {args.objective} needs --layer NAME (see 'midnite layers MODEL')"
         )
     layer = args.layer if args.layer is not None else ""
+    if args.init_penalty is not None and args.init is None:
+        raise UsageError("--init-penalty needs --init PNG (the image to stay near)")
     out = _prepare_out(args.out)
     model = _load(args.model)
+    init = None
+    if args.init is not None:
+        init = _load_init(args.init, input_channels(model))
+        given = (int(init.shape[1]), int(init.shape[2]))
+        if size is not None and size != given:
+            raise UsageError(
+                f"--init {args.init!r} is {given[0]}x{given[1]} but --size is {size[0]}x{size[1]}; "
+                "resize the image or leave --size out"
+            )
+        size = given
     size = size or _default_size(args.model)
     table = _layer_table(model, args.model, size, dev)
     shape = _layer_size(table, layer, args.model)
@@ -965,7 +1041,14 @@ def _cmd_render(args: argparse.Namespace, argv: Sequence[str]) -> int:
     # the run's settings, recipe values filled in; each batch changes objective, batch and seed
     try:
         config = RenderConfig.resolve(
-            model, make(units[0]), size=size, steps=args.steps, lr=args.lr, device=dev
+            model,
+            make(units[0]),
+            size=size,
+            steps=args.steps,
+            lr=args.lr,
+            device=dev,
+            init=init,
+            init_penalty=args.init_penalty or 0.0,
         )
     except (TypeError, ValueError) as err:
         raise UsageError(str(err)) from None
@@ -981,6 +1064,8 @@ def _cmd_render(args: argparse.Namespace, argv: Sequence[str]) -> int:
         "batch": args.batch,
         "device": str(config.device),
         "recipe": config.to_json()["recipe"],
+        "init": None if config.init is None else init_digest(config.init),
+        "init_penalty": config.init_penalty,
     }
     try:
         with rec.lock_folder(out):
@@ -992,6 +1077,9 @@ def _cmd_render(args: argparse.Namespace, argv: Sequence[str]) -> int:
 def _render_units(args, argv, out, model, config, run, units, make, layer, dev) -> int:
     """The part of ``render`` that runs while this process holds ``out``'s lock."""
     label = layer or "(output)"
+
+    # only runs from an --init have these in their keys: the keys of other runs stay as they were
+    start = {} if run["init"] is None else {k: run[k] for k in ("init", "init_penalty")}
 
     def key(unit: int, batch: list[int]) -> dict:
         return {
@@ -1007,6 +1095,7 @@ def _render_units(args, argv, out, model, config, run, units, make, layer, dev) 
             "batch": args.batch,
             "batch_units": batch,
             "device": str(config.device),
+            **start,
         }
 
     def stem(unit: int) -> str:
@@ -1085,6 +1174,9 @@ def _render_units(args, argv, out, model, config, run, units, make, layer, dev) 
                     data = _png_bytes(result.images[i])
                     name = stem(unit)
                     rec.atomic_write_bytes(out / f"{name}.png", data)
+                    alpha = _alpha_png(result.images[i], result.alpha[i])
+                    if alpha is not None:  # the record, written last, lists it
+                        rec.atomic_write_bytes(out / f"{name}_alpha.png", alpha[0])
                     record = _record(
                         args,
                         command=argv,
@@ -1093,6 +1185,7 @@ def _render_units(args, argv, out, model, config, run, units, make, layer, dev) 
                         seed=seed,
                         result=result,
                         png=(f"{name}.png", data),
+                        alpha=None if alpha is None else (f"{name}_alpha.png", *alpha),
                         key=key(unit, batch),
                         run=run,
                         objective=make(unit),
@@ -1141,12 +1234,15 @@ def _render_units(args, argv, out, model, config, run, units, make, layer, dev) 
 
 
 def _failures(result) -> dict[int, str]:
-    """The engine's ``result.failed``, plus any image that is not finite all the same."""
+    """The engine's ``result.failed``, plus any image or alpha map not finite all the same."""
     failures = dict(result.failed)
     finite = torch.isfinite(result.images).flatten(1).all(1).tolist()
-    for i, fine in enumerate(finite):
+    alpha = torch.isfinite(result.alpha).flatten(1).all(1).tolist()
+    for i, (fine, fine_alpha) in enumerate(zip(finite, alpha, strict=True)):
         if not fine and i not in failures:
             failures[i] = "the image holds non-finite values"
+        elif not fine_alpha and i not in failures:
+            failures[i] = "the alpha map holds non-finite values"
     return failures
 
 
@@ -1183,6 +1279,7 @@ def _record(
     seed: int,
     result,
     png: tuple[str, bytes],
+    alpha: tuple[str, bytes, float] | None = None,
     key: dict,
     run: dict,
     objective: object,
@@ -1192,9 +1289,18 @@ def _record(
     """The JSON record of ``unit``, image ``batch.index(unit)`` of the batch's ``result``.
 
     ``settings`` is the batch's ``RenderConfig.to_json()`` (``result.settings``); ``command``
-    the arguments after ``midnite``; ``run`` the run configuration (``records.RUN_FIELDS``).
+    the arguments after ``midnite``; ``run`` the run configuration (``records.RUN_FIELDS``);
+    ``alpha`` the file name, bytes and scale of the unit's alpha map (``_alpha_png``).
     """
     i = batch.index(unit)
+    extra = {}
+    if alpha is not None:
+        extra["alpha"] = {
+            "file": alpha[0],
+            "sha256": hashlib.sha256(alpha[1]).hexdigest(),
+            "scale": alpha[2],
+            "meaning": "RGBA: the image, alpha = |d loss/d pixel| summed over steps / scale",
+        }
     return {
         "format": rec.FORMAT,
         "model": args.model,
@@ -1217,6 +1323,7 @@ def _record(
             "height": int(result.images.shape[-2]),
             "width": int(result.images.shape[-1]),
         },
+        **extra,
         "seconds": result.seconds,
         "created": datetime.datetime.now(datetime.timezone.utc).isoformat(timespec="seconds"),
         "command": ["midnite", *command],

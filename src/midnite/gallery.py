@@ -1,11 +1,13 @@
 """A static, self-contained ``index.html`` for a folder of ``midnite render`` results.
 
 ``build(folder)`` reads every record in the folder (``midnite.records``) and writes one page
-with inline CSS and JS and relative links only, so it works from ``file://`` without a server
-or the internet: one tile per unit (image, layer, unit, activation, a link to its record) and
-buttons that sort the tiles by unit or by activation. A damaged unit (``records.scan``: a record
-that is not valid, a PNG missing or not matching its record) gets a tile that says
-"damaged: <reason>" instead of its image.
+with inline CSS and JS and relative links only, so it works from ``file://`` without a server or
+the internet: one tile per unit (image, layer, unit, activation, a link to its record) and
+buttons that sort the tiles by unit or by activation. Where records list an attribution alpha
+map (``alpha``), an "alpha map" button switches those tiles to the image composited with its
+alpha map over a checkerboard (where the loss never read a pixel, only the checkerboard shows).
+A damaged unit (``records.scan``: a record that is not valid, a PNG missing or not matching its
+record) gets a tile that says "damaged: <reason>" instead of its image.
 """
 
 from __future__ import annotations
@@ -40,6 +42,10 @@ h1 { font-size: 1.3rem; margin: 0 0 .3rem; }
 .tile img.small { image-rendering: pixelated; }
 .tile figcaption { font-size: 12px; margin-top: .25rem; }
 .tile .act { font-variant-numeric: tabular-nums; }
+.tile img.alpha { display: none;
+  background: repeating-conic-gradient(#999 0% 25%, #ddd 0% 50%) 0 0 / 16px 16px; }
+body.show-alpha .tile img.alpha { display: block; }
+body.show-alpha .tile[data-alpha] img.plain { display: none; }
 .tile .damaged-note { aspect-ratio: 1; display: flex; align-items: center; padding: .6rem;
                       box-sizing: border-box; font-size: 12px; overflow-wrap: anywhere;
                       color: #b00; background: #f002; border: 1px dashed #b008; }
@@ -72,6 +78,13 @@ _JS = """
       (descending ? "-desc" : "-asc") : ""));
     buttons.forEach(function (b) {
       b.setAttribute("aria-pressed", b.getAttribute("data-sort") === how ? "true" : "false");
+    });
+  }
+  var alpha = document.getElementById("show-alpha");
+  if (alpha) {
+    alpha.addEventListener("click", function () {
+      var on = document.body.classList.toggle("show-alpha");
+      alpha.setAttribute("aria-pressed", on ? "true" : "false");
     });
   }
   buttons.forEach(function (b) {
@@ -130,13 +143,23 @@ def _tile(order: int, json_path: Path, rec: dict) -> str:
     )
     alt = f"{rec.get('objective', '')} {layer_text} unit {unit}"
     height = image.get("height")
-    small = ' class="small"' if isinstance(height, int) and height < 128 else ""
+    small = isinstance(height, int) and height < 128
     metrics = _object(rec.get("metrics"))
     tip = "; ".join(f"{k} {_fmt(v)}" for k, v in metrics.items() if not isinstance(v, dict))
+    alpha_file = _object(rec.get("alpha")).get("file")
+    has_alpha, alpha_img = "", ""
+    if isinstance(alpha_file, str) and alpha_file:
+        has_alpha = ' data-alpha=""'
+        alpha_img = (
+            f'<img class="alpha{" small" if small else ""}" src="{quote(alpha_file)}" '
+            f'alt="{esc(alt)}, alpha map" title="alpha map: |d loss/d pixel| over the run">'
+        )
+    plain = "plain small" if small else "plain"
     return (
         f'<figure class="tile" data-order="{order}" data-unit="{esc(str(unit))}" '
-        f'data-layer="{esc(layer)}" data-activation="{act_attr}">\n'
-        f'  <a href="{png}"><img src="{png}"{small} alt="{esc(alt)}" title="{esc(tip)}"></a>\n'
+        f'data-layer="{esc(layer)}" data-activation="{act_attr}"{has_alpha}>\n'
+        f'  <a href="{png}"><img class="{plain}" src="{png}" alt="{esc(alt)}" '
+        f'title="{esc(tip)}">{alpha_img}</a>\n'
         f"  <figcaption><b>{esc(layer_text)}</b> · {esc(str(rec.get('objective', '')))} "
         f"<b>{esc(str(unit))}</b><br>\n"
         f'  activation <span class="act">{_fmt(final)}</span> '
@@ -195,6 +218,12 @@ def page(
         f" · layer {', '.join(layers) or '-'} · objective {', '.join(objectives) or '-'}"
     )
     tiles = "\n".join(make(i) for i, (_, make) in enumerate(items))
+    alpha_button = ""
+    if any(isinstance(_object(r.get("alpha")).get("file"), str) for r in valid):
+        alpha_button = (
+            '\n  <button type="button" id="show-alpha" aria-pressed="false" title="the image '
+            'with its attribution map as alpha, over a checkerboard">alpha map</button>'
+        )
     if not items:
         tiles = '<p class="empty">No results yet.</p>'
     return f"""<!DOCTYPE html>
@@ -211,7 +240,7 @@ def page(
 <div class="controls">sort by
   <button type="button" id="sort-unit" data-sort="unit" aria-pressed="true">unit</button>
   <button type="button" id="sort-activation" data-sort="activation"
-          aria-pressed="false">activation &#8595;</button>
+          aria-pressed="false">activation &#8595;</button>{alpha_button}
 </div>
 <div id="grid" data-sorted="unit">
 {tiles}

@@ -2,10 +2,13 @@
 
 A unit is *complete* when its PNG and its record exist, the record passes the schema check
 (``check_record``), the record's ``key`` equals the key the current settings give and the PNG's
-SHA-256 equals the one in the record. Units are rendered in batches planned from the unit
-indices alone (``plan_batches``), and a batch's seed comes from the run's seed and the batch's
-units (``batch_seed``), so a rerun renders each missing unit in the same company, with the same
-seed, as an uninterrupted run would have; finished files are never rewritten.
+SHA-256 equals the one in the record; where the record lists an attribution alpha map
+(``alpha``: an RGBA PNG, the image with the map as its alpha channel), that file must match its
+SHA-256 too. Records without ``alpha`` (older midnites) are complete without one. Units are
+rendered in batches planned from the unit indices alone (``plan_batches``), and a batch's seed
+comes from the run's seed and the batch's units (``batch_seed``), so a rerun renders each
+missing unit in the same company, with the same seed, as an uninterrupted run would have;
+finished files are never rewritten.
 
 Records are versioned: ``midnite.record/2`` (written now) adds ``run`` (the run configuration a
 folder holds, ``RUN_FIELDS``) and, in ``key``, the ``--batch`` size and the digest of the model's
@@ -73,7 +76,19 @@ LOCK_NAME = ".midnite.lock"
 STALE_SECONDS = 600  # a temporary file without a writer's pid, untouched this long, is nobody's
 
 # what a folder holds one of: the settings that are not in a unit's file name
-RUN_FIELDS = ("model", "weights", "size", "steps", "lr", "seed", "batch", "device", "recipe")
+RUN_FIELDS = (
+    "model",
+    "weights",
+    "size",
+    "steps",
+    "lr",
+    "seed",
+    "batch",
+    "device",
+    "recipe",
+    "init",  # SHA-256 of the --init image's values, or None (records before it: not compared)
+    "init_penalty",
+)
 
 
 def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
@@ -400,7 +415,13 @@ _OPTIONAL = {
     "command": "strings",
     "image.height": "index",
     "image.width": "index",
+    "alpha": "object",
+    "alpha.file": "file",
+    "alpha.sha256": "sha256",
+    "alpha.scale": "number",
 }
+# an object listed here must hold these fields when present
+_OPTIONAL_REQUIRED = {"alpha": ("alpha.file", "alpha.sha256", "alpha.scale")}
 _SCHEMAS = {FORMATS[0]: _REQUIRED_1, FORMAT: _REQUIRED_2}
 _MISSING = object()
 
@@ -442,6 +463,10 @@ def check_record(record: object) -> dict:
         test, words = _KINDS[kind]
         if value is not _MISSING and not test(value):
             raise RecordError(f"'{name}' must be {words}, got {_describe(value)}")
+    for outer, inner in _OPTIONAL_REQUIRED.items():
+        for name in inner:
+            if _get(record, outer) is not _MISSING and _get(record, name) is _MISSING:
+                raise RecordError(f"'{name}' is missing; it must be {_KINDS[_OPTIONAL[name]][1]}")
     return record
 
 
@@ -457,26 +482,31 @@ def read_record(path: str | os.PathLike) -> dict | None:
 
 
 def _check_image(folder: Path, record: Mapping) -> None:
-    """RecordError unless the record's PNG exists and has the record's SHA-256."""
-    name = record["image"]["file"]
-    png = folder / name
-    if not png.is_file():
-        raise RecordError(f"its image {name!r} is missing")
-    try:
-        digest = sha256_file(png)
-    except OSError as err:
-        raise RecordError(f"its image {name!r} cannot be read ({err.strerror})") from None
-    if digest != record["image"]["sha256"]:
-        raise RecordError(
-            f"its image {name!r} does not match the record's SHA-256 (truncated or changed)"
-        )
+    """RecordError unless the record's PNG (and alpha map, where listed) exists and has the
+    record's SHA-256."""
+    files = [("image", record["image"])]
+    if isinstance(record.get("alpha"), Mapping):
+        files.append(("alpha map", record["alpha"]))
+    for what, entry in files:
+        name = entry["file"]
+        png = folder / name
+        if not png.is_file():
+            raise RecordError(f"its {what} {name!r} is missing")
+        try:
+            digest = sha256_file(png)
+        except OSError as err:
+            raise RecordError(f"its {what} {name!r} cannot be read ({err.strerror})") from None
+        if digest != entry["sha256"]:
+            raise RecordError(
+                f"its {what} {name!r} does not match the record's SHA-256 (truncated or changed)"
+            )
 
 
 def is_complete(folder: str | os.PathLike, stem: str, key: Mapping) -> bool:
     """Whether ``stem``.json in ``folder`` is a valid record of ``key`` whose PNG matches it.
 
     The record's ``key`` must equal ``key`` (after a JSON round trip) and the PNG's SHA-256
-    must equal the record's ``image.sha256``.
+    must equal the record's ``image.sha256`` (the alpha map's its ``alpha.sha256``, if listed).
     """
     folder = Path(folder)
     record = read_record(folder / f"{stem}.json")
@@ -539,7 +569,7 @@ def scan(folder: str | os.PathLike) -> Scan:
     ``midnite.record/...``, or, when it does not parse or has no such format, when its name is a
     unit's (``unit_stem``) or a PNG of the same name lies beside it; other JSON files are not
     midnite's and are passed over. A record is damaged when it is not valid JSON, fails
-    ``check_record``, or its PNG is missing or does not match its SHA-256.
+    ``check_record``, or its PNG (or listed alpha map) is missing or does not match its SHA-256.
     """
     folder = Path(folder)
     found = Scan()

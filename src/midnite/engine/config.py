@@ -10,6 +10,7 @@ too), and ``config.to_json()`` is what ``RenderResult.settings`` and the CLI's r
 from __future__ import annotations
 
 import dataclasses
+import hashlib
 import importlib.metadata
 import numbers
 import platform
@@ -29,19 +30,21 @@ from midnite.engine.checks import (
     check_size,
 )
 from midnite.engine.device import resolve_device
-from midnite.engine.hooks import input_channels
+from midnite.engine.hooks import input_channels, resolve_layers
 from midnite.engine.normalize import Normalize, as_normalize
 from midnite.engine.objectives import Objective, PerImage, as_objective
 from midnite.engine.recipes import Recipe, for_model, for_objective
 from midnite.engine.regularizers import Regularizer, check_regularizers
 from midnite.engine.transforms import STACKS
 
-__all__ = ["MAX_SEED", "MAX_STEPS", "RenderConfig", "check_steps", "versions"]
+__all__ = ["MAX_SEED", "MAX_STEPS", "RenderConfig", "check_steps", "init_digest", "versions"]
 
 MAX_STEPS = 1_000_000  # renders converge in hundreds to a few thousand steps
 MAX_SEED = 2**63 - 1  # seeds are ints in [0, 2**63): what secrets.randbits(63) draws
 
 _PARAMS = ("fourier", "pixel")  # a spectrum with a 1/f prior, or sigmoid pixels
+# the parameterizations an init image can be written into exactly (param.set_image_)
+_INVERTIBLE = ("fourier", "pixel")
 
 
 def versions() -> dict[str, str]:
@@ -68,6 +71,14 @@ class RenderConfig:
     drawn once and kept, so running a config twice gives the same images; a generator is used
     as is, so its state carries over between runs). Configs compare by identity; compare
     ``to_json()`` instead.
+
+    Feature accentuation (Hamblin et al. 2024): ``init`` is a float32 CPU tensor
+    ``(1 or batch, C, H, W)`` in [0, 1] (a ``(C, H, W)`` image or uint8 values are converted) that
+    the render starts from, written exactly into the parameterization (``param`` "pixel" or
+    "fourier"); ``init_penalty`` (λ) adds λ · mean squared pixel distance to it to the loss and
+    ``init_layer_penalty`` (μ) μ · mean squared distance of ``init_layer``'s activations to the
+    init's. With ``init``, ``steps`` may be 0 (the result is the init as the parameterization
+    holds it). ``to_json()`` records the init by shape and SHA-256, not by its pixels.
     """
 
     objective: Objective
@@ -87,6 +98,10 @@ class RenderConfig:
     early_stop: bool = True
     fold_bn: bool = True
     recipe: Recipe | None = None  # the recipe that filled in the unset values (recorded)
+    init: Tensor | None = None
+    init_penalty: float = 0.0
+    init_layer: str | None = None
+    init_layer_penalty: float = 0.0
 
     def __post_init__(self) -> None:
         objective = as_objective(self.objective)
@@ -96,15 +111,19 @@ class RenderConfig:
                 f"batch must equal the number of per-image objectives ({len(objective)}), "
                 f"got {batch}"
             )
+        size = check_size("size", self.size)
+        channels = check_positive_int("channels", self.channels)
+        param = check_choice("param", self.param, _PARAMS)
+        init = _check_init(self.init, batch, channels, size, param)
         values = {
             "objective": objective,
-            "size": check_size("size", self.size),
+            "size": size,
             "batch": batch,
-            "channels": check_positive_int("channels", self.channels),
-            "steps": check_steps("steps", self.steps),
+            "channels": channels,
+            "steps": _check_init_steps(self.steps, init),
             "lr": check_real("lr", self.lr, gt=0),
             "optimizer": _check_optimizer(self.optimizer),
-            "param": check_choice("param", self.param, _PARAMS),
+            "param": param,
             "decorrelate": check_bool("decorrelate", self.decorrelate),
             "transforms": _check_transforms(self.transforms),
             "regularizers": tuple(check_regularizers(self.regularizers)),
@@ -114,6 +133,10 @@ class RenderConfig:
             "early_stop": check_bool("early_stop", self.early_stop),
             "fold_bn": check_bool("fold_bn", self.fold_bn),
             "recipe": _check_recipe(self.recipe, objective),
+            "init": init,
+            **_check_init_penalties(
+                init, self.init_penalty, self.init_layer, self.init_layer_penalty
+            ),
         }
         for name, value in values.items():
             object.__setattr__(self, name, value)  # frozen: canonical values set once, here
@@ -139,19 +162,31 @@ class RenderConfig:
         seed: int | torch.Generator | None = 0,
         early_stop: bool = True,
         fold_bn: bool = True,
+        init: Tensor | None = None,
+        init_penalty: float = 0.0,
+        init_layer: str | None = None,
+        init_layer_penalty: float = 0.0,
     ) -> RenderConfig:
         """The config ``render(model, objective, **settings)`` runs (see ``render`` for each).
 
         Unset ``steps``, ``lr``, ``param``, ``decorrelate`` and ``transforms="recipe"`` come from
         ``recipes.for_model(model, objective)``; ``batch`` defaults to the number of per-image
-        objectives, else 1; ``channels`` to the input channels of the model's first convolution.
+        objectives, else to the number of ``init`` images, else 1; ``channels`` to the input
+        channels of the model's first convolution. ``init_layer`` is looked up in the model.
         """
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         objective = as_objective(objective)
         recipe = for_model(model, objective)
         if batch is None:
-            batch = len(objective) if isinstance(objective, PerImage) else 1
+            if isinstance(objective, PerImage):
+                batch = len(objective)
+            elif isinstance(init, Tensor) and init.dim() == 4:
+                batch = max(1, init.shape[0])
+            else:
+                batch = 1
+        if isinstance(init_layer, str):
+            resolve_layers(model, [init_layer])  # an unknown name: the closest ones in the error
         # raw values: the constructor checks them and makes them canonical
         raw: dict[str, Any] = dict(
             objective=objective,
@@ -170,6 +205,10 @@ class RenderConfig:
             seed=seed,
             early_stop=early_stop,
             fold_bn=fold_bn,
+            init=init,
+            init_penalty=init_penalty,
+            init_layer=init_layer,
+            init_layer_penalty=init_layer_penalty,
         )
         return cls(**raw, recipe=recipe)
 
@@ -180,7 +219,8 @@ class RenderConfig:
     def to_json(self) -> dict:
         """The settings as JSON-able values (callables by ``repr``), with the versions in use.
 
-        This is ``RenderResult.settings`` and the ``settings`` of the CLI's records.
+        This is ``RenderResult.settings`` and the ``settings`` of the CLI's records. The
+        ``init*`` settings appear only where ``init`` is given (the init as shape and SHA-256).
         """
         seed = self.seed.initial_seed() if isinstance(self.seed, torch.Generator) else self.seed
         optimizer = self.optimizer if isinstance(self.optimizer, str) else repr(self.optimizer)
@@ -202,8 +242,104 @@ class RenderConfig:
             "seed": seed,
             "early_stop": self.early_stop,
             "fold_bn": self.fold_bn,
+            **self._init_json(),
             "versions": versions(),
         }
+
+    def _init_json(self) -> dict:
+        if self.init is None:
+            return {}
+        return {
+            "init": {"shape": list(self.init.shape), "sha256": init_digest(self.init)},
+            "init_penalty": self.init_penalty,
+            "init_layer": self.init_layer,
+            "init_layer_penalty": self.init_layer_penalty,
+        }
+
+
+def init_digest(init: Tensor) -> str:
+    """Hex SHA-256 of an init tensor's float32 values (with its shape): how records name it."""
+    t = init.detach().to(device="cpu", dtype=torch.float32).contiguous()
+    digest = hashlib.sha256(f"{tuple(t.shape)};".encode())
+    digest.update(t.numpy().tobytes())
+    return digest.hexdigest()
+
+
+def _check_init(
+    init: object, batch: int, channels: int, size: tuple[int, int], param: str
+) -> Tensor | None:
+    """``init`` as a float32 CPU tensor ``(1 or batch, C, H, W)`` in [0, 1], or None.
+
+    A ``(C, H, W)`` image gets a batch axis; uint8 values are divided by 255.
+    """
+    if init is None:
+        return None
+    form = f"(B, {channels}, {size[0]}, {size[1]}) or ({channels}, {size[0]}, {size[1]})"
+    if not isinstance(init, Tensor):
+        raise TypeError(f"init must be a torch.Tensor {form} in [0, 1], got {type(init).__name__}")
+    if param not in _INVERTIBLE:
+        raise ValueError(
+            f"init needs a parameterization that can be inverted exactly, one of {_INVERTIBLE}; "
+            f"got param={param!r}"
+        )
+    x = init.detach()
+    if x.dim() == 3:
+        x = x.unsqueeze(0)
+    if x.dim() != 4 or tuple(x.shape[1:]) != (channels, *size) or x.shape[0] not in (1, batch):
+        raise ValueError(
+            f"init must have shape {form} with B 1 or batch={batch} (the render's size and "
+            f"channels), got {tuple(init.shape)}"
+        )
+    if x.dtype == torch.uint8:
+        x = x.float() / 255.0
+    elif x.is_floating_point():
+        x = x.float()
+    else:
+        raise TypeError(f"init must be a floating-point or uint8 tensor, got dtype {init.dtype}")
+    x = x.cpu()
+    if not bool(torch.isfinite(x).all()):
+        raise ValueError("init must hold only finite values, got NaN or inf")
+    low, high = float(x.min()), float(x.max())
+    if low < 0.0 or high > 1.0:
+        raise ValueError(f"init values must be in [0, 1], got values in [{low:.4g}, {high:.4g}]")
+    return x.clone()  # the config's own copy: the caller may change theirs
+
+
+def _check_init_steps(steps: object, init: Tensor | None) -> int:
+    """``check_steps``, except that 0 steps are allowed from an ``init``."""
+    if init is not None and isinstance(steps, int) and not isinstance(steps, bool) and steps == 0:
+        return 0
+    return check_steps("steps", steps)
+
+
+def _check_init_penalties(
+    init: Tensor | None, penalty: object, layer: object, layer_penalty: object
+) -> dict[str, Any]:
+    """The ``init_*`` fields, checked: they need an ``init``, and a layer with its penalty."""
+    values: dict[str, Any] = {
+        "init_penalty": check_real("init_penalty", penalty, ge=0),
+        "init_layer": layer,
+        "init_layer_penalty": check_real("init_layer_penalty", layer_penalty, ge=0),
+    }
+    if layer is not None and not isinstance(layer, str):
+        raise TypeError(
+            f"init_layer must be a layer name (str) or None, got {type(layer).__name__} {layer!r}"
+        )
+    if init is None:
+        given = [k for k, v in values.items() if v not in (None, 0.0)]
+        if given:
+            raise ValueError(
+                f"{', '.join(given)} {'needs' if len(given) == 1 else 'need'} init (the images "
+                "to start from and stay near), "
+                "got init=None"
+            )
+    if (layer is None) != (values["init_layer_penalty"] == 0.0):
+        raise ValueError(
+            "init_layer and init_layer_penalty go together (the layer whose activations stay "
+            f"near the init's, and a weight > 0), got init_layer={layer!r}, "
+            f"init_layer_penalty={values['init_layer_penalty']!r}"
+        )
+    return values
 
 
 def _check_recipe(recipe: object, objective: Objective) -> Recipe:
