@@ -9,9 +9,11 @@ Sections:
             top-5), at each judge's native size. Plus naturalness (``metrics.naturalness``):
             spectrum slope, share of spectral energy above half Nyquist and total variation,
             each beside the shipped natural photographs' (slope as a difference, the others
-            as ratios; "natural" = within 0.3 and at most 2x, issue #13's bar), all measured at
-            ``NATURAL_SIZE`` px (images of another size are resized, antialiased, as the photos
-            were); a photos row shows the reference. And the seconds each method took.
+            as ratios; "natural" = within 0.3 and at most 2x, issue #13's bar), measured at
+            ``NATURAL_SIZE`` px (larger images are shrunk, antialiased, as the photos were;
+            smaller ones, as in ``--quick``, are measured at their own size beside photos of
+            that size); a photos row shows the reference at ``NATURAL_SIZE`` px. And the
+            seconds each method took.
             ``--recipes NAME,...`` adds a row per named midnite recipe (see ``render_recipe``).
   recovery  grating_net()'s planted grating detector (a known answer): recovery score of
             render()'s default (feature recipe), of the classic PixelActivation, of uniform noise
@@ -295,7 +297,9 @@ NATURAL_HEADERS = list(natural_columns(Naturalness(-2, 1, 1, -2, 1, 1, reference
 
 
 def _at_natural_size(batch: Tensor) -> Tensor:
-    if tuple(batch.shape[-2:]) == (NATURAL_SIZE, NATURAL_SIZE):
+    """``batch`` shrunk to ``NATURAL_SIZE`` square where larger (never enlarged: that would
+    smooth it and flatter its naturalness)."""
+    if min(batch.shape[-2:]) <= NATURAL_SIZE:
         return batch
     size = (NATURAL_SIZE, NATURAL_SIZE)
     return F.interpolate(batch, size=size, mode="bilinear", antialias=True).clamp(0, 1)
