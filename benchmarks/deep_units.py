@@ -54,7 +54,7 @@ from _common import machine, sync, table, write_json
 from quality import (
     NATURAL_HEADERS,
     NATURAL_SIZE,
-    _at_natural_size,
+    at_natural_size,
     labelled_rows,
     natural_columns,
     recipe_names,
@@ -188,7 +188,7 @@ def run_recipe(
             else float("nan")
         )
         layer_images = torch.cat([images[s][idx] for s in seeds])
-        nat = metrics.naturalness(_at_natural_size(layer_images))
+        nat = metrics.naturalness(at_natural_size(layer_images))
         rows.append(
             {
                 "recipe": recipe,

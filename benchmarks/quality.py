@@ -296,7 +296,7 @@ def natural_columns(nat: Naturalness) -> dict[str, float | str]:
 NATURAL_HEADERS = list(natural_columns(Naturalness(-2, 1, 1, -2, 1, 1, reference="")))
 
 
-def _at_natural_size(batch: Tensor) -> Tensor:
+def at_natural_size(batch: Tensor) -> Tensor:
     """``batch`` shrunk to ``NATURAL_SIZE`` square where larger (never enlarged: that would
     smooth it and flatter its naturalness)."""
     if min(batch.shape[-2:]) <= NATURAL_SIZE:
@@ -346,7 +346,7 @@ def classes_section(
         batch = _batch(images)
         scores = transferability(batch, targets, judges, size=sizes)
         ranks = target_ranks(batch, targets, judges)
-        nat = naturalness(_at_natural_size(batch))
+        nat = naturalness(at_natural_size(batch))
         row = {"method": method, "settings": settings}
         for judge in JUDGES:
             row[f"{judge} top1"] = scores[judge]["top1"]

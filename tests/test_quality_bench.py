@@ -133,10 +133,10 @@ def test_naturalness_columns_and_the_photos_row(quality):
         "TV / photos",
         "natural",
     ]
-    noise = quality._at_natural_size(torch.rand(2, 3, 300, 300, generator=torch.manual_seed(0)))
+    noise = quality.at_natural_size(torch.rand(2, 3, 300, 300, generator=torch.manual_seed(0)))
     assert noise.shape == (2, 3, 224, 224)  # shrunk
     small = torch.rand(1, 3, 64, 64)
-    assert quality._at_natural_size(small) is small  # never enlarged
+    assert quality.at_natural_size(small) is small  # never enlarged
     cols = quality.natural_columns(quality.naturalness(noise))
     assert cols["natural"] == "no" and cols["TV / photos"] > 2
 
