@@ -189,9 +189,10 @@ RUNNERS = {
 
 
 def recipe_names() -> list[str]:
-    """The recipes this midnite has: ``recipes.names()`` where it exists, else its constants."""
-    if callable(getattr(recipes, "names", None)):
-        return list(recipes.names())
+    """The recipes this midnite has: ``recipes.RECIPES`` where it exists, else its constants."""
+    registry = getattr(recipes, "RECIPES", None)
+    if isinstance(registry, dict):
+        return sorted(registry)
     return sorted(r.name for r in vars(recipes).values() if isinstance(r, recipes.Recipe))
 
 
