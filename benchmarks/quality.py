@@ -6,9 +6,15 @@ Sections:
             neuron, and ``midnite.render`` with the class recipe's defaults. Each image is judged
             by Lite0 (sanity: the model it was made on) and by Lite1 and Lite2 (transferability as
             in MACO: the share of images another model classifies as their class, top-1 and
-            top-5), at each judge's native size. Plus the model-free spectrum slope (natural
-            photos ~ -2, white noise ~ 0), the share of spectral energy above half Nyquist, and
-            the seconds each method took.
+            top-5), at each judge's native size. Plus naturalness (``metrics.naturalness``):
+            spectrum slope, share of spectral energy above half Nyquist and total variation,
+            each beside the shipped natural photographs' (slope as a difference, the others
+            as ratios; "natural" = within 0.3 and at most 2x, issue #13's bar), measured at
+            ``NATURAL_SIZE`` px (larger images are shrunk, antialiased, as the photos were;
+            smaller ones, as in ``--quick``, are measured at their own size beside photos of
+            that size); a photos row shows the reference at ``NATURAL_SIZE`` px. And the
+            seconds each method took.
+            ``--recipes NAME,...`` adds a row per named midnite recipe (see ``render_recipe``).
   recovery  grating_net()'s planted grating detector (a known answer): recovery score of
             render()'s default (feature recipe), of the classic PixelActivation, of uniform noise
             (chance) and of the planted pattern itself (ceiling). Threshold 0.2: over ten times
@@ -18,8 +24,9 @@ The ten classes (``CLASSES``) were chosen for a strong visual identity and fixed
 tuning of the class recipe; they were not re-picked after seeing results.
 
 ``--out DIR`` saves every image (``DIR/<method>/<class>.png``), a contact sheet per method
-(``DIR/<method>.png``), ``DIR/classes.png`` (one row per method in table order, one column per
-class) and ``DIR/recovery.png`` (one image per recovery row, seed 0).
+(``DIR/<method>.png``), ``DIR/classes.png`` (one labelled row per method in table order, one
+column per class, and a last row of the reference photographs when scikit-image is installed)
+and ``DIR/recovery.png`` (one image per recovery row, seed 0).
 
 The classic API renders one image at a time. Its class cell (300 iterations of 10 steps from 300 px,
 growing 0.5% per iteration to ~1300 px: hours per image on a CPU) is cut to
@@ -28,13 +35,14 @@ maximize the softmax probability (the notebook's class neuron is a softmax outpu
 image is judged min-max normalized, as the notebook shows it (``show_normalized``).
 
     python benchmarks/quality.py [--sections classes,recovery] [--device cuda] [--json F] [--out D]
-                                 [--threads N]
+                                 [--threads N] [--recipes natural,...]
     python benchmarks/quality.py --quick      # a smoke run of seconds (used by the tests)
 """
 
 from __future__ import annotations
 
 import argparse
+import inspect
 import os
 import sys
 import time
@@ -54,12 +62,13 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import machine, sync, table, write_json
 
 import midnite
-from midnite import recipes
+from midnite import RenderResult, recipes
 from midnite.engine.objectives import channel, class_logit
 from midnite.known_answer import grating_net, planted_pattern, recovery_score
-from midnite.metrics import summary, transferability
+from midnite.metrics import Naturalness, naturalness, transferability
 from midnite.models import efficientnet_lite
-from midnite.plot import contact_sheet, normalized, save_png
+from midnite.photos import PhotosMissingError, load_photos
+from midnite.plot import contact_sheet, normalized, save_png, to_uint8
 from midnite.visualization.base import (
     BilateralTransform,
     BlurTransform,
@@ -93,6 +102,13 @@ CLASSIC_CLASS_ITER_N = 12
 CLASSIC_CLASS_INIT = 224
 #: Recovery threshold (see the module docstring and ``midnite.known_answer.recovery_score``).
 RECOVERY_THRESHOLD = 0.2
+
+#: Naturalness is measured at this size (the photos' reference and Lite0's input).
+NATURAL_SIZE = 224
+#: issue #13's bar for a natural-looking recipe: slope within 0.3 of the photos', HF energy and
+#: total variation at most twice theirs.
+NATURAL_SLOPE, NATURAL_RATIO = 0.3, 2.0
+PHOTOS_ROW = "photos (reference)"
 
 METHODS = ("classic: class cell", "classic: combined cell", "midnite: class recipe")
 
@@ -172,6 +188,64 @@ RUNNERS = {
 }
 
 
+def recipe_names() -> list[str]:
+    """The recipes this midnite has: ``recipes.RECIPES`` where it exists, else its constants."""
+    registry = getattr(recipes, "RECIPES", None)
+    if isinstance(registry, dict):
+        return sorted(registry)
+    return sorted(r.name for r in vars(recipes).values() if isinstance(r, recipes.Recipe))
+
+
+def takes_recipe() -> bool:
+    """Whether this midnite's ``render`` takes ``recipe=NAME``."""
+    return "recipe" in inspect.signature(midnite.render).parameters
+
+
+def render_recipe(model: nn.Module, objective, recipe: str, **settings) -> RenderResult:
+    """``midnite.render`` with the recipe named ``recipe``; ``settings`` override its values.
+
+    Passes ``recipe=`` where ``render`` takes it (recipes by name, issue #13 item 4). Where it
+    does not yet, it passes the named ``midnite.recipes`` constant's steps, lr, param,
+    decorrelate and transforms explicitly (same images; ``settings['recipe']`` then records the
+    objective's own recipe). A recipe this midnite lacks raises ``ValueError`` naming those it has.
+    """
+    if takes_recipe():
+        return midnite.render(model, objective, recipe=recipe, **settings)
+    known = {r.name: r for r in vars(recipes).values() if isinstance(r, recipes.Recipe)}
+    if recipe not in known:
+        raise ValueError(f"unknown recipe {recipe!r}; this midnite has {sorted(known)}")
+    r = known[recipe]
+    values = {
+        "steps": r.steps,
+        "lr": r.lr,
+        "param": r.param,
+        "decorrelate": r.decorrelate,
+        "transforms": r.transforms,
+    }
+    return midnite.render(model, objective, **{**values, **settings})
+
+
+def recipe_method(name: str) -> str:
+    return f"midnite: recipe '{name}'"
+
+
+def _recipe_runner(name: str):
+    def run(lite0: nn.Module, classes: list[int], dev: torch.device, quick: bool):
+        extra = {"size": 64, "steps": 4} if quick else {}
+        objectives = [class_logit(c) for c in classes]
+        result = render_recipe(lite0, objectives, name, device=dev, progress=False, **extra)
+        s = result.settings
+        h, w = result.images.shape[-2:]
+        how = f"render(recipe='{name}')" if takes_recipe() else f"recipe '{name}' values"
+        settings = (
+            f"{how}: {s['steps']} steps, lr {s['lr']:g}, {s['param']}, "
+            f"{s['size'][0]} px in, {h}x{w} px out, one batch"
+        )
+        return list(result.images), settings
+
+    return run
+
+
 def _batch(images: list[Tensor]) -> Tensor:
     """Stack (C, H, W) images, resizing to the first one's size where they differ."""
     h, w = images[0].shape[-2:]
@@ -207,62 +281,125 @@ def _slug(name: str) -> str:
     return "".join(ch if ch.isalnum() else "_" for ch in name).strip("_").replace("__", "_")
 
 
-def classes_section(dev: torch.device, quick: bool, out: Path | None) -> tuple[str, dict]:
+def natural_columns(nat: Naturalness) -> dict[str, float | str]:
+    """The naturalness columns of a row (``natural``: issue #13's bar met)."""
+    return {
+        "spectrum slope": nat.spectrum_slope,
+        "slope - photos": nat.slope_difference,
+        "HF share": nat.high_frequency_energy,
+        "HF / photos": nat.high_frequency_ratio,
+        "TV": nat.total_variation,
+        "TV / photos": nat.total_variation_ratio,
+        "natural": "yes" if nat.meets(NATURAL_SLOPE, NATURAL_RATIO) else "no",
+    }
+
+
+NATURAL_HEADERS = list(natural_columns(Naturalness(-2, 1, 1, -2, 1, 1, reference="")))
+
+
+def at_natural_size(batch: Tensor) -> Tensor:
+    """``batch`` shrunk to ``NATURAL_SIZE`` square where larger (never enlarged: that would
+    smooth it and flatter its naturalness)."""
+    if min(batch.shape[-2:]) <= NATURAL_SIZE:
+        return batch
+    size = (NATURAL_SIZE, NATURAL_SIZE)
+    return F.interpolate(batch, size=size, mode="bilinear", antialias=True).clamp(0, 1)
+
+
+def photos_row() -> dict:
+    """The reference row: the shipped photo statistics at ``NATURAL_SIZE`` (ratios 1)."""
+    # any image of that size: only the reference_* fields are used
+    ref = naturalness(torch.full((1, 3, NATURAL_SIZE, NATURAL_SIZE), 0.5))
+    nat = Naturalness(
+        ref.reference_spectrum_slope,
+        ref.reference_high_frequency_energy,
+        ref.reference_total_variation,
+        ref.reference_spectrum_slope,
+        ref.reference_high_frequency_energy,
+        ref.reference_total_variation,
+        reference=ref.reference,
+    )
+    return {
+        "method": PHOTOS_ROW,
+        "settings": f"midnite.photos, {ref.reference} (the naturalness reference)",
+        **natural_columns(nat),
+    }
+
+
+def classes_section(
+    dev: torch.device, quick: bool, out: Path | None, recipe_rows: tuple[str, ...] = ()
+) -> tuple[str, dict]:
     classes = list(CLASSES)[:2] if quick else list(CLASSES)
     n = len(classes)
     targets = torch.tensor(classes)
     judges = {name: efficientnet_lite(v).to(dev).eval() for name, (v, _) in JUDGES.items()}
     sizes = {name: size for name, (_, size) in JUDGES.items()}
+    runners = dict(RUNNERS)
+    runners.update({recipe_method(r): _recipe_runner(r) for r in recipe_rows})
+    methods = list(runners)
     rows, per_class, all_images = [], {}, {}
-    for method in METHODS:
+    for method in methods:
         sync(dev)
         t0 = time.perf_counter()
-        images, settings = RUNNERS[method](judges["Lite0"], classes, dev, quick)
+        images, settings = runners[method](judges["Lite0"], classes, dev, quick)
         sync(dev)
         seconds = time.perf_counter() - t0
         batch = _batch(images)
         scores = transferability(batch, targets, judges, size=sizes)
         ranks = target_ranks(batch, targets, judges)
-        metrics = summary(batch)
+        nat = naturalness(at_natural_size(batch))
         row = {"method": method, "settings": settings}
         for judge in JUDGES:
             row[f"{judge} top1"] = scores[judge]["top1"]
             row[f"{judge} top5"] = scores[judge]["top5"]
-        row["spectrum slope"] = metrics["spectrum_slope"]
-        row["HF share"] = metrics["high_frequency_energy"]
+        row.update(natural_columns(nat))
+        row["naturalness"] = nat.to_dict()
         row["size"] = list(batch.shape[-2:])
         row["seconds"] = seconds
+        row["seconds per class"] = seconds / n
         rows.append(row)
         per_class[method] = ranks
         all_images[method] = images
         print(f"  {method}: {seconds:.0f} s", flush=True)
+    photos = photos_row()
     if out is not None:
         _save_class_figures(out, classes, all_images)
 
     headers = ["method", "settings", *(f"{j} top{k}" for j in JUDGES for k in (1, 5))]
-    headers += ["spectrum slope", "HF share", "seconds"]
+    headers += [*NATURAL_HEADERS, "seconds", "seconds per class"]
     cells = [
         [r["method"], r["settings"]]
         + [_share(r[f"{j} top{k}"], n) for j in JUDGES for k in (1, 5)]
-        + [r["spectrum slope"], r["HF share"], r["seconds"]]
+        + [r[h] for h in NATURAL_HEADERS]
+        + [r["seconds"], r["seconds per class"]]
         for r in rows
     ]
+    cells.append(
+        [photos["method"], photos["settings"]]
+        + ["-"] * (2 * len(JUDGES))
+        + [photos[h] for h in NATURAL_HEADERS]
+        + ["-", "-"]
+    )
     title = (
         f"Class visualizations made on EfficientNet-Lite0, judged by Lite0/Lite1/Lite2 "
-        f"({n} classes; images classified as their class, top-1 and top-5)"
+        f"({n} classes; images classified as their class, top-1 and top-5); naturalness at "
+        f"{NATURAL_SIZE} px beside natural photographs (natural: slope within {NATURAL_SLOPE}, "
+        f"HF and TV at most {NATURAL_RATIO:g}x the photos')"
     )
     text = table(title, headers, cells)
     rank_rows = [
         [f"{c} {CLASSES[c]}"]
-        + [" / ".join(str(per_class[m][j][i]) for j in ("Lite1", "Lite2")) for m in METHODS]
+        + [" / ".join(str(per_class[m][j][i]) for j in ("Lite1", "Lite2")) for m in methods]
         for i, c in enumerate(classes)
     ]
     text += "\n\n" + table(
-        "Rank of the target class for Lite1 / Lite2 (1 = top-1)", ["class", *METHODS], rank_rows
+        "Rank of the target class for Lite1 / Lite2 (1 = top-1)", ["class", *methods], rank_rows
     )
     payload = {
         "classes": {str(c): CLASSES[c] for c in classes},
+        "natural_size": NATURAL_SIZE,
         "rows": rows,
+        "photos": photos,
         "ranks": {
             m: {j: dict(zip(map(str, classes), r, strict=True)) for j, r in v.items()}
             for m, v in per_class.items()
@@ -271,22 +408,62 @@ def classes_section(dev: torch.device, quick: bool, out: Path | None) -> tuple[s
     return text, payload
 
 
+def labelled_rows(rows: dict[str, list[Tensor]], columns: int, side: int = 160) -> Tensor:
+    """One row of images per label, the label written left of its row: ``(3, H, W)`` in [0, 1].
+
+    Every image is resized to ``side`` px square; rows shorter than ``columns`` stay blank at the
+    end.
+    """
+    from PIL import Image, ImageDraw
+
+    pad, label_w = 4, 200
+    tiles: list[Tensor] = []
+    for images in rows.values():
+        if len(images) > columns:
+            raise ValueError(f"a row holds at most {columns} images, got {len(images)}")
+        small = [
+            F.interpolate(img[None].float(), size=(side, side), mode="bilinear", antialias=True)[0]
+            for img in images
+        ]
+        tiles += small + [torch.ones(3, side, side)] * (columns - len(small))
+    grid = Image.fromarray(to_uint8(contact_sheet(tiles, columns=columns, pad=pad)))
+    canvas = Image.new("RGB", (grid.width + label_w, grid.height), "white")
+    canvas.paste(grid, (label_w, 0))
+    draw = ImageDraw.Draw(canvas)
+    for i, label in enumerate(rows):
+        lines = [""]
+        for word in label.split():  # wrap to the label column
+            if lines[-1] and draw.textlength(f"{lines[-1]} {word}") > label_w - 2 * pad:
+                lines.append(word)
+            else:
+                lines[-1] = f"{lines[-1]} {word}".strip()
+        text = "\n".join(lines)
+        box = draw.multiline_textbbox((0, 0), text)
+        y = pad + i * (side + pad) + (side - (box[3] - box[1])) // 2
+        draw.multiline_text((pad, y), text, fill="black")
+    data = torch.frombuffer(bytearray(canvas.tobytes()), dtype=torch.uint8)
+    return data.view(canvas.height, canvas.width, 3).permute(2, 0, 1).float() / 255
+
+
 def _save_class_figures(out: Path, classes: list[int], all_images: dict) -> None:
     out.mkdir(parents=True, exist_ok=True)
-    rows = []
     for method, images in all_images.items():
         folder = out / _slug(method)
         folder.mkdir(parents=True, exist_ok=True)
         for c, img in zip(classes, images, strict=True):
             save_png(img, folder / f"{c:03d}_{_slug(CLASSES[c])}.png")
         save_png(contact_sheet(images, columns=5), out / f"{_slug(method)}.png")
-        side = 160
-        rows += [
-            F.interpolate(img[None].float(), size=(side, side), mode="bilinear", antialias=True)[0]
-            for img in images
-        ]
-    # one row per method (in METHODS order), one column per class
-    save_png(contact_sheet(rows, columns=len(classes)), out / "classes.png")
+    rows = dict(all_images)
+    try:  # the reference photographs as a last row, where scikit-image holds them
+        photos = list(load_photos(NATURAL_SIZE))
+        rows[PHOTOS_ROW] = photos[: len(classes)]
+    except PhotosMissingError:
+        pass
+    # one labelled row per method (in table order), one column per class
+    save_png(
+        labelled_rows(rows, columns=max(len(classes), len(rows.get(PHOTOS_ROW, [])))),
+        out / "classes.png",
+    )
 
 
 def recovery_section(dev: torch.device, quick: bool, out: Path | None) -> tuple[str, dict]:
@@ -363,6 +540,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--out", default=None, help="save the images and contact sheets here")
     parser.add_argument("--quick", action="store_true", help="2 classes, few steps: a smoke test")
     parser.add_argument("--threads", type=int, default=None, help="torch CPU threads")
+    parser.add_argument(
+        "--recipes",
+        default="",
+        help="comma-separated midnite recipes to add as rows of the classes table (e.g. natural)",
+    )
     args = parser.parse_args(argv)
     if args.threads is not None:
         torch.set_num_threads(args.threads)
@@ -371,6 +553,10 @@ def main(argv: list[str] | None = None) -> int:
     unknown = [s for s in names if s not in SECTIONS]
     if unknown:
         parser.error(f"unknown sections {unknown}; choose from {', '.join(SECTIONS)}")
+    recipe_rows = tuple(r.strip() for r in args.recipes.split(",") if r.strip())
+    missing = [r for r in recipe_rows if r not in recipe_names()]
+    if missing:
+        parser.error(f"unknown recipes {missing}; this midnite has {', '.join(recipe_names())}")
     out = Path(args.out) if args.out else None
     info = machine()
     print(f"midnite quality benchmark, {info}")
@@ -380,7 +566,10 @@ def main(argv: list[str] | None = None) -> int:
     began = time.perf_counter()
     for name in names:
         t0 = time.perf_counter()
-        text, data = SECTIONS[name](dev, args.quick, out)
+        if name == "classes":
+            text, data = classes_section(dev, args.quick, out, recipe_rows)
+        else:
+            text, data = SECTIONS[name](dev, args.quick, out)
         sync(dev)
         data["seconds"] = time.perf_counter() - t0
         print(f"\n{text}\n({data['seconds']:.0f} s)", flush=True)

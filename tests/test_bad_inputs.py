@@ -125,6 +125,24 @@ ROWS = [
         r"at least one image, got shape \(0, 3, 4, 4\)",
     ),
     (
+        "naturalness reference of another size",
+        lambda t: metrics.naturalness(torch.rand(1, 3, 32, 32), torch.rand(1, 3, 40, 40)),
+        ValueError,
+        r"reference must have the images' size 32x32 \(the metrics depend on size\), got 40x40",
+    ),
+    (
+        "naturalness of images below the shipped sizes",
+        lambda t: metrics.naturalness(torch.rand(1, 3, 8, 8)),
+        ValueError,
+        r"shipped naturalness reference starts at 32 px; images of 8x8 px are smaller",
+    ),
+    (
+        "naturalness of a flat reference",
+        lambda t: metrics.naturalness(torch.rand(1, 3, 8, 8), torch.zeros(2, 3, 8, 8)),
+        ValueError,
+        r"reference must have high-frequency energy and total variation > 0 .*got 0 and 0",
+    ),
+    (
         "model file that fails to import",
         lambda t: load(_model_file(t, "import no_such_module_here\n")),
         ImportError,

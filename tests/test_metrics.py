@@ -8,11 +8,14 @@ import pytest
 import torch
 from torch import nn
 
+from midnite import metrics
 from midnite.metrics import (
+    Naturalness,
     activation_gain,
     colorfulness,
     gram_diversity,
     high_frequency_energy,
+    naturalness,
     robustness,
     saturated_fraction,
     seed_stability,
@@ -27,10 +30,10 @@ def _gen(seed: int = 0) -> torch.Generator:
     return torch.Generator().manual_seed(seed)
 
 
-def _power_law_noise(b: int, c: int, size: int, seed: int = 0) -> torch.Tensor:
-    """Periodic noise with amplitude ∝ 1/f (power ∝ 1/f²), random phases, around gray."""
+def _power_law_noise(b: int, c: int, size: int, seed: int = 0, a: float = 1.0) -> torch.Tensor:
+    """Periodic noise with amplitude ∝ 1/f^a (power ∝ 1/f^2a), random phases, around gray."""
     f = torch.sqrt(torch.fft.fftfreq(size)[:, None] ** 2 + torch.fft.fftfreq(size)[None] ** 2)
-    amp = 1 / f.clamp_min(1e-9)
+    amp = f.clamp_min(1e-9) ** -a
     amp[0, 0] = 0
     phase = torch.rand(b, c, size, size, generator=_gen(seed)) * 2 * math.pi
     z = torch.fft.ifft2(amp * torch.exp(1j * phase)).real
@@ -377,3 +380,139 @@ def test_power_spectrum_peaks_at_a_gratings_frequency():
     assert peak in ((0, 4), (0, 28))  # 32 px / period 8 = 4 cycles, either sign
     flat = power_spectrum(torch.full((2, 3, 16, 16), 0.3))
     assert flat.shape == (2, 16, 16) and float(flat.abs().max()) == 0.0
+
+
+# ---------------------------------------------------------------------------- naturalness
+
+
+@pytest.mark.parametrize("a", [0.5, 1.0, 1.5])
+def test_naturalness_slope_of_power_law_noise_against_a_known_reference(a):
+    images = _power_law_noise(4, 3, 128, seed=1, a=a)  # power ∝ 1/f^(2a): slope -2a
+    ref = _power_law_noise(4, 3, 128, seed=2, a=1.0)  # slope -2
+    nat = naturalness(images, reference=ref)
+    assert nat.spectrum_slope == pytest.approx(-2 * a, abs=0.1)
+    assert nat.reference_spectrum_slope == pytest.approx(-2.0, abs=0.1)
+    assert nat.slope_difference == pytest.approx(-2 * (a - 1), abs=0.15)
+    # flatter spectrum: more energy above half Nyquist and more variation than the reference
+    assert (nat.high_frequency_ratio > 1.5) == (a < 1)
+    assert (nat.total_variation_ratio > 1) == (a < 1)
+    assert nat.high_frequency_energy == pytest.approx(
+        high_frequency_energy(images.double()).mean().item()
+    )
+    assert nat.total_variation == pytest.approx(total_variation(images.double()).mean().item())
+    assert nat.reference == "given reference: 4 image(s) at 128x128 px"
+
+
+def test_naturalness_of_the_reference_itself_is_one():
+    ref = _power_law_noise(3, 3, 64, seed=3)
+    nat = naturalness(ref, reference=ref)
+    assert nat.slope_difference == 0.0
+    assert nat.high_frequency_ratio == 1.0 and nat.total_variation_ratio == 1.0
+    assert nat.meets() and nat.meets(0.0, 1.0)
+    one = naturalness(ref[0], reference=ref[:1])  # a single (C, H, W) image is a batch of one
+    assert one.high_frequency_ratio == 1.0
+
+
+def test_naturalness_shipped_reference_equals_the_photos_it_was_made_from():
+    pytest.importorskip("skimage")
+    from midnite.photos import load_photos
+
+    for side in (64, 224):
+        photos = load_photos(side)
+        shipped = naturalness(photos)  # the data file
+        fresh = naturalness(photos, reference=photos)  # computed now
+        assert shipped.reference == f"shipped photos at {side}x{side} px"
+        for key in ("spectrum_slope", "high_frequency_energy", "total_variation"):
+            assert getattr(shipped, f"reference_{key}") == pytest.approx(
+                getattr(fresh, f"reference_{key}"), rel=1e-4
+            ), (side, key)
+        assert shipped.slope_difference == pytest.approx(0.0, abs=1e-4)
+        assert shipped.high_frequency_ratio == pytest.approx(1.0, rel=1e-4)
+        assert shipped.total_variation_ratio == pytest.approx(1.0, rel=1e-4)
+
+
+def test_naturalness_default_needs_no_scikit_image_and_takes_the_nearest_size(monkeypatch):
+    import sys
+
+    monkeypatch.setitem(sys.modules, "skimage", None)  # import fails
+    noise = torch.rand(2, 3, 230, 230, generator=_gen())
+    nat = naturalness(noise)
+    assert nat.reference == "shipped photos at 224x224 px"
+    # white noise: flat spectrum, far more clutter than photos (about -2.8, 0.025, 0.053)
+    assert nat.slope_difference > 2.3
+    assert nat.high_frequency_ratio > 20 and nat.total_variation_ratio > 8
+    assert not nat.meets()
+    assert naturalness(torch.rand(1, 3, 200, 320)).reference == "shipped photos at 256x256 px"
+    big = naturalness(torch.rand(1, 3, 400, 400))
+    assert big.reference == (
+        "shipped photos at 288x288 px (the largest shipped; the images are 400x400 px)"
+    )
+    with pytest.raises(ValueError, match=r"starts at 32 px; images of 16x16 px are smaller"):
+        naturalness(torch.rand(1, 3, 16, 16))
+
+
+def test_naturalness_photo_statistics_depend_on_size_as_documented():
+    stats = metrics._shipped_stats()
+    assert min(stats) == 32 and max(stats) == 288 and {224, 240, 260} <= set(stats)
+    # smaller photos: more variation per pixel; the slope is near -2.8 from 128 px up
+    assert stats[32][2] > stats[128][2] > stats[288][2]
+    assert all(-3.0 < stats[s][0] < -2.6 for s in stats if s >= 128)
+
+
+def test_naturalness_missing_data_file_says_how_to_make_it(monkeypatch):
+    monkeypatch.setattr(metrics, "_PHOTO_STATS", "no_such_stats.json")
+    metrics._shipped_stats.cache_clear()
+    try:
+        with pytest.raises(FileNotFoundError, match=r"scripts/make_photo_stats.py"):
+            naturalness(torch.rand(1, 3, 32, 32))
+    finally:
+        monkeypatch.undo()
+        metrics._shipped_stats.cache_clear()
+
+
+def test_naturalness_meets_and_to_dict():
+    nat = Naturalness(-2.5, 0.05, 0.1, -2.8, 0.025, 0.05, reference="r")
+    assert nat.slope_difference == pytest.approx(0.3)
+    assert nat.high_frequency_ratio == pytest.approx(2.0) and nat.total_variation_ratio == 2.0
+    assert nat.meets()  # the bar is inclusive
+    assert not nat.meets(max_slope_difference=0.25) and not nat.meets(max_ratio=1.9)
+    smooth = Naturalness(-3.2, 0.01, 0.02, -2.8, 0.025, 0.05, reference="r")
+    assert not smooth.meets() and smooth.meets(max_slope_difference=0.5)  # ratios < 1 pass
+    d = nat.to_dict()
+    assert d["slope_difference"] == pytest.approx(0.3) and d["reference"] == "r"
+    assert set(d) >= {"high_frequency_ratio", "total_variation_ratio", "reference_spectrum_slope"}
+    with pytest.raises(ValueError, match=r"max_ratio must be"):
+        nat.meets(max_ratio=0)
+
+
+def test_naturalness_bad_reference():
+    x = torch.rand(2, 3, 32, 32, generator=_gen())
+    with pytest.raises(ValueError, match=r"images' size 32x32 .* got 48x48"):
+        naturalness(x, reference=torch.rand(1, 3, 48, 48))
+    with pytest.raises(ValueError, match=r"total variation > 0.*got 0 and 0"):
+        naturalness(x, reference=torch.full((1, 3, 32, 32), 0.5))
+    with pytest.raises(TypeError, match=r"reference must be a torch.Tensor, got list"):
+        naturalness(x, reference=[x])
+    with pytest.raises(ValueError, match=r">= 4"):
+        naturalness(torch.rand(1, 3, 3, 32), reference=torch.rand(1, 3, 3, 32))
+
+
+def test_shipped_photo_stats_are_what_the_script_writes_now():
+    pytest.importorskip("skimage")
+    import importlib.util
+    import json
+    from importlib import resources
+    from pathlib import Path
+
+    path = Path(__file__).resolve().parents[1] / "scripts" / "make_photo_stats.py"
+    spec = importlib.util.spec_from_file_location("make_photo_stats", path)
+    assert spec is not None and spec.loader is not None
+    script = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(script)
+    shipped = json.loads((resources.files("midnite") / "data" / "photo_stats.json").read_text())
+    assert list(shipped["sizes"]) == [str(s) for s in script.SIDES]
+    assert shipped["cutoff"] == metrics.NATURALNESS_CUTOFF
+    fresh, stored = script.side_stats(64), shipped["sizes"]["64"]
+    for key in ("spectrum_slope", "high_frequency_energy", "total_variation"):
+        assert stored[key] == pytest.approx(fresh[key], abs=1e-5)
+        assert stored["per_photo"][key] == pytest.approx(fresh["per_photo"][key], abs=1e-5)

@@ -2,12 +2,18 @@
 
 Images are ``(B, C, H, W)`` in [0, 1] (a single ``(C, H, W)`` image is taken as ``B = 1``).
 Metrics that need a model take callables (``score_fn(images) -> (B,)``), not engine objects.
+``naturalness`` compares a batch with natural photographs; its default reference is a small data
+file (``midnite/data/photo_stats.json``), so it needs no scikit-image.
 """
 
 from __future__ import annotations
 
+import functools
+import json
 import math
 from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from importlib import resources
 
 import torch
 import torch.nn.functional as F
@@ -17,10 +23,12 @@ from midnite.engine.checks import check_positive_int, check_real, check_size
 from midnite.engine.transforms import random_affine
 
 __all__ = [
+    "Naturalness",
     "activation_gain",
     "colorfulness",
     "gram_diversity",
     "high_frequency_energy",
+    "naturalness",
     "power_spectrum",
     "robustness",
     "saturated_fraction",
@@ -421,6 +429,165 @@ def saturated_fraction(images: Tensor, eps: float = 1 / 255) -> Tensor:
         raise ValueError(f"eps must be a number in [0, 0.5), got {eps!r}")
     sat = (images <= eps) | (images >= 1 - eps)
     return sat.flatten(1).to(images.dtype).mean(dim=1)
+
+
+# --------------------------------------------------------------------------------------------
+# naturalness: the image metrics beside those of natural photographs
+
+#: High-frequency cutoff (x Nyquist) of ``naturalness`` and of the shipped reference.
+NATURALNESS_CUTOFF = 0.5
+_PHOTO_STATS = "photo_stats.json"
+_STATS_KEYS = ("spectrum_slope", "high_frequency_energy", "total_variation")
+
+
+@dataclass(frozen=True)
+class Naturalness:
+    """A batch's spectrum slope, high-frequency energy and total variation beside a reference's.
+
+    Each value is a mean over the images (``reference_*``: over the reference photographs). The
+    slope is signed (photos about -2.8, white noise 0), so it is compared by difference; energy
+    and variation by ratio (1: as much as the photos, 2: twice as much). ``reference`` says
+    which photographs, at which size. Ratios below 1 (smoother than photos) are not flagged by
+    :meth:`meets`; a too-smooth image shows as a slope far below the reference's.
+    """
+
+    spectrum_slope: float
+    high_frequency_energy: float
+    total_variation: float
+    reference_spectrum_slope: float
+    reference_high_frequency_energy: float
+    reference_total_variation: float
+    reference: str
+
+    @property
+    def slope_difference(self) -> float:
+        """``spectrum_slope - reference_spectrum_slope``: > 0 flatter (clutter), < 0 smoother."""
+        return self.spectrum_slope - self.reference_spectrum_slope
+
+    @property
+    def high_frequency_ratio(self) -> float:
+        """``high_frequency_energy / reference_high_frequency_energy``."""
+        return self.high_frequency_energy / self.reference_high_frequency_energy
+
+    @property
+    def total_variation_ratio(self) -> float:
+        """``total_variation / reference_total_variation``."""
+        return self.total_variation / self.reference_total_variation
+
+    def meets(self, max_slope_difference: float = 0.3, max_ratio: float = 2.0) -> bool:
+        """``|slope_difference| <= max_slope_difference`` and both ratios ``<= max_ratio``.
+
+        The defaults are issue #13's bar for a natural-looking recipe.
+        """
+        check_real("max_slope_difference", max_slope_difference, ge=0.0)
+        check_real("max_ratio", max_ratio, gt=0.0)
+        return (
+            abs(self.slope_difference) <= max_slope_difference
+            and self.high_frequency_ratio <= max_ratio
+            and self.total_variation_ratio <= max_ratio
+        )
+
+    def to_dict(self) -> dict[str, float | str]:
+        """Every field and the three comparisons, as plain Python values (for JSON records)."""
+        return {
+            "spectrum_slope": self.spectrum_slope,
+            "high_frequency_energy": self.high_frequency_energy,
+            "total_variation": self.total_variation,
+            "reference_spectrum_slope": self.reference_spectrum_slope,
+            "reference_high_frequency_energy": self.reference_high_frequency_energy,
+            "reference_total_variation": self.reference_total_variation,
+            "slope_difference": self.slope_difference,
+            "high_frequency_ratio": self.high_frequency_ratio,
+            "total_variation_ratio": self.total_variation_ratio,
+            "reference": self.reference,
+        }
+
+
+def _natural_stats(images: Tensor) -> tuple[float, float, float]:
+    """Batch means of spectrum slope, high-frequency energy (cutoff 0.5) and total variation."""
+    return (
+        float(spectrum_slope(images).mean()),
+        float(high_frequency_energy(images, NATURALNESS_CUTOFF).mean()),
+        float(total_variation(images).mean()),
+    )
+
+
+@functools.lru_cache(maxsize=1)
+def _shipped_stats() -> dict[int, tuple[float, float, float]]:
+    """``{side: (slope, energy, variation)}`` of the shipped photographs, from the data file."""
+    path = resources.files("midnite") / "data" / _PHOTO_STATS
+    try:
+        data = json.loads(path.read_text(encoding="utf-8"))
+    except FileNotFoundError:
+        raise FileNotFoundError(
+            f"the naturalness reference {path} is missing from this installation; "
+            "write it with `python scripts/make_photo_stats.py`, or pass reference=photos"
+        ) from None
+    if data.get("cutoff") != NATURALNESS_CUTOFF:
+        raise ValueError(
+            f"{path} was made with cutoff {data.get('cutoff')!r}, naturalness uses "
+            f"{NATURALNESS_CUTOFF}; rewrite it with `python scripts/make_photo_stats.py`"
+        )
+    return {
+        int(side): tuple(float(v[k]) for k in _STATS_KEYS)  # type: ignore[misc]
+        for side, v in data["sizes"].items()
+    }
+
+
+def _shipped_reference(h: int, w: int) -> tuple[tuple[float, float, float], str]:
+    stats = _shipped_stats()
+    side = math.sqrt(h * w)
+    if side < min(stats):
+        raise ValueError(
+            f"the shipped naturalness reference starts at {min(stats)} px; images of "
+            f"{h}x{w} px are smaller: pass reference=photos of that size"
+        )
+    nearest = min(stats, key=lambda s: (abs(s - side), s))
+    label = f"shipped photos at {nearest}x{nearest} px"
+    if nearest == max(stats) and side > nearest:
+        label += f" (the largest shipped; the images are {h}x{w} px)"
+    return stats[nearest], label
+
+
+def naturalness(images: Tensor, reference: Tensor | None = None) -> Naturalness:
+    """Spectrum slope, high-frequency energy and total variation of ``images`` beside photos'.
+
+    All three depend on the image size (a photograph shrunk to fewer pixels has more variation
+    per pixel and, below ~128 px, a flatter spectrum), so images are compared with photographs
+    of their own size. ``reference=None`` uses the statistics shipped in
+    ``midnite/data/photo_stats.json`` (no scikit-image needed): the four photographs of
+    ``midnite.photos`` as ``load_photos(side)`` makes them (centre square, antialiased bicubic)
+    for sides 32 to 288 px, taking the side nearest to ``sqrt(H * W)``. Every shipped side
+    shrinks every photo (the smallest is 300 px square); larger images are compared with the
+    288 px statistics, which makes their ratios somewhat low (at 512 px photos have ~30% less
+    variation than at 288 px): pass ``reference=load_photos(512)`` to compare exactly. The
+    reference is square; non-square images get the side of equal area.
+
+    ``reference``: a batch of photographs of the images' own size (any number, any channels).
+
+    Shape: ``images`` ``(B, C, H, W)`` or ``(C, H, W)``, ``min(H, W) >= 4``; computed in float64.
+    Returns a :class:`Naturalness` (batch means, ratios, slope difference).
+    """
+    images = _images(images).double()
+    h, w = images.shape[-2:]
+    ours = _natural_stats(images)
+    if reference is None:
+        ref, label = _shipped_reference(h, w)
+    else:
+        reference = _images(reference, "reference").double()
+        if tuple(reference.shape[-2:]) != (h, w):
+            raise ValueError(
+                f"reference must have the images' size {h}x{w} (the metrics depend on size), "
+                f"got {reference.shape[-2]}x{reference.shape[-1]}"
+            )
+        ref = _natural_stats(reference)
+        label = f"given reference: {len(reference)} image(s) at {h}x{w} px"
+    if ref[1] <= 0 or ref[2] <= 0:
+        raise ValueError(
+            f"reference must have high-frequency energy and total variation > 0 (photographs), "
+            f"got {ref[1]:.3g} and {ref[2]:.3g}: the ratios would be undefined"
+        )
+    return Naturalness(*ours, *ref, reference=label)
 
 
 # --------------------------------------------------------------------------------------------
