@@ -521,9 +521,10 @@ def magnitude_from_images(images: object, size: int = 256) -> Tensor:
     centre square is resized to ``size`` (an even int >= 8), taken to the space ``MacoImage``
     trains in (logit of the pixels clipped to [0.02, 0.98], decorrelated colour), and the
     magnitude of its ``rfft2(norm="ortho")`` under a Hann window (of unit mean square, so that
-    the border jump adds no cross to the spectrum) is averaged over the images; the DC term (the mean
-    colour) is set to 0: MACO images are centred on grey. A few photos give a noisy template:
-    the shipped one averages crops and mirror images of several (``scripts/make_magnitude.py``).
+    the border jump adds no cross to the spectrum) is averaged over the images; the DC term
+    (the mean colour) is set to 0: MACO images are centred on grey. A few photos give a noisy
+    template: the shipped one averages crops and mirror images of several
+    (``scripts/make_magnitude.py``).
     """
     size = check_int("size", size, 8)
     if size % 2:

@@ -35,9 +35,11 @@ from midnite.engine.device import resolve_device
 from midnite.engine.hooks import ActivationCapture, frozen
 from midnite.engine.normalize import Normalize, as_normalize
 from midnite.engine.objectives import Objective, PerImage, as_objective
-from midnite.engine.param import Parameterization
+from midnite.engine.param import MacoImage, Parameterization
 from midnite.engine.param import image as make_image
+from midnite.engine.recipes import Recipe
 from midnite.engine.regularizers import Regularizer, check_regularizers
+from midnite.engine.transforms import Compose, RandomCrops, Transform
 
 __all__ = [
     "Generators",
@@ -94,6 +96,11 @@ class Renderer:
     moved to ``device`` with its original tensors kept) and hooked; ``validate()``, the first
     pass, also folds batchnorms into convolutions (``fold_bn``). On exit every change is
     undone, also after an exception or a KeyboardInterrupt.
+
+    ``transforms`` may return ``k`` times the batch (random crops, box-major: rows ``j * B ..
+    j * B + B - 1`` are crop ``j`` of images 0..B-1); the objective is then the mean over each
+    image's ``k`` crops. ``view`` maps the images before the passes without per-step transforms
+    (``validate``, ``score``): with a canvas, its resize to the model's input.
     """
 
     def __init__(
@@ -109,6 +116,7 @@ class Renderer:
         early_stop: bool = True,
         channels_last: bool | None = None,
         fold_bn: bool = True,
+        view: Callable[[Tensor], Tensor] | None = None,
     ):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -121,6 +129,7 @@ class Renderer:
         if self.normalize is not None:
             self.normalize = self.normalize.to(self.device)
         self.generator = generator
+        self.view = view
         self.early_stop = early_stop
         # On the CPU, oneDNN runs convolutions in the channels-last layout without the layout
         # conversions it otherwise adds around each one. Chosen here, it is undone if the model
@@ -164,6 +173,8 @@ class Renderer:
         x = image
         if transform and self.transforms is not None:
             x = self.transforms(x, self.generator)
+        elif not transform and self.view is not None:
+            x = self.view(x)
         return self._capture(self._model_input(x))
 
     def _model_input(self, x: Tensor) -> Tensor:
@@ -272,11 +283,23 @@ class Renderer:
 
     def loss(self, image: Tensor) -> tuple[Tensor, Tensor]:
         """``(loss, objective values)`` for a differentiable image batch."""
-        values = self.objective(self._acts(image, transform=True))
+        values = self._per_image(self._acts(image, transform=True), image.shape[0])
         loss = -values.sum()
         for reg in self.regularizers:
             loss = loss + reg(image).sum()
         return loss, values.detach()
+
+    def _per_image(self, acts: dict[str, Tensor], batch: int) -> Tensor:
+        """The objective per image, ``(batch,)``: the mean over each image's crops when the
+        transforms made ``k * batch`` images (one objective call per crop index)."""
+        k = next(iter(acts.values())).shape[0] // batch if acts else 1
+        if k <= 1:
+            return self.objective(acts)
+        chunks = [
+            self.objective({name: a[j * batch : (j + 1) * batch] for name, a in acts.items()})
+            for j in range(k)
+        ]
+        return torch.stack(chunks).mean(0)
 
 
 def _first_conv(model: nn.Module) -> tuple[str, nn.modules.conv._ConvNd] | None:
@@ -396,6 +419,11 @@ def render(
     early_stop: bool = True,
     fold_bn: bool = True,
     progress: bool = True,
+    recipe: str | Recipe | None = None,
+    canvas: int | Sequence[int] | None = None,
+    crops: int | None = None,
+    crop_scale: Sequence[float] | None = None,
+    crop_noise: float | None = None,
 ) -> RenderResult:
     """Render images that maximize ``objective`` on ``model``.
 
@@ -408,11 +436,18 @@ def render(
         size: ``H`` or ``(H, W)`` of the images.
         batch: number of images; defaults to the list's length, else 1.
         steps, lr, optimizer: the optimization ("adam" or ``callable(params, lr=...)``).
-        param: "fourier" (spectrum with a 1/f prior) or "pixel"; decorrelate: colour decorrelation.
+        param: "fourier" (spectrum with a 1/f prior), "pixel" or "maco" (natural images'
+            Fourier magnitude, trained phase); decorrelate: colour decorrelation.
         transforms: per-step robustness transforms: "standard", None, or a Transform.
         Unset ``steps``, ``lr``, ``param``, ``decorrelate`` and ``transforms`` come from the
-        recipe (``midnite.engine.recipes``): the class recipe when the objective reads only the
-        model's output, the feature recipe otherwise.
+        recipe (``midnite.engine.recipes``): ``recipe`` (a name such as "natural", or a
+        Recipe), else the class recipe when the objective reads only the model's output, the
+        feature recipe otherwise.
+        canvas: ``H`` or ``(H, W)`` of the images when they are larger than ``size`` (default:
+            the recipe's; ``param="maco"`` gets ``recipes.MACO_CROPS``): each step the model
+            sees ``crops`` random boxes of each image, a fraction in ``crop_scale`` of its side,
+            resized to ``size``, plus N(0, ``crop_noise``) noise; the objective is their mean
+            and the images come back at canvas size (``final`` is scored on them resized).
         regularizers: penalties such as ``TotalVariation(1.0)`` on the image (None: none).
         normalize: None, "imagenet" or ``(mean, std)`` applied before the model.
         channels: image channels; default: the model's first convolution's input channels.
@@ -446,6 +481,11 @@ def render(
         seed=seed,
         early_stop=early_stop,
         fold_bn=fold_bn,
+        recipe=recipe,
+        canvas=canvas,
+        crops=crops,
+        crop_scale=crop_scale,
+        crop_noise=crop_noise,
     )
     return render_config(model, config, progress=progress)
 
@@ -497,15 +537,25 @@ def _setup(
     """The start images (``batch`` of them, from ``seed``) and the renderer of ``config``."""
     dev = resolve_device(config.device)  # the config's own device, typed as one
     gens = generators(seed, dev)
-    image = make_image(
-        *config.size,
-        batch=batch,
-        channels=config.channels,
-        fft=config.param == "fourier",
-        decorrelate=config.decorrelate,
-        generator=gens.init,
-    ).to(dev)
-    transforms = config.transforms
+    shape = config.canvas or config.size
+    if config.param == "maco":
+        image: Parameterization = MacoImage(
+            *shape,
+            batch=batch,
+            channels=config.channels,
+            decorrelate=config.decorrelate,
+            generator=gens.init,
+        ).to(dev)
+    else:
+        image = make_image(
+            *shape,
+            batch=batch,
+            channels=config.channels,
+            fft=config.param == "fourier",
+            decorrelate=config.decorrelate,
+            generator=gens.init,
+        ).to(dev)
+    transforms, view = _with_crops(config)
     if isinstance(transforms, nn.Module):
         transforms = transforms.to(dev)
     renderer = Renderer(
@@ -518,8 +568,29 @@ def _setup(
         generator=gens.step,
         early_stop=config.early_stop,
         fold_bn=config.fold_bn,
+        view=view,
     )
     return image, renderer
+
+
+def _with_crops(
+    config: RenderConfig,
+) -> tuple[Callable[..., Tensor] | None, Callable[[Tensor], Tensor] | None]:
+    """The per-step transforms of ``config`` behind its random crops, and the view of the
+    canvas at the model's input size (both as they are without a canvas)."""
+    if config.canvas is None:
+        return config.transforms, None
+    crops = RandomCrops(config.size, config.crops, config.crop_scale, config.crop_noise)
+    after = config.transforms
+    if after is None:
+        return crops, crops.view
+    if isinstance(after, Transform):
+        return Compose(crops, after), crops.view
+
+    def both(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        return after(crops(x, generator), generator)
+
+    return both, crops.view
 
 
 def _optimize(
