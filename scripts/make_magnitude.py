@@ -5,10 +5,10 @@
 From the licence-checked photographs of ``midnite.photos.photo_paths()`` (scikit-image's sample
 data; ``pip install 'midnite[photos]'``): each photo gives square crops at three scales (the
 largest square, 0.7 and 0.5 of it) at evenly spread places, and each crop also its mirror image,
-so that four photos give enough spectra to average. Every crop is resized to ``--size`` (Pillow's
-antialiased bicubic, like ``midnite.photos.load_photos``) and ``midnite.param.magnitude_from_images``
-averages their magnitudes. Stored as float16 (under 200 KB); the same photos and torch version
-give the same bytes.
+so that four photos give enough spectra to average. Every crop is resized to ``--size``
+(Pillow's antialiased bicubic, like ``midnite.photos.load_photos``) and
+``midnite.param.magnitude_from_images`` averages their magnitudes. Stored as float16 (under
+200 KB); the same photos and torch version give the same bytes.
 """
 
 from __future__ import annotations

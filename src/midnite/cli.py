@@ -52,7 +52,7 @@ from tqdm.auto import tqdm
 
 from midnite import gallery, models
 from midnite import records as rec
-from midnite.engine import RenderConfig, layers, objectives, render_config, resolve_device
+from midnite.engine import RenderConfig, layers, objectives, recipes, render_config, resolve_device
 from midnite.engine.checks import check_int, check_positive_int, check_real
 from midnite.engine.config import check_steps
 from midnite.engine.hooks import parse_layer
@@ -318,6 +318,20 @@ def _build_parser() -> argparse.ArgumentParser:
         type=_number("--lr", float, functools.partial(check_real, gt=0)),
         default=None,
         help="Adam step (default: the render recipe's)",
+    )
+    ren.add_argument(
+        "--recipe",
+        choices=sorted(recipes.RECIPES),
+        default=None,
+        help="render recipe by name (default: class for --objective class, else feature); "
+        "natural: MACO, natural-looking images on a larger canvas",
+    )
+    ren.add_argument(
+        "--param",
+        choices=("fourier", "pixel", "maco"),
+        default=None,
+        help="image parameterization (default: the recipe's); maco: natural images' Fourier "
+        "magnitude, trained phase, random crops of a larger canvas",
     )
     ren.add_argument(
         "--overwrite",
@@ -904,7 +918,14 @@ def _cmd_render(args: argparse.Namespace, argv: Sequence[str]) -> int:
     # the run's settings, recipe values filled in; each batch changes objective, batch and seed
     try:
         config = RenderConfig.resolve(
-            model, make(units[0]), size=size, steps=args.steps, lr=args.lr, device=dev
+            model,
+            make(units[0]),
+            size=size,
+            steps=args.steps,
+            lr=args.lr,
+            device=dev,
+            recipe=args.recipe,
+            param=args.param,
         )
     except (TypeError, ValueError) as err:
         raise UsageError(str(err)) from None
@@ -931,6 +952,7 @@ def _cmd_render(args: argparse.Namespace, argv: Sequence[str]) -> int:
 def _render_units(args, argv, out, model, config, run, units, make, layer, dev) -> int:
     """The part of ``render`` that runs while this process holds ``out``'s lock."""
     label = layer or "(output)"
+    chosen = args.recipe is not None or args.param is not None
 
     def key(unit: int, batch: list[int]) -> dict:
         return {
@@ -946,6 +968,9 @@ def _render_units(args, argv, out, model, config, run, units, make, layer, dev) 
             "batch": args.batch,
             "batch_units": batch,
             "device": str(config.device),
+            # only when asked for: the keys of units rendered before these options stay valid
+            **({"recipe": run["recipe"], "param": config.param} if chosen else {}),
+            **({"canvas": list(config.canvas)} if config.canvas is not None else {}),
         }
 
     def stem(unit: int) -> str:
