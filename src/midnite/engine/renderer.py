@@ -270,7 +270,8 @@ class Renderer:
         capture.close()  # the probe pass runs the whole model, unhooked
         try:
             # which pairs fold does not depend on the batch: probe with one image
-            pairs = conv_bn_pairs(self.model, self._model_input(image[:1]), keep)
+            probe = image[:1] if self.view is None else self.view(image[:1])
+            pairs = conv_bn_pairs(self.model, self._model_input(probe), keep)
         finally:
             capture.__enter__()
         assert self._stack is not None  # _live() checked it
