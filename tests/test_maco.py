@@ -295,3 +295,22 @@ def test_maco_default_canvas_and_crop_settings():
     assert fourier.images.shape == (1, 3, 12, 12) and fourier.settings["param"] == "fourier"
     with pytest.raises(ValueError, match=r"crops=4, .* need a canvas"):
         plain.replace(crops=4)
+
+
+def test_a_fixed_size_model_sees_only_its_input_size():
+    """Every pass (first pass, batchnorm folding probe, steps, final score) is at ``size``."""
+    torch.manual_seed(0)
+    net = torch.nn.Sequential(
+        torch.nn.Conv2d(3, 4, 3, padding=1),
+        torch.nn.BatchNorm2d(4),
+        torch.nn.ReLU(),
+        torch.nn.Flatten(),
+        torch.nn.Linear(4 * 16 * 16, 5),  # refuses anything but 16 x 16
+    ).eval()
+    result = midnite.render(net, class_logit(2), size=16, canvas=40, steps=2, progress=False)
+    assert result.ok and result.images.shape == (1, 3, 40, 40)
+    with torch.no_grad():
+        seen = torch.nn.functional.interpolate(
+            result.images, size=(16, 16), mode="bilinear", antialias=True
+        )
+        assert float(net(seen)[0, 2]) == pytest.approx(float(result.final[0]), abs=1e-4)
