@@ -162,6 +162,12 @@ ROWS = [
         r"render's size and channels\), got \(3, 9, 8\)",
     ),
     (
+        "init with a canvas",
+        lambda t: _render(init=torch.rand(3, 8, 8), param="pixel", canvas=12),
+        ValueError,
+        r"init starts the render from images of its size; a canvas .* got canvas=\(12, 12\)",
+    ),
+    (
         "init not a tensor",
         lambda t: _render(init=[[0.5]]),
         TypeError,
@@ -252,6 +258,54 @@ ROWS = [
         ValueError,
         r"channels=4: the images have 4 channels, but the model's first convolution '0' expects "
         r"3; use channels=3",
+    ),
+    (
+        "render canvas=0",
+        lambda t: _render(canvas=0),
+        ValueError,
+        r"canvas must be a positive int or \(height, width\) of positive ints, got 0",
+    ),
+    (
+        "render param='maco' crops=0",
+        lambda t: _render(param="maco", crops=0),
+        ValueError,
+        r"crops must be an int >= 1, got 0",
+    ),
+    (
+        "render crop_scale=(0.5, 2)",
+        lambda t: _render(param="maco", crop_scale=(0.5, 2)),
+        ValueError,
+        r"crop_scale\[1\] must be a finite number > 0 and <= 1, got 2",
+    ),
+    (
+        "render crop_noise=-1",
+        lambda t: _render(param="maco", crop_noise=-1),
+        ValueError,
+        r"crop_noise must be a finite number >= 0, got -1",
+    ),
+    (
+        "render crops without a canvas",
+        lambda t: _render(crops=4),
+        ValueError,
+        r"crops=4, crop_scale=\(1, 1\), crop_noise=0 need a canvas",
+    ),
+    (
+        "render recipe='nope'",
+        lambda t: _render(recipe="nope"),
+        ValueError,
+        r"unknown recipe 'nope'; recipes: class, feature, natural, transformer",
+    ),
+    (
+        "render param='lucid'",
+        lambda t: _render(param="lucid"),
+        ValueError,
+        r"param must be one of \('fourier', 'pixel', 'maco'\), got 'lucid'",
+    ),
+    (
+        "magnitude_from_images of an empty folder",
+        lambda t: midnite.param.magnitude_from_images(t),
+        ValueError,
+        r"the folder '.*' holds no files",
     ),
 ]
 

@@ -207,7 +207,7 @@ def test_callables_are_recorded_by_repr():
         ({"size": (8,)}, ValueError, "size must be a positive int or (height, width) of positive "
                                      "ints, got (8,)"),
         ({"param": "wavelet"}, ValueError,
-         "param must be one of ('fourier', 'pixel'), got 'wavelet'"),
+         "param must be one of ('fourier', 'pixel', 'maco'), got 'wavelet'"),
         ({"decorrelate": 1}, TypeError, "decorrelate must be True or False, got int 1"),
         ({"early_stop": "yes"}, TypeError, "early_stop must be True or False, got str 'yes'"),
         ({"fold_bn": None}, TypeError, "fold_bn must be True or False, got NoneType None"),

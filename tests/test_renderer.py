@@ -124,7 +124,7 @@ def test_renderer_requires_with_block():
         ({"steps": 0}, ValueError, "steps must be an int >= 1, got 0"),
         ({"batch": 0}, ValueError, "batch must be an int >= 1, got 0"),
         ({"lr": float("nan")}, ValueError, "lr"),
-        ({"param": "wavelet"}, ValueError, r"\('fourier', 'pixel'\), got 'wavelet'"),
+        ({"param": "wavelet"}, ValueError, r"\('fourier', 'pixel', 'maco'\), got 'wavelet'"),
         ({"transforms": "fancy"}, ValueError, r"'standard'\], None"),
         ({"optimizer": "sgd"}, ValueError, "'adam' or a callable"),
         ({"seed": "x"}, TypeError, "seed must be"),

@@ -55,7 +55,7 @@ from tqdm.auto import tqdm
 
 from midnite import gallery, models
 from midnite import records as rec
-from midnite.engine import RenderConfig, layers, objectives, render_config, resolve_device
+from midnite.engine import RenderConfig, layers, objectives, recipes, render_config, resolve_device
 from midnite.engine.checks import check_int, check_positive_int, check_real
 from midnite.engine.config import check_steps, init_digest
 from midnite.engine.hooks import input_channels, parse_layer
@@ -336,6 +336,20 @@ def _build_parser() -> argparse.ArgumentParser:
         default=None,
         help="with --init: add L x the mean squared pixel distance to it to the loss, keeping "
         "the result near it (default 0: the image only starts there)",
+    )
+    ren.add_argument(
+        "--recipe",
+        choices=sorted(recipes.RECIPES),
+        default=None,
+        help="render recipe by name (default: class for --objective class, else feature); "
+        "natural: MACO, natural-looking images on a larger canvas",
+    )
+    ren.add_argument(
+        "--param",
+        choices=("fourier", "pixel", "maco"),
+        default=None,
+        help="image parameterization (default: the recipe's); maco: natural images' Fourier "
+        "magnitude, trained phase, random crops of a larger canvas",
     )
     ren.add_argument(
         "--overwrite",
@@ -1049,6 +1063,8 @@ def _cmd_render(args: argparse.Namespace, argv: Sequence[str]) -> int:
             device=dev,
             init=init,
             init_penalty=args.init_penalty or 0.0,
+            recipe=args.recipe,
+            param=args.param,
         )
     except (TypeError, ValueError) as err:
         raise UsageError(str(err)) from None
@@ -1077,6 +1093,7 @@ def _cmd_render(args: argparse.Namespace, argv: Sequence[str]) -> int:
 def _render_units(args, argv, out, model, config, run, units, make, layer, dev) -> int:
     """The part of ``render`` that runs while this process holds ``out``'s lock."""
     label = layer or "(output)"
+    chosen = args.recipe is not None or args.param is not None
 
     # only runs from an --init have these in their keys: the keys of other runs stay as they were
     start = {} if run["init"] is None else {k: run[k] for k in ("init", "init_penalty")}
@@ -1096,6 +1113,9 @@ def _render_units(args, argv, out, model, config, run, units, make, layer, dev) 
             "batch_units": batch,
             "device": str(config.device),
             **start,
+            # only when asked for: the keys of units rendered before these options stay valid
+            **({"recipe": run["recipe"], "param": config.param} if chosen else {}),
+            **({"canvas": list(config.canvas)} if config.canvas is not None else {}),
         }
 
     def stem(unit: int) -> str:

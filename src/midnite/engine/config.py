@@ -33,7 +33,7 @@ from midnite.engine.device import resolve_device
 from midnite.engine.hooks import input_channels, resolve_layers
 from midnite.engine.normalize import Normalize, as_normalize
 from midnite.engine.objectives import Objective, PerImage, as_objective
-from midnite.engine.recipes import Recipe, for_model, for_objective
+from midnite.engine.recipes import MACO_CROPS, Crops, Recipe, for_model, for_objective, get
 from midnite.engine.regularizers import Regularizer, check_regularizers
 from midnite.engine.transforms import STACKS
 
@@ -42,7 +42,8 @@ __all__ = ["MAX_SEED", "MAX_STEPS", "RenderConfig", "check_steps", "init_digest"
 MAX_STEPS = 1_000_000  # renders converge in hundreds to a few thousand steps
 MAX_SEED = 2**63 - 1  # seeds are ints in [0, 2**63): what secrets.randbits(63) draws
 
-_PARAMS = ("fourier", "pixel")  # a spectrum with a 1/f prior, or sigmoid pixels
+_PARAMS = ("fourier", "pixel", "maco")  # 1/f spectrum prior, sigmoid pixels, MACO phase
+MAX_CROPS = 256  # crops per image and step: each is one more image through the model
 # the parameterizations an init image can be written into exactly (param.set_image_)
 _INVERTIBLE = ("fourier", "pixel")
 
@@ -67,9 +68,13 @@ class RenderConfig:
     ``size`` ``(H, W)``, ``lr`` a float, ``transforms`` a Transform or None (a name from
     ``transforms.STACKS`` is built), ``regularizers`` a tuple, ``normalize`` a Normalize or None,
     ``device`` a ``torch.device`` (None: the ``midnite.device`` context's, read when the config
-    is made), ``seed`` an int in [0, 2**63) or a ``torch.Generator`` (None: a fresh random int,
-    drawn once and kept, so running a config twice gives the same images; a generator is used
-    as is, so its state carries over between runs). Configs compare by identity; compare
+    is made), ``canvas`` ``(H, W)`` or None (with a canvas the images are that size and the model
+    sees ``crops`` random boxes of each per step, a fraction in ``crop_scale`` of each side,
+    resized to ``size``, plus N(0, ``crop_noise``) noise; without one the images are ``size``
+    and the crop settings must keep their defaults), ``seed`` an int in [0, 2**63) or a
+    ``torch.Generator`` (None: a fresh random int, drawn once and kept, so running a config
+    twice gives the same images; a generator is used as is, so its state carries over between
+    runs). Configs compare by identity; compare
     ``to_json()`` instead.
 
     Feature accentuation (Hamblin et al. 2024): ``init`` is a float32 CPU tensor
@@ -102,6 +107,10 @@ class RenderConfig:
     init_penalty: float = 0.0
     init_layer: str | None = None
     init_layer_penalty: float = 0.0
+    canvas: tuple[int, int] | None = None
+    crops: int = 1
+    crop_scale: tuple[float, float] = (1.0, 1.0)
+    crop_noise: float = 0.0
 
     def __post_init__(self) -> None:
         objective = as_objective(self.objective)
@@ -137,7 +146,13 @@ class RenderConfig:
             **_check_init_penalties(
                 init, self.init_penalty, self.init_layer, self.init_layer_penalty
             ),
+            **_check_crops(self.canvas, self.crops, self.crop_scale, self.crop_noise),
         }
+        if init is not None and values["canvas"] is not None:
+            raise ValueError(
+                "init starts the render from images of its size; a canvas (larger images seen "
+                f"through random crops) does not go with it, got canvas={values['canvas']}"
+            )
         for name, value in values.items():
             object.__setattr__(self, name, value)  # frozen: canonical values set once, here
 
@@ -166,6 +181,11 @@ class RenderConfig:
         init_penalty: float = 0.0,
         init_layer: str | None = None,
         init_layer_penalty: float = 0.0,
+        recipe: str | Recipe | None = None,
+        canvas: int | Sequence[int] | None = None,
+        crops: int | None = None,
+        crop_scale: Sequence[float] | None = None,
+        crop_noise: float | None = None,
     ) -> RenderConfig:
         """The config ``render(model, objective, **settings)`` runs (see ``render`` for each).
 
@@ -173,11 +193,25 @@ class RenderConfig:
         ``recipes.for_model(model, objective)``; ``batch`` defaults to the number of per-image
         objectives, else to the number of ``init`` images, else 1; ``channels`` to the input
         channels of the model's first convolution. ``init_layer`` is looked up in the model.
+        the recipe: ``recipe`` (a name in ``recipes.RECIPES`` or a Recipe), else
+        ``recipes.for_model(model, objective)``. ``batch`` defaults to the number of per-image
+        objectives, else 1; ``channels`` to the input channels of the model's first convolution.
+        The canvas and crop settings come from the recipe's ``crops``; a recipe without them
+        gives ``recipes.MACO_CROPS`` to ``param="maco"`` and to an explicit ``canvas``, and no
+        canvas otherwise.
         """
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
         objective = as_objective(objective)
-        recipe = for_model(model, objective)
+        recipe = for_model(model, objective) if recipe is None else _recipe_arg(recipe)
+        param = recipe.param if param is None else param
+        crop = recipe.crops
+        if crop is None and (canvas is not None or param == "maco"):
+            crop = MACO_CROPS
+        if canvas is None and crop is not None:
+            h, w = check_size("size", size)
+            canvas = (max(1, round(h * crop.canvas)), max(1, round(w * crop.canvas)))
+        defaults = crop if crop is not None else Crops(canvas=1.0, n=1, scale=(1.0, 1.0), noise=0.0)
         if batch is None:
             if isinstance(objective, PerImage):
                 batch = len(objective)
@@ -196,7 +230,7 @@ class RenderConfig:
             steps=recipe.steps if steps is None else steps,
             lr=recipe.lr if lr is None else lr,
             optimizer=optimizer,
-            param=recipe.param if param is None else param,
+            param=param,
             decorrelate=recipe.decorrelate if decorrelate is None else decorrelate,
             transforms=recipe.transforms if _is_recipe(transforms) else transforms,
             regularizers=() if regularizers is None else regularizers,
@@ -209,6 +243,10 @@ class RenderConfig:
             init_penalty=init_penalty,
             init_layer=init_layer,
             init_layer_penalty=init_layer_penalty,
+            canvas=canvas,
+            crops=defaults.n if crops is None else crops,
+            crop_scale=defaults.scale if crop_scale is None else crop_scale,
+            crop_noise=defaults.noise if crop_noise is None else crop_noise,
         )
         return cls(**raw, recipe=recipe)
 
@@ -224,6 +262,18 @@ class RenderConfig:
         """
         seed = self.seed.initial_seed() if isinstance(self.seed, torch.Generator) else self.seed
         optimizer = self.optimizer if isinstance(self.optimizer, str) else repr(self.optimizer)
+        # the canvas and crop settings only where there is a canvas: the records of renders
+        # without one keep the bytes they had before canvases existed
+        canvas = (
+            {
+                "canvas": list(self.canvas),
+                "crops": self.crops,
+                "crop_scale": list(self.crop_scale),
+                "crop_noise": self.crop_noise,
+            }
+            if self.canvas is not None
+            else {}
+        )
         return {
             "recipe": self.recipe.name if self.recipe is not None else None,
             "objective": repr(self.objective),
@@ -243,6 +293,7 @@ class RenderConfig:
             "early_stop": self.early_stop,
             "fold_bn": self.fold_bn,
             **self._init_json(),
+            **canvas,
             "versions": versions(),
         }
 
@@ -343,13 +394,55 @@ def _check_init_penalties(
 
 
 def _check_recipe(recipe: object, objective: Objective) -> Recipe:
-    """``recipe``, or the one the objective gets when None (recorded even where every value
-    was given)."""
+    """``recipe`` (a Recipe or a name), or the one the objective gets when None (recorded even
+    where every value was given)."""
     if recipe is None:
         return for_objective(objective)
-    if not isinstance(recipe, Recipe):
-        raise TypeError(f"recipe must be a Recipe or None, got {type(recipe).__name__}")
-    return recipe
+    return _recipe_arg(recipe)
+
+
+def _recipe_arg(recipe: object) -> Recipe:
+    """A Recipe, or the recipe of that name (``recipes.get``)."""
+    if isinstance(recipe, Recipe):
+        return recipe
+    if isinstance(recipe, str):
+        return get(recipe)
+    raise TypeError(
+        f"recipe must be a recipe name (str), a Recipe or None, got {type(recipe).__name__}"
+    )
+
+
+def _check_crops(
+    canvas: object, crops: object, crop_scale: object, crop_noise: object
+) -> dict[str, Any]:
+    """The canvas and crop fields, canonical; crop settings other than the defaults need a
+    canvas."""
+    n = check_positive_int("crops", crops)
+    if n > MAX_CROPS:
+        raise ValueError(f"crops must be at most {MAX_CROPS} per image and step, got {n}")
+    if not isinstance(crop_scale, (tuple, list)) or len(crop_scale) != 2:
+        raise TypeError(
+            f"crop_scale must be a pair (low, high) of fractions of the canvas side in (0, 1], "
+            f"got {crop_scale!r}"
+        )
+    low = check_real("crop_scale[0]", crop_scale[0], gt=0.0, le=1.0)
+    high = check_real("crop_scale[1]", crop_scale[1], gt=0.0, le=1.0)
+    if low > high:
+        raise ValueError(f"crop_scale must satisfy low <= high, got {crop_scale!r}")
+    noise = check_real("crop_noise", crop_noise, ge=0.0)
+    if canvas is None:
+        if (n, low, high, noise) != (1, 1.0, 1.0, 0.0):
+            raise ValueError(
+                f"crops={n}, crop_scale=({low:g}, {high:g}), crop_noise={noise:g} need a canvas "
+                "(canvas=(H, W)); without one the images are the model's input"
+            )
+        return {"canvas": None, "crops": n, "crop_scale": (low, high), "crop_noise": noise}
+    return {
+        "canvas": check_size("canvas", canvas),
+        "crops": n,
+        "crop_scale": (low, high),
+        "crop_noise": noise,
+    }
 
 
 def _is_recipe(transforms: object) -> bool:

@@ -3,29 +3,50 @@
 Contract: ``module()`` takes no argument and returns the images, shape (B, C, H, W), values in
 [0, 1] (except ``squash="none"``, where the caller keeps the range); an optimizer runs on
 ``module.parameters()``. Parameters are created on the CPU; ``.to(device)`` moves everything.
+
+``MacoImage`` (Fel et al. 2023, "MACO") fixes the Fourier magnitude to that of natural
+photographs and trains only the phase. Its magnitude template is a data file shipped in the
+package (``midnite/data/maco_magnitude.npy``, made by ``scripts/make_magnitude.py``; read by
+``maco_magnitude``), or one made by ``magnitude_from_images`` from the user's photos.
 """
 
 from __future__ import annotations
 
+import math
+import os
+import warnings
+from collections.abc import Sequence
+from importlib import resources
+from pathlib import Path
+
+import numpy as np
 import torch
+import torch.nn.functional as F
+from PIL import Image, UnidentifiedImageError
 from torch import Tensor, nn
 
 from midnite.engine.checks import (
     check_bool,
     check_generator,
     check_image,
+    check_int,
     check_positive_int,
     check_real,
 )
 
 __all__ = [
     "COLOR_CORRELATION_SVD_SQRT",
+    "MAGNITUDE_FILE",
     "SQUASHES",
     "ColorDecorrelation",
     "FourierImage",
+    "MacoImage",
     "Parameterization",
     "PixelImage",
     "image",
+    "maco_magnitude",
+    "magnitude_from_images",
+    "resize_magnitude",
 ]
 
 # Square root (via SVD) of the colour covariance of ImageNet pixels, rows = RGB output,
@@ -330,6 +351,281 @@ class FourierImage(_SquashedImage):
 
     def extra_repr(self) -> str:
         return f"{super().extra_repr()}, decay_power={self.decay_power}"
+
+
+# --------------------------------------------------------------------------- MACO
+
+MAGNITUDE_FILE = "maco_magnitude.npy"
+"""The shipped magnitude template in ``midnite/data``: (3, 256, 129) float16 (see
+``maco_magnitude``)."""
+
+# logit(photo) is taken of photos clipped to [_PHOTO_EPS, 1 - _PHOTO_EPS]: saturated pixels
+# would otherwise turn into +-9 steps whose edges fill the high frequencies.
+_PHOTO_EPS = 0.02
+# Below this radius (in the template's frequency bins) the template is extrapolated as 1/f
+# along rays rather than interpolated: there bilinear interpolation would mix in the DC term.
+_LOW_BINS = 1.5
+
+
+def _check_magnitude(magnitude: object) -> Tensor:
+    if not isinstance(magnitude, Tensor):
+        raise TypeError(
+            f"magnitude must be a torch.Tensor (C, H, W // 2 + 1), got {type(magnitude).__name__}"
+        )
+    if magnitude.dim() != 3 or magnitude.shape[1] < 2 or magnitude.shape[2] < 2:
+        raise ValueError(
+            "magnitude must have shape (C, H, W // 2 + 1) with H >= 2 and W // 2 + 1 >= 2, "
+            f"got {tuple(magnitude.shape)}"
+        )
+    if magnitude.dtype.is_complex or not magnitude.is_floating_point():
+        raise TypeError(f"magnitude must be a real floating-point tensor, got {magnitude.dtype}")
+    if not bool(torch.isfinite(magnitude).all()) or bool((magnitude < 0).any()):
+        raise ValueError("magnitude must hold finite, non-negative values")
+    return magnitude
+
+
+def resize_magnitude(magnitude: Tensor, height: int, width: int) -> Tensor:
+    """A magnitude template ``(C, Hs, Ws // 2 + 1)`` (rfft2 layout, ``norm="ortho"``, ``Ws``
+    even) sampled at the rfft2 frequencies of an ``height`` x ``width`` image: ``(C, height,
+    width // 2 + 1)``, float32, DC set to 0.
+
+    The template is read as a function of frequency in cycles per pixel (natural images are
+    close to scale invariant, and ortho-normalized magnitudes do not grow with the image), so
+    any size works: bilinear interpolation on the template's grid, and below 1.5 of its
+    frequency bins a 1/f extrapolation along each ray from that radius (a canvas larger than
+    the template has frequencies the template never saw). It cannot know the anisotropy of
+    frequencies below the template's lowest.
+    """
+    magnitude = _check_magnitude(magnitude).detach().to("cpu", torch.float64)
+    height = check_positive_int("height", height)
+    width = check_positive_int("width", width)
+    _, hs, ks = magnitude.shape
+    ws = 2 * (ks - 1)
+    # rows in fftshift order, -hs//2 .. (hs-1)//2, plus +hs/2 (the same frequency as -hs/2)
+    grid_t = torch.roll(magnitude, hs // 2, dims=1)
+    if hs % 2 == 0:
+        grid_t = torch.cat([grid_t, grid_t[:, :1]], dim=1)
+    low, high = -(hs // 2), (hs - 1) // 2 + (hs % 2 == 0)  # row index range of grid_t
+    fy = torch.fft.fftfreq(height, dtype=torch.float64)[:, None] * hs  # in template bins
+    fx = torch.fft.rfftfreq(width, dtype=torch.float64)[None, :] * ws
+    fy, fx = torch.broadcast_tensors(fy, fx)
+    r = torch.sqrt(fy * fy + fx * fx)
+    stretch = torch.where(r < _LOW_BINS, _LOW_BINS / r.clamp(min=1e-12), torch.ones_like(r))
+    gy, gx = fy * stretch, fx * stretch
+    # grid_sample with align_corners=True: -1 is the first row/column, +1 the last
+    sample = torch.stack([gx / (ks - 1) * 2 - 1, (gy - low) / (high - low) * 2 - 1], dim=-1)
+    out = F.grid_sample(
+        grid_t[None], sample[None], mode="bilinear", padding_mode="border", align_corners=True
+    )[0]
+    out = out * torch.where(r < _LOW_BINS, stretch, torch.ones_like(r))  # 1/f below _LOW_BINS
+    out[:, 0, 0] = 0.0
+    return out.to(torch.float32)
+
+
+def maco_magnitude(height: int, width: int | None = None, channels: int = 3) -> Tensor:
+    """The shipped magnitude template resized to ``height`` x ``width``:
+    ``(channels, height, width // 2 + 1)`` float32 (see ``resize_magnitude``).
+
+    Made from public-domain and CC0 photographs (``midnite/data/README.md``) in the colour space
+    ``MacoImage`` trains in: logit of the pixels, decorrelated colour. ``channels`` other than 3
+    get the root mean square of the three channels in each (an approximation for grey images).
+    """
+    width = height if width is None else width
+    channels = check_positive_int("channels", channels)
+    with resources.as_file(resources.files("midnite") / "data" / MAGNITUDE_FILE) as path:
+        if not path.is_file():
+            raise FileNotFoundError(
+                f"the MACO magnitude template {path} is missing: reinstall midnite, or make it "
+                "with scripts/make_magnitude.py"
+            )
+        data = np.load(path, allow_pickle=False)
+    template = torch.from_numpy(data.astype(np.float32))
+    if channels != template.shape[0]:
+        template = template.square().mean(0, keepdim=True).sqrt().expand(channels, -1, -1)
+    return resize_magnitude(template, height, width)
+
+
+def _load_rgb(path: Path, size: int) -> Tensor:
+    """The centre square of an image file, resized to ``size`` (Pillow bicubic), (3, s, s)."""
+    with Image.open(path) as img:
+        img = img.convert("RGB")  # grey, palette and alpha images become RGB
+        w, h = img.size
+        s = min(w, h)
+        box = ((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s)
+        img = img.resize((size, size), Image.Resampling.BICUBIC, box=box)
+        data = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
+    return data.view(size, size, 3).permute(2, 0, 1).float() / 255
+
+
+def _image_batch(images: object, size: int) -> Tensor:
+    """Images from a folder, a list of files or a tensor, as (N, 3, size, size) in [0, 1]."""
+    if isinstance(images, Tensor):
+        x = images if images.dim() == 4 else images[None] if images.dim() == 3 else None
+        if x is None or x.shape[1] not in (1, 3) or not x.is_floating_point():
+            raise ValueError(
+                "images must be a float tensor (N, C, H, W) or (C, H, W) with C 1 or 3, values "
+                f"in [0, 1], got {images.dtype} {tuple(images.shape)}"
+            )
+        if x.shape[0] == 0 or min(x.shape[-2:]) < 2:
+            raise ValueError(f"images must hold at least one image, got {tuple(x.shape)}")
+        x = x.detach().to("cpu", torch.float32).expand(-1, 3, -1, -1)
+        h, w = x.shape[-2:]
+        s = min(h, w)
+        x = x[..., (h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s]
+        if s != size:
+            x = F.interpolate(x, size=(size, size), mode="bicubic", antialias=s > size)
+        return x.clamp(0, 1)
+    if isinstance(images, (str, os.PathLike)):
+        folder = Path(images)
+        if not folder.is_dir():
+            raise ValueError(f"images must be a folder of image files, got {str(folder)!r}")
+        paths = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
+        if not paths:
+            raise ValueError(f"the folder {str(folder)!r} holds no files")
+        where = f"in {str(folder)!r}"
+    elif isinstance(images, Sequence) and all(isinstance(p, (str, os.PathLike)) for p in images):
+        paths = [Path(p) for p in images]
+        if not paths:
+            raise ValueError("images must name at least one file, got an empty list")
+        where = "given"
+    else:
+        raise TypeError(
+            "images must be a folder, a list of image files or a tensor (N, C, H, W), "
+            f"got {type(images).__name__}"
+        )
+    loaded, skipped = [], []
+    for path in paths:
+        try:
+            loaded.append(_load_rgb(path, size))
+        except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError):
+            skipped.append(path.name)
+    if skipped:
+        more = ", ..." if len(skipped) > 5 else ""
+        warnings.warn(
+            f"magnitude_from_images: skipped {len(skipped)} of {len(paths)} files {where} that "
+            f"are not readable images: {', '.join(skipped[:5])}{more}",
+            RuntimeWarning,
+            stacklevel=3,
+        )
+    if not loaded:
+        raise ValueError(f"none of the {len(paths)} files {where} is a readable image")
+    return torch.stack(loaded)
+
+
+def magnitude_from_images(images: object, size: int = 256) -> Tensor:
+    """A MACO magnitude template from natural photographs: ``(3, size, size // 2 + 1)``.
+
+    ``images``: a folder (every file in it; files that are not readable images are skipped
+    with a RuntimeWarning that counts them), a list of image files, or a float tensor (N, C, H,
+    W) / (C, H, W) in [0, 1] with 1 or 3 channels (grey images are repeated to RGB). Each image's
+    centre square is resized to ``size`` (an even int >= 8), taken to the space ``MacoImage``
+    trains in (logit of the pixels clipped to [0.02, 0.98], decorrelated colour), and the
+    magnitude of its ``rfft2(norm="ortho")`` under a Hann window (of unit mean square, so that
+    the border jump adds no cross to the spectrum) is averaged over the images; the DC term
+    (the mean colour) is set to 0: MACO images are centred on grey. A few photos give a noisy
+    template: the shipped one averages crops and mirror images of several
+    (``scripts/make_magnitude.py``).
+    """
+    size = check_int("size", size, 8)
+    if size % 2:
+        raise ValueError(f"size must be an even int >= 8, got {size}")
+    x = _image_batch(images, size)
+    decorrelation = ColorDecorrelation(3)
+    raw = decorrelation.inverse(torch.logit(x.clamp(_PHOTO_EPS, 1.0 - _PHOTO_EPS)))
+    # a Hann window (unit mean square) hides the jump between opposite borders, which would
+    # otherwise add a cross of energy on the frequency axes (a grid texture in the images)
+    raw = raw.double() - raw.double().mean((-2, -1), keepdim=True)
+    hann = torch.hann_window(size, periodic=False, dtype=torch.float64)
+    window = hann[:, None] * hann[None, :]
+    window = window / window.square().mean().sqrt()
+    magnitude = torch.fft.rfft2(raw * window, norm="ortho").abs().mean(0)
+    magnitude[:, 0, 0] = 0.0
+    return magnitude.to(torch.float32)
+
+
+class MacoImage(_SquashedImage):
+    """MACO: a fixed Fourier magnitude (natural images'), a trainable phase.
+
+    Buffer ``magnitude`` (C, H, W // 2 + 1) and parameter ``phase`` (B, C, H, W // 2 + 1),
+    uniform in [-pi, pi) at init. ``raw()`` = ``irfft2(magnitude * exp(i phase), norm="ortho")``,
+    then colour decorrelation and a sigmoid, as ``FourierImage``. The phase is made Hermitian
+    where rfft2 stores a frequency and its mirror (first column, and last for even W): there the
+    antisymmetric part of the phase is used, so ``|rfft2(raw())|`` equals ``magnitude`` exactly
+    (to float rounding) and no gradient reaches the magnitude, which is a buffer. The mean
+    colour is the template's DC (0 for the shipped one: grey).
+
+    ``magnitude``: None for the shipped template (``maco_magnitude``), or a template of any size
+    (``magnitude_from_images``; resized by ``resize_magnitude``) with ``channels`` or 1 channels.
+    A MACO image cannot hold an arbitrary image, so ``set_image_``/``from_image`` are refused.
+
+    Shape:
+        forward() -> (batch, channels, height, width)
+    """
+
+    magnitude: Tensor
+    mirror: Tensor
+    hermitian: Tensor
+
+    def __init__(
+        self,
+        height: int,
+        width: int,
+        *,
+        batch: int = 1,
+        channels: int = 3,
+        magnitude: Tensor | None = None,
+        generator: torch.Generator | None = None,
+        decorrelate: bool = True,
+    ) -> None:
+        super().__init__(batch, channels, height, width, decorrelate=decorrelate, squash="sigmoid")
+        if magnitude is None:
+            mag = maco_magnitude(height, width, channels)
+        else:
+            mag = resize_magnitude(magnitude, height, width)
+            if mag.shape[0] not in (1, channels):
+                raise ValueError(
+                    f"magnitude must have {channels} channel(s) (or 1), got {mag.shape[0]}"
+                )
+            mag = mag.expand(channels, -1, -1)
+        dtype = torch.get_default_dtype()
+        self.register_buffer("magnitude", mag.to(dtype).contiguous(), persistent=False)
+        k = width // 2 + 1
+        mirror = (-torch.arange(height)) % height  # row of each row's mirror frequency
+        hermitian = torch.zeros(k, dtype=torch.bool)
+        hermitian[0] = True
+        if width % 2 == 0:
+            hermitian[-1] = True
+        self.register_buffer("mirror", mirror, persistent=False)
+        self.register_buffer("hermitian", hermitian, persistent=False)
+        generator = check_generator(generator)
+        where = generator.device if generator is not None else torch.device("cpu")
+        shape = (batch, channels, height, k)
+        phase = torch.rand(shape, generator=generator, device=where).cpu() * (2 * math.pi) - math.pi
+        self.phase = nn.Parameter(phase.to(dtype))
+
+    def effective_phase(self) -> Tensor:
+        """The phase ``raw()`` uses: ``phase`` made Hermitian on the self-mirrored columns."""
+        mirrored = (self.phase - self.phase[:, :, self.mirror]) * 0.5
+        return torch.where(self.hermitian, mirrored, self.phase)
+
+    def raw(self) -> Tensor:
+        phase = self.effective_phase()
+        mag = self.magnitude.to(phase.dtype)
+        spec = torch.complex(mag * torch.cos(phase), mag * torch.sin(phase))
+        return torch.fft.irfft2(spec, s=(self.height, self.width), norm="ortho")
+
+    def set_image_(self, img: Tensor) -> None:
+        raise TypeError(
+            "a MacoImage cannot hold an arbitrary image (its magnitude is fixed): use "
+            "param='fourier' or 'pixel' to start from an image"
+        )
+
+    @classmethod
+    def from_image(cls, img: Tensor, **kwargs: object) -> MacoImage:
+        raise TypeError(
+            "a MacoImage cannot hold an arbitrary image (its magnitude is fixed): use "
+            "FourierImage.from_image or PixelImage.from_image"
+        )
 
 
 def image(

@@ -7,12 +7,17 @@ and shift) and a larger step, so that a class image made on one model is classif
 class by others (transferability, ``benchmarks/quality.py``); what it cannot promise: a
 photograph-like image, or transfer to models trained very differently from the one rendered.
 ``TRANSFORMER`` is for feature objectives on vision transformers; ``for_model(model, objective)``
-picks it when the objective reads a token layer (``midnite.engine.tokens``).
+picks it when the objective reads a token layer (``midnite.engine.tokens``). ``NATURAL`` is
+MACO (``param="maco"``: natural images' Fourier magnitude, trained phase, random crops of a
+larger canvas), chosen by name only: ``render(..., recipe="natural")``.
+
+Every recipe is in ``RECIPES`` by name; ``get(name)`` looks one up (an unknown name is an error
+that lists them). ``Crops`` are the canvas and crop settings of a recipe that renders a canvas.
 """
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from torch import nn
 
@@ -22,15 +27,37 @@ from midnite.engine.tokens import TokenReader
 
 
 @dataclass(frozen=True)
+class Crops:
+    """Canvas and crops of a render: the image is ``canvas`` times the model's input per side,
+    and each step the model sees ``n`` random boxes of each image, each a fraction in
+    ``scale`` of the canvas side, resized to the input, plus N(0, ``noise``) pixel noise
+    (``transforms.random_crops``)."""
+
+    canvas: float = 1.25
+    n: int = 4
+    scale: tuple[float, float] = (0.5, 1.0)
+    noise: float = 0.05
+
+
+MACO_CROPS = Crops()
+"""What ``param="maco"`` gets under a recipe without crops of its own (and what an explicit
+``canvas`` gets): a canvas 1.25x the input, 4 boxes of 0.5-1.0 of its side per image and step,
+noise 0.05. MACO's own (a 1280 px canvas, 6 boxes of 0.20-0.25, 1000 steps) costs far more than a
+2-core CPU gives in seconds, and its canvas is mostly unseen at the model's input size."""
+
+
+@dataclass(frozen=True)
 class Recipe:
-    """Defaults for ``RenderConfig.resolve``; ``transforms`` is a name in ``transforms.STACKS``."""
+    """Defaults for ``RenderConfig.resolve``; ``transforms`` is a name in ``transforms.STACKS``
+    or None; ``crops`` the canvas and crops (None: the image is the model's input)."""
 
     name: str
     steps: int
     lr: float
     param: str = "fourier"
     decorrelate: bool = True
-    transforms: str = "standard"
+    transforms: str | None = "standard"
+    crops: Crops | None = field(default=None)
     notes: str = ""
 
 
@@ -73,6 +100,34 @@ TRANSFORMER = Recipe(
         "and rotation lose it with either (0.08-0.54)."
     ),
 )
+
+
+NATURAL = Recipe(
+    name="natural",
+    steps=256,
+    lr=0.05,
+    param="maco",
+    transforms=None,
+    crops=MACO_CROPS,
+    notes="MACO: TUNING PENDING",
+)
+
+RECIPES: dict[str, Recipe] = {r.name: r for r in (FEATURE, CLASS, TRANSFORMER, NATURAL)}
+"""Every recipe by name (``render(..., recipe=NAME)``, ``midnite render --recipe NAME``)."""
+
+
+def get(name: str) -> Recipe:
+    """The recipe called ``name`` (a key of ``RECIPES``); an unknown name lists them all."""
+    if not isinstance(name, str):
+        raise TypeError(
+            f"recipe must be a recipe name (str) or a Recipe, got {type(name).__name__}"
+        )
+    try:
+        return RECIPES[name]
+    except KeyError:
+        raise ValueError(
+            f"unknown recipe {name!r}; recipes: {', '.join(sorted(RECIPES))}"
+        ) from None
 
 
 def for_objective(objective: Objective) -> Recipe:

@@ -40,9 +40,11 @@ from midnite.engine.device import resolve_device
 from midnite.engine.hooks import ActivationCapture, frozen
 from midnite.engine.normalize import Normalize, as_normalize
 from midnite.engine.objectives import Objective, PerImage, as_objective
-from midnite.engine.param import Parameterization
+from midnite.engine.param import MacoImage, Parameterization
 from midnite.engine.param import image as make_image
+from midnite.engine.recipes import Recipe
 from midnite.engine.regularizers import Regularizer, check_regularizers
+from midnite.engine.transforms import Compose, RandomCrops, Transform
 
 __all__ = [
     "Generators",
@@ -101,6 +103,11 @@ class Renderer:
     pass, also folds batchnorms into convolutions (``fold_bn``). On exit every change is
     undone, also after an exception or a KeyboardInterrupt. A ``penalty`` (``InitPenalty``) is
     added to the loss; the layer it reads is captured with the objective's layers.
+
+    ``transforms`` may return ``k`` times the batch (random crops, box-major: rows ``j * B ..
+    j * B + B - 1`` are crop ``j`` of images 0..B-1); the objective is then the mean over each
+    image's ``k`` crops. ``view`` maps the images before the passes without per-step transforms
+    (``validate``, ``score``): with a canvas, its resize to the model's input.
     """
 
     def __init__(
@@ -117,6 +124,7 @@ class Renderer:
         channels_last: bool | None = None,
         fold_bn: bool = True,
         penalty: InitPenalty | None = None,
+        view: Callable[[Tensor], Tensor] | None = None,
     ):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -132,6 +140,7 @@ class Renderer:
         if self.normalize is not None:
             self.normalize = self.normalize.to(self.device)
         self.generator = generator
+        self.view = view
         self.early_stop = early_stop
         # On the CPU, oneDNN runs convolutions in the channels-last layout without the layout
         # conversions it otherwise adds around each one. Chosen here, it is undone if the model
@@ -176,6 +185,8 @@ class Renderer:
         x = image
         if transform and self.transforms is not None:
             x = self.transforms(x, self.generator)
+        elif not transform and self.view is not None:
+            x = self.view(x)
         return self._capture(self._model_input(x))
 
     def _model_input(self, x: Tensor) -> Tensor:
@@ -271,7 +282,8 @@ class Renderer:
         capture.close()  # the probe pass runs the whole model, unhooked
         try:
             # which pairs fold does not depend on the batch: probe with one image
-            pairs = conv_bn_pairs(self.model, self._model_input(image[:1]), keep)
+            probe = image[:1] if self.view is None else self.view(image[:1])
+            pairs = conv_bn_pairs(self.model, self._model_input(probe), keep)
         finally:
             capture.__enter__()
         assert self._stack is not None  # _live() checked it
@@ -290,7 +302,7 @@ class Renderer:
     def loss(self, image: Tensor) -> tuple[Tensor, Tensor]:
         """``(loss, objective values)`` for a differentiable image batch."""
         acts = self._acts(image, transform=True)
-        values = self.objective(acts)
+        values = self._per_image(acts, image.shape[0])
         loss = -values.sum()
         for reg in self.regularizers:
             loss = loss + reg(image).sum()
@@ -299,6 +311,18 @@ class Renderer:
                 acts = self._acts(image, transform=False)  # aligned with the init's
             loss = loss + self.penalty(image, acts).sum()
         return loss, values.detach()
+
+    def _per_image(self, acts: dict[str, Tensor], batch: int) -> Tensor:
+        """The objective per image, ``(batch,)``: the mean over each image's crops when the
+        transforms made ``k * batch`` images (one objective call per crop index)."""
+        k = next(iter(acts.values())).shape[0] // batch if acts else 1
+        if k <= 1:
+            return self.objective(acts)
+        chunks = [
+            self.objective({name: a[j * batch : (j + 1) * batch] for name, a in acts.items()})
+            for j in range(k)
+        ]
+        return torch.stack(chunks).mean(0)
 
 
 class InitPenalty:
@@ -494,6 +518,11 @@ def render(
     init_layer: str | None = None,
     init_layer_penalty: float = 0.0,
     progress: bool = True,
+    recipe: str | Recipe | None = None,
+    canvas: int | Sequence[int] | None = None,
+    crops: int | None = None,
+    crop_scale: Sequence[float] | None = None,
+    crop_noise: float | None = None,
 ) -> RenderResult:
     """Render images that maximize ``objective`` on ``model``.
 
@@ -506,11 +535,18 @@ def render(
         size: ``H`` or ``(H, W)`` of the images.
         batch: number of images; defaults to the list's length, else 1.
         steps, lr, optimizer: the optimization ("adam" or ``callable(params, lr=...)``).
-        param: "fourier" (spectrum with a 1/f prior) or "pixel"; decorrelate: colour decorrelation.
+        param: "fourier" (spectrum with a 1/f prior), "pixel" or "maco" (natural images'
+            Fourier magnitude, trained phase); decorrelate: colour decorrelation.
         transforms: per-step robustness transforms: "standard", None, or a Transform.
         Unset ``steps``, ``lr``, ``param``, ``decorrelate`` and ``transforms`` come from the
-        recipe (``midnite.engine.recipes``): the class recipe when the objective reads only the
-        model's output, the feature recipe otherwise.
+        recipe (``midnite.engine.recipes``): ``recipe`` (a name such as "natural", or a
+        Recipe), else the class recipe when the objective reads only the model's output, the
+        feature recipe otherwise.
+        canvas: ``H`` or ``(H, W)`` of the images when they are larger than ``size`` (default:
+            the recipe's; ``param="maco"`` gets ``recipes.MACO_CROPS``): each step the model
+            sees ``crops`` random boxes of each image, a fraction in ``crop_scale`` of its side,
+            resized to ``size``, plus N(0, ``crop_noise``) noise; the objective is their mean
+            and the images come back at canvas size (``final`` is scored on them resized).
         regularizers: penalties such as ``TotalVariation(1.0)`` on the image (None: none).
         normalize: None, "imagenet" or ``(mean, std)`` applied before the model.
         channels: image channels; default: the model's first convolution's input channels.
@@ -559,6 +595,11 @@ def render(
         init_penalty=init_penalty,
         init_layer=init_layer,
         init_layer_penalty=init_layer_penalty,
+        recipe=recipe,
+        canvas=canvas,
+        crops=crops,
+        crop_scale=crop_scale,
+        crop_noise=crop_noise,
     )
     return render_config(model, config, progress=progress)
 
@@ -611,14 +652,24 @@ def _setup(
     """The start images (``batch`` of them, from ``seed``) and the renderer of ``config``."""
     dev = resolve_device(config.device)  # the config's own device, typed as one
     gens = generators(seed, dev)
-    image = make_image(
-        *config.size,
-        batch=batch,
-        channels=config.channels,
-        fft=config.param == "fourier",
-        decorrelate=config.decorrelate,
-        generator=gens.init,
-    )
+    shape = config.canvas or config.size
+    if config.param == "maco":
+        image: Parameterization = MacoImage(
+            *shape,
+            batch=batch,
+            channels=config.channels,
+            decorrelate=config.decorrelate,
+            generator=gens.init,
+        )
+    else:
+        image = make_image(
+            *shape,
+            batch=batch,
+            channels=config.channels,
+            fft=config.param == "fourier",
+            decorrelate=config.decorrelate,
+            generator=gens.init,
+        )
     penalty = None
     if config.init is not None:  # feature accentuation: start from the init, exactly
         init = config.init
@@ -631,7 +682,7 @@ def _setup(
             init, config.init_penalty, config.init_layer, config.init_layer_penalty
         ).to(dev)
     image = image.to(dev)
-    transforms = config.transforms
+    transforms, view = _with_crops(config)
     if isinstance(transforms, nn.Module):
         transforms = transforms.to(dev)
     renderer = Renderer(
@@ -645,8 +696,29 @@ def _setup(
         early_stop=config.early_stop,
         fold_bn=config.fold_bn,
         penalty=penalty,
+        view=view,
     )
     return image, renderer
+
+
+def _with_crops(
+    config: RenderConfig,
+) -> tuple[Callable[..., Tensor] | None, Callable[[Tensor], Tensor] | None]:
+    """The per-step transforms of ``config`` behind its random crops, and the view of the
+    canvas at the model's input size (both as they are without a canvas)."""
+    if config.canvas is None:
+        return config.transforms, None
+    crops = RandomCrops(config.size, config.crops, config.crop_scale, config.crop_noise)
+    after = config.transforms
+    if after is None:
+        return crops, crops.view
+    if isinstance(after, Transform):
+        return Compose(crops, after), crops.view
+
+    def both(x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        return after(crops(x, generator), generator)
+
+    return both, crops.view
 
 
 def _optimize(

@@ -33,6 +33,7 @@ __all__ = [
     "Jitter",
     "Pad",
     "RandomAffine",
+    "RandomCrops",
     "RandomRotate",
     "RandomScale",
     "Transform",
@@ -46,6 +47,7 @@ __all__ = [
     "pad",
     "patch_transforms",
     "random_affine",
+    "random_crops",
     "resize",
     "standard_transforms",
 ]
@@ -463,6 +465,111 @@ class RandomRotate(RandomAffine):
 
     def _repr_params(self) -> dict[str, object]:
         return {"degrees": self.degrees, "padding_mode": self.padding_mode}
+
+
+# --------------------------------------------------------------------------- random crops
+
+
+def random_crops(
+    x: Tensor,
+    size: tuple[int, int],
+    *,
+    crops: int = 1,
+    scales: tuple[float, float] = (1.0, 1.0),
+    noise: float = 0.0,
+    generator: torch.Generator | None = None,
+) -> Tensor:
+    """``crops`` random boxes of each image, each resized to ``size``, plus Gaussian noise.
+
+    A box covers a fraction uniform in ``scales`` (within (0, 1]) of each side of the image (so
+    it has the image's aspect ratio), placed uniformly where it fits; one bilinear resampling
+    per box (no antialiasing: a box much larger than ``size`` aliases). Then N(0, ``noise``)
+    is added to every pixel. Draws per box: scale, x, y; then the noise. The output is box-major:
+    rows ``k * B .. k * B + B - 1`` are box ``k`` of images 0..B-1 (MACO's crops, with boxes
+    that stay inside the image).
+
+    Shape: (B, C, H, W) -> (crops * B, C, size[0], size[1]).
+    """
+    check_image("image", x)
+    ho, wo = _pair("size", size)
+    n = check_int("crops", crops, 1)
+    low, high = _scale_range(scales)
+    if high > 1.0:
+        raise ValueError(f"scales must lie in (0, 1] (fractions of the image), got {scales!r}")
+    noise = check_real("noise", noise, ge=0.0)
+    b = x.shape[0]
+    u = _uniform((n * b, 3), generator, x.device)
+    wdt = torch.float64 if x.dtype == torch.float64 else torch.float32
+    u = u.to(device=x.device, dtype=wdt, non_blocking=True)
+    s = low + u[:, 0] * (high - low)
+    cx = (2.0 * u[:, 1] - 1.0) * (1.0 - s)
+    cy = (2.0 * u[:, 2] - 1.0) * (1.0 - s)
+    zero = torch.zeros_like(s)
+    theta = torch.stack([s, zero, cx, zero, s, cy], dim=1).view(n * b, 2, 3).to(x.dtype)
+    xs = x if n == 1 else x.repeat(n, 1, 1, 1)
+    y = _grid_sample(xs, _affine_grid(theta, ho, wo), "reflection")
+    if noise > 0:
+        generator = check_generator(generator)
+        where = x.device if generator is None else generator.device
+        eps = torch.randn(y.shape, generator=generator, device=where)
+        y = y + noise * eps.to(device=x.device, dtype=y.dtype, non_blocking=True)
+    return y
+
+
+def _pair(name: str, size: object) -> tuple[int, int]:
+    if (
+        not isinstance(size, (tuple, list))
+        or len(size) != 2
+        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in size)
+    ):
+        raise ValueError(f"{name} must be (height, width) of positive ints, got {size!r}")
+    return int(size[0]), int(size[1])
+
+
+class RandomCrops(Transform):
+    """``crops`` random boxes per image resized to ``size``, with noise; see :func:`random_crops`.
+
+    The batch grows ``crops`` times (box-major). :meth:`view` is the deterministic counterpart:
+    the whole image resized to ``size`` (antialiased), for passes without random transforms.
+    """
+
+    def __init__(
+        self,
+        size: tuple[int, int],
+        crops: int = 1,
+        scales: tuple[float, float] = (1.0, 1.0),
+        noise: float = 0.0,
+    ) -> None:
+        super().__init__()
+        self.size = _pair("size", size)
+        self.crops = check_int("crops", crops, 1)
+        self.scales = _scale_range(scales)
+        if self.scales[1] > 1.0:
+            raise ValueError(f"scales must lie in (0, 1] (fractions of the image), got {scales!r}")
+        self.noise = check_real("noise", noise, ge=0.0)
+
+    def forward(self, x: Tensor, generator: torch.Generator | None = None) -> Tensor:
+        return random_crops(
+            x,
+            self.size,
+            crops=self.crops,
+            scales=self.scales,
+            noise=self.noise,
+            generator=generator,
+        )
+
+    def view(self, x: Tensor) -> Tensor:
+        """The whole image resized to ``size`` (bilinear, antialiased when it shrinks)."""
+        check_image("image", x)
+        if tuple(x.shape[-2:]) == self.size:
+            return x
+        shrink = x.shape[-2] > self.size[0] or x.shape[-1] > self.size[1]
+        return F.interpolate(
+            x, size=self.size, mode="bilinear", align_corners=False, antialias=shrink
+        )
+
+    def _repr_params(self) -> dict[str, object]:
+        return {"size": self.size, "crops": self.crops, "scales": self.scales, "noise": self.noise}
 
 
 # --------------------------------------------------------------------------- resize
