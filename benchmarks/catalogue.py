@@ -18,7 +18,8 @@ Sections (EfficientNet-Lite0 from the installed package, ``efficientnet-lite0`` 
            render's setup, milliseconds, counts as overhead here), as a share of those render
            seconds (target under 5%). The same difference in-process is shown beside it.
   bytes    Whether the in-process run at the workers' thread count and the Ray run wrote byte-
-           identical PNGs (the 2-thread in-process run is compared too; it need not match).
+           identical PNGs, in every round (the 2-thread in-process run is compared too; it
+           need not match).
   project  The full block-output catalogue of Lite0 (the default layers of ``midnite catalogue``
            less the class output: 16 blocks, 1,808 channels, views channel, negative and
            diversity, the catalogue defaults: 224 px, the recipe's 256 steps, batch 8), its
@@ -469,20 +470,19 @@ def _main(args: argparse.Namespace, setup: Setup, info: dict[str, str]) -> int:
             flush=True,
         )
 
-    # bytes
+    # bytes: each round's run against the same round's in-process run at the workers' threads
     byte_rows = []
-    ref = rounds[0]["same"]
     for key in ("whole", "ray"):
-        other = rounds[0].get(key)
-        if other is None or not other.pngs:
+        pairs = [(d["same"], d[key]) for d in rounds if key in d and d[key].pngs]
+        if not pairs:
             continue
-        same = sum(ref.pngs.get(k) == v for k, v in other.pngs.items())
+        same = sum(ref.pngs.get(k) == v for ref, other in pairs for k, v in other.pngs.items())
         byte_rows.append(
             {
-                "compared with": ref.name,
-                "executor": other.name,
-                "PNGs": len(other.pngs),
-                "byte-identical": f"{same} of {len(ref.pngs)}",
+                "compared with": pairs[0][0].name,
+                "executor": pairs[0][1].name,
+                "PNGs": sum(len(other.pngs) for _, other in pairs),
+                "byte-identical": f"{same} of {sum(len(ref.pngs) for ref, _ in pairs)}",
                 "target": "all" if key == "ray" else "-",
             }
         )
