@@ -301,7 +301,7 @@ def main(argv: list[str] | None = None) -> int:
         type=int,
         default=8,
         help="steps of the estimate probe behind the projection (8; the dry run's is "
-        f"{cat.PROBE_STEPS}, too few for a busy machine)",
+        f"{cat.PROBE_STEPS})",
     )
     parser.add_argument("--no-ray", action="store_true", help="leave out the Ray rows")
     parser.add_argument("--json", default=None, help="also write the tables as JSON here")

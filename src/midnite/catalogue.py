@@ -74,6 +74,7 @@ from midnite.plot import to_uint8
 __all__ = [
     "DIVERSITY_IMAGES",
     "DIVERSITY_WEIGHT",
+    "PROBE_REPEATS",
     "PROBE_STEPS",
     "VIEWS",
     "Batch",
@@ -100,7 +101,10 @@ DIVERSITY_IMAGES = 4  # images per unit in the diversity view
 # 30 gave Gram similarity 0.86, 0.67, 0.33, 0.10 at 100%, 98%, 86%, 72% of the channel's mean
 # activation: 10 buys most of the diversity for little of the activation.
 DIVERSITY_WEIGHT = 10.0
-PROBE_STEPS = 3  # steps of the probe render that times each layer (estimate)
+# steps of the probe renders that time each layer (estimate): with 3, load noise of 0.1 s on a
+# busy 2-core machine was ~30% of the cost per step (estimates of one layer: 26-73 s for 28 s)
+PROBE_STEPS = 8
+PROBE_REPEATS = 2  # each probe render is timed this often, the fastest kept (load only slows)
 
 
 class CatalogueError(ValueError):
@@ -735,9 +739,11 @@ def estimate(model: torch.nn.Module, work: Sequence[Batch], steps: int = PROBE_S
 
     The cost of a step grows with the layer's depth (each forward pass ends after the layer),
     so each layer is probed, with its batch of the most images, after one unmeasured warm-up
-    render. The two runs give a fixed cost per batch (set-up) and a cost per step; a batch of
-    that layer is taken to cost ``fixed + step * its steps * its images / the probe's images``.
-    Writing files is not counted (milliseconds per unit).
+    render; each probe render runs ``PROBE_REPEATS`` times and the fastest counts. The two
+    give a fixed cost per batch (set-up) and a cost per step; a batch of that layer is taken to
+    cost ``fixed + step * its steps * its images / the probe's images``. Writing files is not
+    counted (milliseconds per unit). ``Estimate.workers(n)`` assumes ``n`` workers each as fast
+    as this process: on a machine whose cores are busy with other work it is a lower bound.
     """
     if not work:
         return Estimate(0.0, 0.0, {})
@@ -747,9 +753,12 @@ def estimate(model: torch.nn.Module, work: Sequence[Batch], steps: int = PROBE_S
         biggest = max((b for b in work if b.layer == layer), key=lambda b: b.images)
         took = []
         for n in (1, 1 + steps):
-            began = time.perf_counter()
-            render_config(model, biggest.config.replace(steps=n), progress=False)
-            took.append(time.perf_counter() - began)
+            times = []
+            for _ in range(PROBE_REPEATS):
+                began = time.perf_counter()
+                render_config(model, biggest.config.replace(steps=n), progress=False)
+                times.append(time.perf_counter() - began)
+            took.append(min(times))
         step = max(took[1] - took[0], 0.0) / steps
         cost[layer] = (max(took[0] - step, 0.0), step, biggest.images)
     costs = []

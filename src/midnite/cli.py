@@ -895,6 +895,7 @@ def _catalogue_dry_run(model, work, names, shapes, units, dev, out: Path) -> int
             f"{n} worker{'s' if n > 1 else ''} {cat.format_seconds(guess.workers(n))}"
             for n in (1, 8, 64)
         )
+        + " (each worker as fast as this process)"
     )
     print("dry run: nothing rendered")
     return EXIT_OK
