@@ -24,8 +24,8 @@ Sections (EfficientNet-Lite0 from the installed package, ``efficientnet-lite0`` 
            less the class output: 16 blocks, 1,808 channels, views channel, negative and
            diversity, the catalogue defaults: 224 px, the recipe's 256 steps, batch 8), its
            per-layer costs from ``catalogue.estimate``'s probe at ``--threads`` threads with
-           ``--probe-steps`` steps (default 8: the dry run's 3 give a step cost that is the
-           small difference of two noisy timings on a busy machine), scaled by the small
+           ``--probe-steps`` steps (default 8, as the dry run's ``catalogue.PROBE_STEPS``),
+           scaled by the small
            catalogue's measured / estimated with the same probe (in-process, ``--threads``). On N
            workers: batches handed out in plan order to the first idle worker, as the Ray
            executor does, simulated with those per-batch costs (a layer's cost split over its
@@ -40,7 +40,7 @@ Timings are single runs (``--repeats N``: N rounds, each executor once per round
 run on a CPU shared with other processes was 12x slower than with one thread.
 
 Ray's local instance binds to this machine's own address as well as the loopback (see
-``midnite.catalogue_ray``): run the Ray part by hand, not in a test suite (``--no-ray``).
+``midnite.catalogue_ray``); the smoke test runs it in a loopback-only network namespace.
 
     python benchmarks/catalogue.py [--threads 1] [--workers 2] [--repeats 1] [--probe-steps 8]
                                    [--json F]
