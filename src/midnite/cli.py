@@ -341,8 +341,9 @@ def _build_parser() -> argparse.ArgumentParser:
         "--recipe",
         choices=sorted(recipes.RECIPES),
         default=None,
-        help="render recipe by name (default: class for --objective class, else feature); "
-        "natural: MACO, natural-looking images on a larger canvas",
+        help="render recipe by name (default: class for --objective class, transformer for a "
+        "vision transformer's token layer, else feature); natural: MACO, natural-looking "
+        "images on a larger canvas",
     )
     ren.add_argument(
         "--param",
