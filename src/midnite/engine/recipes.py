@@ -107,28 +107,29 @@ NATURAL = Recipe(
     steps=256,
     lr=0.1,
     param="maco",
-    transforms=None,
+    transforms="class",
     crops=MACO_CROPS,
     notes=(
         "Natural-looking class and deep-channel images (MACO, Fel et al. 2023): the Fourier "
         "magnitude of photographs, only the phase trained (256 Adam steps at lr 0.1), on a "
         "canvas 1.25x the model's input; each step the model sees 4 random boxes of 0.5-1.0 of "
-        "the canvas side per image, resized to its input, with N(0, 0.05) noise, and no other "
-        "per-step transforms. Tuned on EfficientNet-Lite0 class logits for the ten classes of "
-        "benchmarks/quality.py (five per batch, 280 px results judged at 240/260 px): seed 0 "
-        "top-1 for Lite1 10/10 and Lite2 9/10 (monarch second for Lite2); seed 1, five of them:"
-        " Lite1 4/5, Lite2 5/5. lr 0.05 gave 8/10 and 9/10; at lr 0.05, adding the 'class' "
-        "stack after the crops gave 4/5 and 4/5, boxes of 0.3-1.0 4/5 and 5/5 (same five). "
-        "Model-free metrics of the ten seed-0 images (280 px) against the four photos of "
-        "midnite.photos (224 px): spectrum slope -2.71 (photos -2.82), high-frequency share "
-        "0.028 (0.025), total variation 0.069 (0.053). Lite0 _blocks.14/_blocks.15 channels: "
-        "slope -2.65, high-frequency share 0.031, total variation 0.070, where the feature "
-        "recipe gives -1.78, 0.226 and 0.179 on the same channels (channels 0 and 37, 5 and "
-        "100; natural reaches 0.63-0.74 of the feature recipe's objective). Cost: 3.4x the "
-        "class recipe per step (4 crops and a larger image; 10 classes in one batch, 2 threads,"
-        " side by side), about 13 s per class on an idle 2-core CPU from the class recipe's 3.8"
-        " s, 29 s measured under a load of 3 from other processes. What it cannot promise: "
-        "colours as saturated as photographs (colourfulness about 33 against their 58), or a "
+        "the canvas side per image, resized to its input, with N(0, 0.05) noise, then the "
+        "'class' per-step stack on each box. Tuned on EfficientNet-Lite0 class logits for the "
+        "ten classes of benchmarks/quality.py in one batch (280 px results, judged at 240/260 "
+        "px), top-1 for Lite1 and Lite2: 10/10 and 9/10 at seed 0 (strawberry fifth for Lite2),"
+        " 10/10 and 10/10 at seed 1. Without the 'class' stack after the crops 8/10 and 9/10 at"
+        " seed 0, with the 'standard' one 9/10 and 9/10; at lr 0.05 (no stack, five classes) "
+        "3/5 and 4/5. Model-free metrics of the ten images (seeds 0 and 1) against the four "
+        "photos of midnite.photos at 224 px: spectrum slope -2.60/-2.61 (photos -2.82), "
+        "high-frequency share 0.039/0.036 (0.025), total variation 0.068/0.068 (0.053). Lite0 "
+        "_blocks.14 channels 0 and 37, _blocks.15 channels 5 and 100: slope -2.63, "
+        "high-frequency share 0.032, total variation 0.069, where the feature recipe gives "
+        "-1.78, 0.226 and 0.179 (natural reaches 0.42-0.61 of the feature recipe's objective "
+        "there). Cost: 4.0x the class recipe per step (4 crops and a larger image; 10 classes "
+        "in one batch, 2 threads, side by side), about 15 s per class on an idle 2-core CPU "
+        "from the class recipe's 3.8 s; the seed-1 run took 26.9 s per class under a load of "
+        "about 2 from other processes. What it cannot promise: colours as saturated as "
+        "photographs (colourfulness about 33 against their 58: the mean colour is grey), or a "
         "sharp object on a plain background (the canvas is textured all over)."
     ),
 )
