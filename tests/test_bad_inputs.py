@@ -189,7 +189,7 @@ ROWS = [
         "init int64",
         lambda t: _render(init=torch.zeros(3, 8, 8, dtype=torch.int64)),
         TypeError,
-        r"init must be a floating-point or uint8 tensor, got dtype torch.int64",
+        r"init must be a floating-point tensor in \[0, 1\] or uint8, got dtype torch.int64",
     ),
     (
         "init batch 2 for batch 3",

@@ -99,3 +99,13 @@ def test_check_weights():
     for value, error, message in cases:
         with pytest.raises(error, match=message):
             checks.check_weights("mask", value)
+
+
+def test_unit_float_scales_uint8_and_refuses_integers():
+    from midnite.engine.checks import unit_float
+
+    assert unit_float("x", torch.tensor([0, 255], dtype=torch.uint8)).tolist() == [0.0, 1.0]
+    half = unit_float("x", torch.tensor([0.5], dtype=torch.float64))
+    assert half.dtype == torch.float32 and half.item() == 0.5
+    with pytest.raises(TypeError, match=r"x must be a floating-point tensor in \[0, 1\] or uint8"):
+        unit_float("x", torch.tensor([1]))

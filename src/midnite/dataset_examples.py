@@ -38,6 +38,7 @@ from midnite.engine.checks import (
     check_positive_int,
     check_size,
     resolve_index,
+    unit_float,
 )
 from midnite.engine.device import resolve_device
 from midnite.engine.hooks import ActivationCapture, frozen, input_channels
@@ -179,12 +180,7 @@ def _fit_tensor(x: Tensor, hw: tuple[int, int], channels: int) -> Tensor:
             f"an image tensor must be (C, H, W) with C = {channels} (the model's input "
             f"channels), got shape {tuple(x.shape)}"
         )
-    if x.dtype == torch.uint8:
-        x = x.float() / 255
-    elif x.is_floating_point():
-        x = x.float()
-    else:
-        raise TypeError(f"an image tensor must be floating point in [0, 1] or uint8, got {x.dtype}")
+    x = unit_float("an image tensor", x)
     nh, nw = _cover(x.shape[1], x.shape[2], hw)
     if (nh, nw) != tuple(x.shape[1:]):
         x = F.interpolate(x[None], size=(nh, nw), mode="bilinear", antialias=True)[0]

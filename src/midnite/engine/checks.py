@@ -26,6 +26,7 @@ __all__ = [
     "check_size",
     "check_weights",
     "resolve_index",
+    "unit_float",
 ]
 
 
@@ -112,6 +113,18 @@ def check_image(name: str, x: object, *, batch: bool = True) -> Tensor:
     if not x.is_floating_point():
         raise TypeError(f"{name} must be a floating-point tensor, got dtype {x.dtype}")
     return x
+
+
+def unit_float(name: str, x: Tensor) -> Tensor:
+    """An image tensor as float32 values meant for [0, 1]: uint8 is divided by 255, a float
+    tensor converted, anything else refused (the range itself is the caller's to check)."""
+    if x.dtype == torch.uint8:
+        return x.float() / 255
+    if x.is_floating_point():
+        return x.float()
+    raise TypeError(
+        f"{name} must be a floating-point tensor in [0, 1] or uint8, got dtype {x.dtype}"
+    )
 
 
 def check_weights(name: str, value: object) -> Tensor:

@@ -28,6 +28,7 @@ from midnite.engine.checks import (
     check_positive_int,
     check_real,
     check_size,
+    unit_float,
 )
 from midnite.engine.device import resolve_device
 from midnite.engine.hooks import input_channels, resolve_layers
@@ -341,13 +342,7 @@ def _check_init(
             f"init must have shape {form} with B 1 or batch={batch} (the render's size and "
             f"channels), got {tuple(init.shape)}"
         )
-    if x.dtype == torch.uint8:
-        x = x.float() / 255.0
-    elif x.is_floating_point():
-        x = x.float()
-    else:
-        raise TypeError(f"init must be a floating-point or uint8 tensor, got dtype {init.dtype}")
-    x = x.cpu()
+    x = unit_float("init", x).cpu()
     if not bool(torch.isfinite(x).all()):
         raise ValueError("init must hold only finite values, got NaN or inf")
     low, high = float(x.min()), float(x.max())
