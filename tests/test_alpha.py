@@ -27,9 +27,12 @@ ARTIFACTS = Path(os.environ.get("MIDNITE_ARTIFACTS", Path(__file__).parent / "ar
 FAST = {"steps": 3, "progress": False, "transforms": None}
 
 
-class LeftHalf(nn.Module):
-    """A conv that reads only the left half of the image."""
+MODEL_SRC = """
+import torch
+from torch import nn
 
+
+class LeftHalf(nn.Module):  # a conv that reads only the left half of the image
     def __init__(self):
         super().__init__()
         torch.manual_seed(0)
@@ -37,6 +40,20 @@ class LeftHalf(nn.Module):
 
     def forward(self, x):
         return self.conv(x[..., : x.shape[-1] // 2])
+
+
+def net():
+    return LeftHalf()
+"""
+
+
+def _left_half_class() -> type:
+    namespace: dict = {}
+    exec(MODEL_SRC, namespace)  # the same model the CLI tests load from a file
+    return namespace["LeftHalf"]
+
+
+LeftHalf = _left_half_class()
 
 
 def test_alpha_shape_sign_and_place():
@@ -114,25 +131,6 @@ def test_non_finite_gradient_fails_the_image():
 
 
 # the CLI's alpha files, records and gallery ---------------------------------------------------
-
-MODEL_SRC = """
-import torch
-from torch import nn
-
-
-class LeftHalf(nn.Module):
-    def __init__(self):
-        super().__init__()
-        torch.manual_seed(0)
-        self.conv = nn.Conv2d(3, 4, 3, padding=1)
-
-    def forward(self, x):
-        return self.conv(x[..., : x.shape[-1] // 2])
-
-
-def net():
-    return LeftHalf()
-"""
 
 
 def _render_folder(tmp_path: Path, units: str = "0-2", size: str = "32x32") -> Path:

@@ -674,7 +674,7 @@ def add_examples(
     try:
         names = list_images(folder)
     except ValueError as err:
-        raise CatalogueError(f"--images: {err}".replace("images: ", "", 1)) from None
+        raise CatalogueError(f"--images: {str(err).removeprefix('images: ')}") from None
     if not names:
         raise CatalogueError(f"--images: the folder {str(folder)!r} holds no files")
     out = Path(out)
@@ -703,7 +703,7 @@ def add_examples(
         try:
             result = executor.examples(todo_layers, folder, k, first.config.size, progress)
         except ValueError as err:  # no readable image at all
-            raise CatalogueError(f"--images: {err}".replace("images: ", "", 1)) from None
+            raise CatalogueError(f"--images: {str(err).removeprefix('images: ')}") from None
     summary.seen = result.seen
     summary.skipped = [(str(i), why) for i, why in result.skipped]
     if summary.skipped and report is not None:

@@ -30,7 +30,7 @@ import logging
 import os
 import socket
 import sys
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
 
@@ -205,28 +205,31 @@ class Ray:
         """The workers' process ids (for tests)."""
         return list(self.ray.get([a.pid.remote() for a in self.actors]))
 
-    def run(self, batches: Sequence[Batch]) -> Iterator[tuple[Batch, RenderResult | Exception]]:
-        """One batch per idle worker; each result is yielded as soon as it arrives."""
+    def _spread(
+        self, items: Sequence[Any], submit: Callable[[Any, Any], Any], lost: str
+    ) -> Iterator[tuple[Any, Any]]:
+        """``(item, result or the exception)`` of ``submit(actor, item)``, one item per idle
+        worker, as each result arrives. A worker lost past its restarts is not used again; when
+        none is left, the items not sent get ``RuntimeError(lost)``."""
         if not self.actors:
             raise RuntimeError("Ray executor: use it in a 'with' block (starts the workers)")
         ray = self.ray
-        queue = list(reversed(batches))
-        pending: dict[Any, tuple[Batch, Any]] = {}
+        queue = list(reversed(items))
+        pending: dict[Any, tuple[Any, Any]] = {}
         idle = list(self.actors)
         while queue or pending:
             while queue and idle:
-                batch, actor = queue.pop(), idle.pop()
-                pending[actor.render.remote(batch.config)] = (batch, actor)
+                item, actor = queue.pop(), idle.pop()
+                pending[submit(actor, item)] = (item, actor)
             if not pending:  # every worker lost past its restarts
-                lost = RuntimeError("every Ray worker was lost; a rerun renders what is missing")
                 while queue:
-                    yield queue.pop(), lost
+                    yield queue.pop(), RuntimeError(lost)
                 return
             (ref,), _ = ray.wait(list(pending), num_returns=1)
-            batch, actor = pending.pop(ref)
+            item, actor = pending.pop(ref)
             try:
-                result: RenderResult | Exception = ray.get(ref)
-            except ray.exceptions.RayTaskError as err:  # the render raised: the cause
+                result = ray.get(ref)
+            except ray.exceptions.RayTaskError as err:  # the call raised: the cause
                 cause = err.as_instanceof_cause()
                 result = cause if isinstance(cause, Exception) else err
             except ray.exceptions.RayActorError as err:  # lost past its restarts: not used again
@@ -236,22 +239,35 @@ class Ray:
                 result = err
             if actor is not None:
                 idle.append(actor)
-            yield batch, result
+            yield item, result
+
+    def run(self, batches: Sequence[Batch]) -> Iterator[tuple[Batch, RenderResult | Exception]]:
+        """One batch per idle worker; each result is yielded as soon as it arrives."""
+        yield from self._spread(
+            batches,
+            lambda actor, batch: actor.render.remote(batch.config),
+            "every Ray worker was lost; a rerun renders what is missing",
+        )
 
     def examples(
         self, layers: Sequence[str], folder: Path, k: int, size: tuple[int, int], progress: bool
     ) -> TopExamples:
         """``top_examples`` over ``folder``, in chunks of ``CHUNK`` files sent (as bytes) to idle
         workers, merged here as they come: the cluster needs no shared filesystem."""
-        if not self.actors:
-            raise RuntimeError("Ray executor: use it in a 'with' block (starts the workers)")
-        ray = self.ray
         names = list_images(folder)
-        queue = [names[i : i + CHUNK] for i in range(0, len(names), CHUNK)][::-1]
-        pending: dict[Any, tuple[list[str], Any]] = {}
-        idle = list(self.actors)
-        merged: TopExamples | None = None
+        chunks = [names[i : i + CHUNK] for i in range(0, len(names), CHUNK)]
         unreadable: list[tuple[str, str]] = []
+
+        def submit(actor: Any, chunk: list[str]) -> Any:
+            data = {}  # read here, when a worker is free: one chunk's bytes per worker
+            for name in chunk:
+                try:
+                    data[name] = (folder / name).read_bytes()
+                except OSError as err:
+                    unreadable.append((name, f"cannot read: {err}"))
+            return actor.examples.remote(list(layers), data, k, tuple(size))
+
+        merged: TopExamples | None = None
         bar = tqdm(
             total=len(names),
             unit="img",
@@ -260,25 +276,9 @@ class Ray:
             file=sys.stderr,
         )
         try:
-            while queue or pending:
-                while queue and idle:
-                    chunk, actor = queue.pop(), idle.pop()
-                    data = {}
-                    for name in chunk:
-                        try:
-                            data[name] = (folder / name).read_bytes()
-                        except OSError as err:
-                            unreadable.append((name, f"cannot read: {err}"))
-                    ref = actor.examples.remote(list(layers), data, k, tuple(size))
-                    pending[ref] = (chunk, actor)
-                (ref,), _ = ray.wait(list(pending), num_returns=1)
-                chunk, actor = pending.pop(ref)
-                try:
-                    part = ray.get(ref)
-                except ray.exceptions.RayTaskError as err:
-                    cause = err.as_instanceof_cause()
-                    raise cause if isinstance(cause, Exception) else err from None
-                idle.append(actor)
+            for chunk, part in self._spread(chunks, submit, "every Ray worker was lost"):
+                if isinstance(part, Exception):
+                    raise part
                 part = dataclasses.replace(part, root=str(folder))
                 merged = part if merged is None else merge(merged, part)
                 bar.update(len(chunk))

@@ -23,6 +23,7 @@ from midnite.engine.checks import (
     check_image,
     check_int,
     check_real,
+    check_size,
 )
 
 __all__ = [
@@ -491,7 +492,7 @@ def random_crops(
     Shape: (B, C, H, W) -> (crops * B, C, size[0], size[1]).
     """
     check_image("image", x)
-    ho, wo = _pair("size", size)
+    ho, wo = check_size("size", size)
     n = check_int("crops", crops, 1)
     low, high = _scale_range(scales)
     if high > 1.0:
@@ -516,16 +517,6 @@ def random_crops(
     return y
 
 
-def _pair(name: str, size: object) -> tuple[int, int]:
-    if (
-        not isinstance(size, (tuple, list))
-        or len(size) != 2
-        or not all(isinstance(v, int) and not isinstance(v, bool) and v >= 1 for v in size)
-    ):
-        raise ValueError(f"{name} must be (height, width) of positive ints, got {size!r}")
-    return int(size[0]), int(size[1])
-
-
 class RandomCrops(Transform):
     """``crops`` random boxes per image resized to ``size``, with noise; see :func:`random_crops`.
 
@@ -541,7 +532,7 @@ class RandomCrops(Transform):
         noise: float = 0.0,
     ) -> None:
         super().__init__()
-        self.size = _pair("size", size)
+        self.size = check_size("size", size)
         self.crops = check_int("crops", crops, 1)
         self.scales = _scale_range(scales)
         if self.scales[1] > 1.0:
