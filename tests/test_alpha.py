@@ -20,6 +20,7 @@ from midnite import objectives as obj
 from midnite import records as rec
 from midnite.cli import main
 from midnite.engine.renderer import _failures
+from midnite.images import alpha_png
 
 from conftest import assert_same_state, model_state, tiny_cnn
 
@@ -167,15 +168,15 @@ def test_alpha_png_known_answer():
     image = torch.zeros(1, 2, 2)
     image[0, 0, 0] = 1.0
     alpha = torch.tensor([[0.0, 1.0], [2.0, 4.0]])
-    data, scale = cli._alpha_png(image, alpha)
+    data, scale = alpha_png(image, alpha)
     rgba = np.asarray(Image.open(io.BytesIO(data)))
     assert scale == 4.0 and rgba.shape == (2, 2, 4)
     assert rgba[..., 3].tolist() == [[0, 64], [128, 255]]
     assert rgba[0, 0, :3].tolist() == [255, 255, 255] and rgba[1, 1, :3].tolist() == [0, 0, 0]
-    nothing = cli._alpha_png(torch.rand(3, 2, 2), torch.zeros(2, 2))
+    nothing = alpha_png(torch.rand(3, 2, 2), torch.zeros(2, 2))
     assert nothing is not None and nothing[1] == 0.0
     assert (np.asarray(Image.open(io.BytesIO(nothing[0])))[..., 3] == 0).all()
-    assert cli._alpha_png(torch.rand(2, 2, 2), alpha) is None  # neither gray nor RGB
+    assert alpha_png(torch.rand(2, 2, 2), alpha) is None  # neither gray nor RGB
 
 
 def test_damaged_or_missing_alpha_is_caught_and_rendered_again(tmp_path, capsys):

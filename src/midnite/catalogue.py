@@ -36,7 +36,6 @@ import difflib
 import fnmatch
 import functools
 import hashlib
-import io
 import json
 import math
 import os
@@ -49,7 +48,6 @@ from pathlib import Path
 from typing import Protocol
 
 import torch
-from PIL import Image
 from tqdm.auto import tqdm
 
 from midnite import records as rec
@@ -69,7 +67,7 @@ from midnite.engine import (
     render_config,
     versions,
 )
-from midnite.plot import to_uint8
+from midnite.images import png_bytes
 
 __all__ = [
     "DIVERSITY_IMAGES",
@@ -432,12 +430,6 @@ class Summary:
     errors: list[BaseException] = field(default_factory=list)
 
 
-def _png_bytes(image: torch.Tensor) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(to_uint8(image)).save(buf, format="PNG")
-    return buf.getvalue()
-
-
 def _canonical(value: object) -> object:
     return json.loads(json.dumps(rec.jsonable(value)))
 
@@ -539,7 +531,7 @@ def _write(
                 summary.failed[where] = failures[i]
                 continue
             image = result.images[i]
-        data = _png_bytes(image)
+        data = png_bytes(image)
         rec.atomic_write_bytes(folder / f"{name}.png", data)
         rec.write_json(folder / f"{name}.json", _record(batch, unit, result, data, name))
         summary.rendered += 1

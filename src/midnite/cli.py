@@ -33,7 +33,6 @@ import difflib
 import functools
 import hashlib
 import importlib.metadata
-import io
 import json
 import os
 import re
@@ -60,8 +59,8 @@ from midnite.engine.checks import check_int, check_positive_int, check_real
 from midnite.engine.config import check_steps, init_digest
 from midnite.engine.hooks import input_channels, parse_layer
 from midnite.engine.renderer import MemoryEstimate, estimate_memory
+from midnite.images import alpha_png, png_bytes
 from midnite.metrics import summary
-from midnite.plot import to_uint8
 
 __all__ = [
     "BusyError",
@@ -559,36 +558,6 @@ def _versions(render_versions: dict) -> dict:
         with contextlib.suppress(importlib.metadata.PackageNotFoundError):
             found[pkg] = importlib.metadata.version(pkg)
     return found
-
-
-def _png_bytes(image) -> bytes:
-    buf = io.BytesIO()
-    Image.fromarray(to_uint8(image)).save(buf, format="PNG")
-    return buf.getvalue()
-
-
-def _alpha_png(image, alpha) -> tuple[bytes, float] | None:
-    """An RGBA PNG of ``image`` with its alpha map as the alpha channel, and the map's maximum.
-
-    The alpha channel is the map divided by its maximum (0 where the loss never read a pixel);
-    ``A / 255 * maximum`` gives the map back to 1/255 of its maximum. None for images that are
-    neither gray nor RGB.
-    """
-    if image.dim() != 3 or image.shape[0] not in (1, 3):
-        return None
-    rgb = to_uint8(image)
-    if rgb.ndim == 2:
-        rgb = rgb[..., None]
-    if rgb.shape[2] == 1:
-        rgb = np.repeat(rgb, 3, axis=2)
-    if rgb.shape[2] != 3:
-        return None
-    scale = float(alpha.max())
-    a = alpha.double() / scale if scale > 0 else alpha.double() * 0
-    channel = (a.clamp(0, 1) * 255 + 0.5).to(torch.uint8).numpy()
-    buf = io.BytesIO()
-    Image.fromarray(np.dstack([rgb, channel]), mode="RGBA").save(buf, format="PNG")
-    return buf.getvalue(), scale
 
 
 def _gib(n: float) -> str:
@@ -1193,10 +1162,10 @@ def _render_units(args, argv, out, model, config, run, units, make, layer, dev) 
                         )
                         bar.update(1)
                         continue
-                    data = _png_bytes(result.images[i])
+                    data = png_bytes(result.images[i])
                     name = stem(unit)
                     rec.atomic_write_bytes(out / f"{name}.png", data)
-                    alpha = _alpha_png(result.images[i], result.alpha[i])
+                    alpha = alpha_png(result.images[i], result.alpha[i])
                     if alpha is not None:  # the record, written last, lists it
                         rec.atomic_write_bytes(out / f"{name}_alpha.png", alpha[0])
                     record = _record(

@@ -74,7 +74,7 @@ def _normalized_class(arch: type) -> type:
     if arch not in _NORMALIZED:
 
         def __init__(self, *args, **kwargs):
-            arch.__init__(self, *args, **kwargs)
+            arch.__init__(self, *args, **kwargs)  # type: ignore[misc]
             self.register_buffer(
                 "input_mean", torch.tensor(IMAGENET_MEAN).view(1, 3, 1, 1), persistent=False
             )

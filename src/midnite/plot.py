@@ -15,46 +15,12 @@ import torch
 from PIL import Image
 from torch import Tensor
 
-
-def _as_float_image(img: object) -> Tensor:
-    """``img`` as a finite, non-empty float tensor on the CPU; uint8 0..255 scaled to [0, 1]."""
-    if not isinstance(img, Tensor):
-        raise TypeError(f"expected an image tensor (C, H, W), got {type(img).__name__}")
-    if img.numel() == 0:
-        raise ValueError(f"expected an image with pixels, got an empty tensor {tuple(img.shape)}")
-    if img.dtype == torch.uint8:
-        return img.detach().cpu().float() / 255.0
-    if not img.is_floating_point():
-        raise TypeError(
-            f"expected a floating-point image in [0, 1] or a uint8 image in 0..255, got dtype "
-            f"{img.dtype}"
-        )
-    img = img.detach().float().cpu()
-    bad = int((~torch.isfinite(img)).sum())
-    if bad:
-        raise ValueError(
-            f"the image holds {bad} NaN or infinite values of {img.numel()}; nothing to show "
-            "(did the render diverge? see RenderResult.final)"
-        )
-    return img
-
-
-def to_hwc(img: Tensor) -> np.ndarray:
-    """A ``(C, H, W)`` tensor as an ``(H, W, C)`` (or ``(H, W)``) float numpy array."""
-    img = _as_float_image(img)
-    if img.dim() == 4 and img.shape[0] == 1:
-        img = img[0]
-    if img.dim() == 2:
-        return img.numpy()
-    if img.dim() != 3 or img.shape[0] not in (1, 3, 4):
-        raise ValueError(f"expected an image (C, H, W) with C in 1, 3, 4, got {tuple(img.shape)}")
-    arr = img.permute(1, 2, 0).numpy()
-    return arr[..., 0] if arr.shape[-1] == 1 else arr
+from midnite.images import as_float_image, to_hwc, to_uint8
 
 
 def normalized(img: Tensor) -> Tensor:
     """Min-max normalize to [0, 1] (a constant image becomes 0.5 gray)."""
-    img = _as_float_image(img)
+    img = as_float_image(img)
     lo, hi = img.min(), img.max()
     if hi - lo < 1e-12:
         return torch.full_like(img, 0.5)
@@ -83,11 +49,6 @@ def show(img: Tensor, scale: float = 1.0):
 def show_normalized(img: Tensor, scale: float = 1.0):
     """``show`` after min-max normalization, so faint results become visible."""
     return show(normalized(img), scale)
-
-
-def to_uint8(img: Tensor) -> np.ndarray:
-    """``(H, W, C)`` uint8 array of a [0, 1] image (values clipped, rounded)."""
-    return (np.clip(to_hwc(img), 0.0, 1.0) * 255.0 + 0.5).astype(np.uint8)
 
 
 def save_png(img: Tensor, path: str | os.PathLike) -> Path:
@@ -119,7 +80,7 @@ def contact_sheet(images: list[Tensor], columns: int = 4, pad: int = 4) -> Tenso
         raise ValueError("contact_sheet needs at least one image, got none")
     if columns < 1:
         raise ValueError(f"columns must be >= 1, got {columns}")
-    imgs = [_as_float_image(i) for i in images]
+    imgs = [as_float_image(i) for i in images]
     c = max(i.shape[0] for i in imgs)
     h = max(i.shape[1] for i in imgs)
     w = max(i.shape[2] for i in imgs)

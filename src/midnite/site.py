@@ -42,7 +42,6 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import html
-import io
 import json
 import math
 import os
@@ -57,7 +56,7 @@ import torch
 from PIL import Image
 
 from midnite import records as rec
-from midnite.plot import to_uint8
+from midnite.images import png_bytes
 
 if TYPE_CHECKING:
     from midnite.dataset_examples import TopExamples
@@ -97,13 +96,6 @@ def layer_folder(layer: str) -> str:
 
 
 # dataset examples ------------------------------------------------------------------------------
-
-
-def _png(image: torch.Tensor) -> bytes:
-    arr = to_uint8(image.detach().cpu().float())
-    buf = io.BytesIO()
-    Image.fromarray(arr[..., 0] if arr.shape[-1] == 1 else arr).save(buf, format="PNG")
-    return buf.getvalue()
 
 
 def _shrink(image: torch.Tensor, size: int) -> tuple[torch.Tensor, float]:
@@ -160,7 +152,7 @@ def write_examples(
                         except (ValueError, OSError):
                             continue
                         image, scale = _shrink(image, size)
-                        rec.atomic_write_bytes(target / rel, _png(image))
+                        rec.atomic_write_bytes(target / rel, png_bytes(image))
                         made[ident] = (target / rel, scale)
                     saved[ident] = (rel, scale)
                 rel, scale = saved[ident]

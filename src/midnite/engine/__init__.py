@@ -4,7 +4,7 @@
       -> objectives (+ regularizers) -> loss -> optimizer       (renderer, recipes)
 
 This package knows nothing of files, pages, clusters or the classic (notebook) names; the
-classic API (``midnite.visualization``) and the tooling (CLI, records, gallery, metrics) are
+classic API (``midnite.classic``) and the tooling (CLI, records, gallery, metrics) are
 built on what it exports here.
 
 Randomness: every random draw takes a ``generator``; ``generator=None`` means torch's default

@@ -16,6 +16,7 @@ import torch
 from torch import Tensor
 
 __all__ = [
+    "as_images",
     "check_bool",
     "check_choice",
     "check_generator",
@@ -125,6 +126,114 @@ def unit_float(name: str, x: Tensor) -> Tensor:
     raise TypeError(
         f"{name} must be a floating-point tensor in [0, 1] or uint8, got dtype {x.dtype}"
     )
+
+
+_IMAGE_CHANNELS = (1, 3, 4)  # grey, RGB, RGBA: what an image given to midnite may hold
+
+
+def _image_tensor(name: str, x: object) -> tuple[Tensor, bool]:
+    """``x`` as a tensor, and whether its channels come last (arrays and PIL images: HWC)."""
+    if isinstance(x, Tensor):
+        return x.detach(), False
+    if hasattr(x, "__array_interface__") or hasattr(x, "__array__"):  # numpy, PIL images
+        import numpy as np  # numpy comes with torch; imported here, off the engine's hot path
+
+        try:
+            arr = np.asarray(x)
+        except Exception as err:  # a PIL image that cannot be decoded, an odd array-like
+            raise TypeError(
+                f"{name}: could not read {type(x).__name__} as an image ({err})"
+            ) from None
+        if arr.dtype == np.bool_:
+            arr = arr.astype(np.uint8) * 255
+        if arr.dtype.kind not in "uif" or arr.dtype == np.float16:
+            arr = arr.astype(np.float32)
+        return torch.from_numpy(np.ascontiguousarray(arr)), True
+    raise TypeError(
+        f"{name} must be an image: a torch.Tensor, a numpy array or a PIL image (a file: "
+        f"midnite.images.load(path)), got {type(x).__name__}"
+    )
+
+
+def as_images(
+    name: str,
+    x: object,
+    *,
+    size: tuple[int, int] | None = None,
+    channels: int | None = None,
+) -> Tensor:
+    """Any in-memory image as a float32 CPU batch ``(B, C, H, W)`` with values in [0, 1].
+
+    ``x``: a tensor ``(B, C, H, W)``, ``(C, H, W)``, ``(H, W, C)`` or ``(H, W)``; a numpy array
+    or a PIL image (``(H, W, C)`` or ``(H, W)``; ``(C, H, W)`` when only the first axis can be
+    channels). uint8 is divided by 255; floats must already be in [0, 1]. ``channels`` adapts
+    the colour: grey is repeated, RGBA loses its alpha, RGB becomes grey by luminance (ITU-R
+    601). ``size``: ``(H, W)`` to resize to (bilinear, antialiased), else the size as given.
+
+    Shape:
+        (B, C, H, W) float32, values in [0, 1].
+
+    Example:
+        >>> as_images("init", torch.zeros(32, 48, 3, dtype=torch.uint8), size=(16, 16)).shape
+        torch.Size([1, 3, 16, 16])
+    """
+    t, last = _image_tensor(name, x)
+    shape = tuple(t.shape)
+    if t.dim() == 2:
+        t = t[None, None]
+    elif t.dim() == 3:
+        channels_last = t.shape[-1] in _IMAGE_CHANNELS and (
+            last or t.shape[0] not in _IMAGE_CHANNELS
+        )
+        t = (t.permute(2, 0, 1) if channels_last else t)[None]
+    elif t.dim() != 4:
+        raise ValueError(
+            f"{name} must be an image (H, W), (H, W, C), (C, H, W) or a batch (B, C, H, W), "
+            f"got shape {shape}"
+        )
+    if t.shape[1] not in _IMAGE_CHANNELS or min(t.shape[-2:]) < 1 or t.shape[0] < 1:
+        raise ValueError(
+            f"{name} must have 1 (grey), 3 (RGB) or 4 (RGBA) channels and a size of at least "
+            f"1x1, got shape {shape}"
+        )
+    if t.dtype == torch.uint8:
+        t = t.float() / 255
+    elif t.is_floating_point():
+        t = t.float()
+        if not bool(torch.isfinite(t).all()):
+            raise ValueError(f"{name} must hold only finite values, got NaN or inf")
+        low, high = float(t.min()), float(t.max())
+        if low < 0.0 or high > 1.0:
+            raise ValueError(
+                f"{name}: float values must be in [0, 1] (uint8: 0-255), got values in "
+                f"[{low:.4g}, {high:.4g}]"
+            )
+    else:
+        raise TypeError(f"{name} must be uint8 (0-255) or float in [0, 1], got dtype {t.dtype}")
+    t = t.cpu()
+    if t.shape[1] == 4:
+        t = t[:, :3]
+    if channels is not None:
+        channels = check_positive_int("channels", channels)
+        have = t.shape[1]
+        if have != channels:
+            if have == 1:
+                t = t.expand(-1, channels, -1, -1)
+            elif channels == 1:
+                luma = torch.tensor([0.299, 0.587, 0.114]).view(1, 3, 1, 1)
+                t = (t * luma).sum(1, keepdim=True)
+            else:
+                raise ValueError(
+                    f"{name} has {have} channels; the model takes {channels}, and only grey "
+                    "images are spread over other channel counts"
+                )
+    if size is not None:
+        size = check_size("size", size)
+        if tuple(t.shape[-2:]) != size:
+            t = torch.nn.functional.interpolate(
+                t, size=size, mode="bilinear", align_corners=False, antialias=True
+            ).clamp_(0, 1)
+    return t.contiguous().clone()
 
 
 def check_weights(name: str, value: object) -> Tensor:

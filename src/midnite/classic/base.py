@@ -1,8 +1,8 @@
 """The classic API in one place, as the notebook imports it: ``from ...base import *``."""
 
-from midnite.visualization.methods import PixelActivation
-from midnite.visualization.regularizers import Regularization, TVRegularization, WeightDecay
-from midnite.visualization.selectors import (
+from midnite.classic.methods import PixelActivation
+from midnite.classic.regularizers import Regularization, TVRegularization, WeightDecay
+from midnite.classic.selectors import (
     ChannelSplit,
     GroupSplit,
     Identity,
@@ -13,7 +13,7 @@ from midnite.visualization.selectors import (
     SpatialSplit,
     SplitSelector,
 )
-from midnite.visualization.transforms import (
+from midnite.classic.transforms import (
     BilateralTransform,
     BlurTransform,
     RandomTransform,

@@ -15,6 +15,7 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from midnite.classic.selectors import NeuronSelector
 from midnite.engine.checks import check_bool, check_positive_int, check_real
 from midnite.engine.device import resolve_device
 from midnite.engine.hooks import OUTPUT, input_channels
@@ -22,7 +23,6 @@ from midnite.engine.objectives import Objective
 from midnite.engine.param import PixelImage
 from midnite.engine.regularizers import check_regularizers
 from midnite.engine.renderer import Renderer, generators
-from midnite.visualization.selectors import NeuronSelector
 
 
 def split_net(net: object, layer: str | Sequence[str] | None) -> tuple[nn.Module, tuple[str, ...]]:
