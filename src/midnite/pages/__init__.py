@@ -8,6 +8,6 @@ write only HTML.
 """
 
 from midnite.pages import catalogue, gallery
-from midnite.pages.render import fmt, json_script, render, url
+from midnite.pages.templating import fmt, json_script, render, url
 
 __all__ = ["catalogue", "fmt", "gallery", "json_script", "render", "url"]

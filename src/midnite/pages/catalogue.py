@@ -28,7 +28,7 @@ from PIL import Image
 
 from midnite import records as rec
 from midnite.errors import UsageError
-from midnite.pages.render import render
+from midnite.pages.templating import render
 from midnite.store.site_files import (
     EXAMPLE_SIZE,
     EXAMPLES,
@@ -233,7 +233,9 @@ def _results(unit: Unit) -> tuple[list[str], list[dict], list[str]]:
     records, timing = [], []
     for view, (path, record) in unit.views.items():
         act = _obj(record.get("activation"))
-        metrics = {str(k): v for k, v in _obj(record.get("metrics")).items() if not isinstance(v, dict)}
+        metrics = {
+            str(k): v for k, v in _obj(record.get("metrics")).items() if not isinstance(v, dict)
+        }
         keys += [k for k in metrics if k not in keys]
         results = {"objective start": act.get("start"), "objective final": act.get("final")}
         records.append({"view": view, "record": path.name, "results": {**results, **metrics}})

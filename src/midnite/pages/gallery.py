@@ -17,7 +17,7 @@ from pathlib import Path
 
 from midnite import records as rec
 from midnite.errors import UsageError
-from midnite.pages.render import fmt, render
+from midnite.pages.templating import fmt, render
 
 __all__ = ["INDEX", "build", "page"]
 

@@ -209,7 +209,9 @@ def read_examples(layer_dir: str | os.PathLike) -> dict[int, list[dict]]:
             if file.startswith("/") or ".." in Path(file).parts or not (folder / file).is_file():
                 continue
             box = row.get("box")
-            good.append({"file": file, "value": row.get("value"), "box": box if _good_box(box) else None})
+            good.append(
+                {"file": file, "value": row.get("value"), "box": box if _good_box(box) else None}
+            )
         out[int(key)] = good
     return out
 
