@@ -152,7 +152,7 @@ def test_gallery_and_catalogue_share_one_stylesheet_and_base(tmp_path):
 
 def test_unit_page_prints_settings_once_and_timing_apart(tmp_path):
     out = tmp_path / "cat"
-    for view, seconds in (("channel", 3.21), ("negative", 1.0)):
+    for view, seconds in (("channel", 3.21), ("negative", 1.0), ("diversity", 0.04)):
         unit_folder(out / "conv", f"{view}_0000", "conv", 0, objective=view, view=view,
                     seconds=seconds, created="2024-01-01T00:00:00+00:00")  # fmt: skip
     catalogue.build_site(out)
@@ -162,10 +162,15 @@ def test_unit_page_prints_settings_once_and_timing_apart(tmp_path):
     settings = html.split('<table class="settings">')[1].split("</table>")[0]
     assert "<th>lr</th><td>0.05</td>" in settings and "<th>size</th><td>[8, 8]</td>" in settings
     assert "seconds" not in settings and "3.2" not in settings and "2024" not in settings
-    assert "took 3.2 s (channel), 1.0 s (negative) on this machine" in "".join(page.text)
+    took = "took 3.2 s (channel), 1.0 s (negative), 0.0 s (diversity) on this machine"
+    assert took in "".join(page.text)  # in the views' order, not the files'
+
     assert "2024-01-01" not in html  # the creation time is not shown at all
     results = html.split('<table class="results">')[1].split("</table>")[0]
-    assert "channel_0000.json" in results and "negative_0000.json" in results
+    names = ("channel_0000.json", "negative_0000.json", "diversity_0000.json")
+    assert [results.index(f">{n}<") for n in names] == sorted(
+        results.index(f">{n}<") for n in names
+    )
     assert results.count("<th>total_variation</th>") == 1
 
 

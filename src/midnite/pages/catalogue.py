@@ -211,13 +211,18 @@ def _views(layer: Layer, unit: Unit) -> list[dict]:
     return views
 
 
-def _settings(unit: Unit) -> list[tuple[str, str]]:
+def _valid(layer: Layer, unit: Unit) -> list[tuple[str, Path, dict]]:
+    """``(view, record path, record)`` of a unit's valid views, in the layer's view order."""
+    return [(view, *unit.views[view]) for view in layer.views() if view in unit.views]
+
+
+def _settings(views: list[tuple[str, Path, dict]]) -> list[tuple[str, str]]:
     """The run settings of a unit's views, each once (per view where the views differ)."""
     rows = []
     for key in SETTINGS:
         values = {
             view: str(_obj(record.get("run"))[key])
-            for view, (_, record) in unit.views.items()
+            for view, _, record in views
             if key in _obj(record.get("run"))
         }
         if len(set(values.values())) == 1:
@@ -227,11 +232,11 @@ def _settings(unit: Unit) -> list[tuple[str, str]]:
     return rows
 
 
-def _results(unit: Unit) -> tuple[list[str], list[dict], list[str]]:
+def _results(views: list[tuple[str, Path, dict]]) -> tuple[list[str], list[dict], list[str]]:
     """``(row names, per view {view, record, results}, timings)`` of a unit's valid views."""
     keys = ["objective start", "objective final"]
     records, timing = [], []
-    for view, (path, record) in unit.views.items():
+    for view, path, record in views:
         act = _obj(record.get("activation"))
         metrics = {
             str(k): v for k, v in _obj(record.get("metrics")).items() if not isinstance(v, dict)
@@ -253,7 +258,8 @@ def _unit_html(layer: Layer, unit: Unit, model: str, root: Path) -> str:
     name = f"{layer.display} unit {unit.unit}"
     units = list(layer.units)
     i = units.index(unit.unit)
-    keys, records, timing = _results(unit)
+    valid = _valid(layer, unit)
+    keys, records, timing = _results(valid)
     return render(
         "catalogue_unit.html",
         title=f"midnite catalogue: {name}",
@@ -264,7 +270,7 @@ def _unit_html(layer: Layer, unit: Unit, model: str, root: Path) -> str:
         next=_neighbour(units, i + 1),
         views=_views(layer, unit),
         examples=_examples(layer.examples.get(unit.unit, []), root),
-        settings=_settings(unit),
+        settings=_settings(valid),
         result_keys=keys,
         records=records,
         timing=timing,
