@@ -1,0 +1,341 @@
+"""The catalogue's pages: static HTML over what ``midnite catalogue`` wrote, from ``file://``.
+
+    build_site("DIR")   # DIR/index.html, DIR/<layer>/index.html, DIR/<layer>/<unit:04d>.html
+
+``build_site`` is a pure function of the files in ``DIR``: the records of each layer folder
+(``DIR/<layer>/<view>_<unit:04d>.json`` and ``.png``), where present the layer's dataset examples
+and the catalogue's plan (both read by ``midnite.store.site_files``, re-exported here). It writes
+
+- ``DIR/index.html``: the model, its layers (units, views, renders done of planned), and a
+  search box that finds a unit by layer and unit number (``_blocks.8 12``, ``8/12``);
+- ``DIR/<layer>/index.html``: a grid of the layer's units (channel view thumbnails);
+- ``DIR/<layer>/<unit:04d>.html``: one unit (a stable address): its views, dataset examples
+  with the activating region marked, its settings (once) and each view's results; wall-clock
+  time is shown apart from the settings ("took ... on this machine").
+
+Damaged units (a record that fails the schema, a PNG that does not match its SHA-256) are shown
+as damaged; the templates escape every string read from a file.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from PIL import Image
+
+from midnite import records as rec
+from midnite.errors import UsageError
+from midnite.pages.templating import render
+from midnite.store.site_files import (
+    EXAMPLE_SIZE,
+    EXAMPLES,
+    EXAMPLES_FORMAT,
+    PLAN,
+    PLAN_FORMAT,
+    layer_folder,
+    read_examples,
+    read_examples_key,
+    read_plan,
+    unit_page,
+    write_examples,
+    write_plan,
+)
+
+__all__ = [
+    "EXAMPLES",
+    "EXAMPLES_FORMAT",
+    "EXAMPLE_SIZE",
+    "INDEX",
+    "PLAN",
+    "PLAN_FORMAT",
+    "Layer",
+    "Unit",
+    "build_site",
+    "layer_folder",
+    "read_catalogue",
+    "read_examples_key",
+    "unit_page",
+    "write_examples",
+    "write_plan",
+]
+
+INDEX = "index.html"
+VIEW_ORDER = ("channel", "negative", "diversity")
+SETTINGS = ("model", "size", "steps", "lr", "seed", "device", "weights")  # shown of ``run``
+_STEM = re.compile(r"^(?P<view>[A-Za-z]+)_(?P<unit>\d{4,})$")
+
+
+@dataclass
+class Unit:
+    """One unit of a layer: its views' records and damaged views (with why)."""
+
+    unit: int
+    views: dict[str, tuple[Path, dict]] = field(default_factory=dict)
+    damaged: dict[str, tuple[Path, str]] = field(default_factory=dict)
+
+
+@dataclass
+class Layer:
+    """One layer folder: its units, dataset examples and the model its records name."""
+
+    folder: str
+    name: str  # the layer's name from its records ("" for the output); folder if none say
+    units: dict[int, Unit]
+    examples: dict[int, list[dict]]
+    model: str = ""
+
+    @property
+    def display(self) -> str:
+        return self.name or "(output)"
+
+    def views(self) -> list[str]:
+        found = {v for u in self.units.values() for v in (*u.views, *u.damaged)}
+        return sorted(found, key=lambda v: (VIEW_ORDER.index(v) if v in VIEW_ORDER else 9, v))
+
+
+# reading a catalogue ---------------------------------------------------------------------------
+
+
+def _natural(text: str) -> list:
+    return [int(p) if p.isdigit() else p for p in re.split(r"(\d+)", text)]
+
+
+def _commonest(values: list[str], default: str) -> str:
+    return max(sorted(set(values)), key=values.count) if values else default
+
+
+def _read_layer(folder: Path) -> Layer | None:
+    found = rec.scan(folder)
+    if not found.units and not found.damaged:
+        return None
+    units: dict[int, Unit] = {}
+    names: list[str] = []
+    models: list[str] = []
+    for path, record in found.units:
+        view = str(record.get("view") or record.get("objective") or "channel")
+        unit = record["unit"]
+        units.setdefault(unit, Unit(unit)).views[view] = (path, record)
+        names.append(str(record.get("layer", "")))
+        models.append(str(record.get("model", "")))
+    for bad in found.damaged:
+        match = _STEM.match(bad.stem)
+        number = bad.unit if bad.unit is not None else (int(match["unit"]) if match else None)
+        if number is None:
+            continue
+        view = match["view"] if match else str(bad.objective or "?")
+        units.setdefault(number, Unit(number)).damaged[view] = (bad.path, bad.reason)
+    return Layer(
+        folder.name,
+        _commonest(names, folder.name),
+        dict(sorted(units.items())),
+        read_examples(folder),
+        _commonest(models, ""),
+    )
+
+
+def read_catalogue(folder: str | os.PathLike) -> tuple[str, list[Layer], dict[str, dict]]:
+    """``(model, layers, plan)`` of a catalogue folder, layers in the plan's order.
+
+    Layers are the sub-folders holding records, plus planned layers with nothing rendered yet;
+    the model is the plan's, else the one most records name.
+    """
+    out = Path(folder)
+    if not out.is_dir():
+        raise UsageError(f"build_site needs an existing catalogue folder, got {str(out)!r}")
+    planned_model, planned = read_plan(out)
+    layers = []
+    for sub in sorted((p for p in out.iterdir() if p.is_dir()), key=lambda p: _natural(p.name)):
+        layer = None if sub.name.startswith(".") else _read_layer(sub)
+        if layer is not None:
+            layers.append(layer)
+    found = {layer.folder for layer in layers}
+    for sub_name, entry in planned.items():  # planned layers with nothing rendered yet
+        if sub_name not in found:
+            layers.append(Layer(sub_name, entry["layer"], {}, {}, planned_model))
+    order = list(planned)
+    layers.sort(key=lambda x: order.index(x.folder) if x.folder in order else len(order))
+    models = [layer.model for layer in layers if layer.model]
+    return planned_model or _commonest(models, ""), layers, planned
+
+
+# what the templates show -----------------------------------------------------------------------
+
+
+def _obj(value: object) -> dict:
+    return value if isinstance(value, dict) else {}
+
+
+def _png(path: Path, record: dict) -> str:
+    """The image file of a record (its ``image.file``, else the PNG beside the record)."""
+    return str(_obj(record.get("image")).get("file") or path.with_suffix(".png").name)
+
+
+def _size(path: Path) -> tuple[int, int] | None:
+    """``(height, width)`` of an image file, None if it cannot be read."""
+    try:
+        with Image.open(path) as im:
+            return (im.height, im.width)
+    except (OSError, ValueError):
+        return None
+
+
+def _examples(rows: list[dict], root: Path) -> list[dict]:
+    """Example rows with the box as (top, left, height, width) percent of the image, or None."""
+    out = []
+    for ex in rows:
+        box, size = None, _size(root / ex["file"])
+        if ex["box"] is not None and size is not None:
+            h, w = size
+            y0, x0, y1, x1 = ex["box"]
+            box = (100 * y0 / h, 100 * x0 / w, 100 * (y1 - y0) / h, 100 * (x1 - x0) / w)
+        out.append({"file": ex["file"], "value": ex["value"], "box": box})
+    return out
+
+
+def _views(layer: Layer, unit: Unit) -> list[dict]:
+    views = []
+    for view in layer.views():
+        if view in unit.views:
+            path, record = unit.views[view]
+            final = _obj(record.get("activation")).get("final")
+            views.append(
+                {"view": view, "reason": None, "png": path.with_suffix(".png").name,
+                 "src": _png(path, record), "final": final, "record": path.name}
+            )  # fmt: skip
+        elif view in unit.damaged:
+            path, reason = unit.damaged[view]
+            views.append({"view": view, "reason": reason, "record": path.name})
+    return views
+
+
+def _valid(layer: Layer, unit: Unit) -> list[tuple[str, Path, dict]]:
+    """``(view, record path, record)`` of a unit's valid views, in the layer's view order."""
+    return [(view, *unit.views[view]) for view in layer.views() if view in unit.views]
+
+
+def _settings(views: list[tuple[str, Path, dict]]) -> list[tuple[str, str]]:
+    """The run settings of a unit's views, each once (per view where the views differ)."""
+    rows = []
+    for key in SETTINGS:
+        values = {
+            view: str(_obj(record.get("run"))[key])
+            for view, _, record in views
+            if key in _obj(record.get("run"))
+        }
+        if len(set(values.values())) == 1:
+            rows.append((key, next(iter(values.values()))))
+        elif values:
+            rows.append((key, "; ".join(f"{view}: {value}" for view, value in values.items())))
+    return rows
+
+
+def _results(views: list[tuple[str, Path, dict]]) -> tuple[list[str], list[dict], list[str]]:
+    """``(row names, per view {view, record, results}, timings)`` of a unit's valid views."""
+    keys = ["objective start", "objective final"]
+    records, timing = [], []
+    for view, path, record in views:
+        act = _obj(record.get("activation"))
+        metrics = {
+            str(k): v for k, v in _obj(record.get("metrics")).items() if not isinstance(v, dict)
+        }
+        keys += [k for k in metrics if k not in keys]
+        results = {"objective start": act.get("start"), "objective final": act.get("final")}
+        records.append({"view": view, "record": path.name, "results": {**results, **metrics}})
+        seconds = record.get("seconds")
+        if isinstance(seconds, (int, float)) and not isinstance(seconds, bool):
+            timing.append(f"{seconds:.1f} s ({view})")
+    return keys, records, timing
+
+
+def _neighbour(units: list[int], i: int) -> dict | None:
+    return {"unit": units[i], "page": unit_page(units[i])} if 0 <= i < len(units) else None
+
+
+def _unit_html(layer: Layer, unit: Unit, model: str, root: Path) -> str:
+    name = f"{layer.display} unit {unit.unit}"
+    units = list(layer.units)
+    i = units.index(unit.unit)
+    valid = _valid(layer, unit)
+    keys, records, timing = _results(valid)
+    return render(
+        "catalogue_unit.html",
+        title=f"midnite catalogue: {name}",
+        name=name,
+        model=model,
+        layer=layer.display,
+        prev=_neighbour(units, i - 1),
+        next=_neighbour(units, i + 1),
+        views=_views(layer, unit),
+        examples=_examples(layer.examples.get(unit.unit, []), root),
+        settings=_settings(valid),
+        result_keys=keys,
+        records=records,
+        timing=timing,
+    )
+
+
+def _layer_html(layer: Layer, model: str) -> str:
+    tiles = []
+    for unit in layer.units.values():
+        tile = {"unit": unit.unit, "page": unit_page(unit.unit), "damaged": bool(unit.damaged)}
+        view = next((v for v in ("channel", *layer.views()) if v in unit.views), None)
+        if view is not None:
+            path, record = unit.views[view]
+            tile.update(src=_png(path, record), view=view, reason=None)
+        else:
+            reason = next(iter(unit.damaged.values()), (None, "no views"))[1]
+            tile.update(src=None, reason=reason)
+        tiles.append(tile)
+    return render(
+        "catalogue_layer.html",
+        title=f"midnite catalogue: {layer.display}",
+        layer=layer.display,
+        model=model,
+        views=layer.views(),
+        tiles=tiles,
+        damaged=sum(bool(u.damaged) for u in layer.units.values()),
+    )
+
+
+def _index_html(layers: list[Layer], model: str, planned: dict[str, dict]) -> str:
+    rows, index = [], []
+    for layer in layers:
+        plan = planned.get(layer.folder)
+        rendered = str(sum(len(u.views) for u in layer.units.values()))
+        rows.append(
+            {
+                "folder": layer.folder,
+                "name": layer.display,
+                "units": plan["units"] if plan else len(layer.units),
+                "done": sum(bool(u.views) and not u.damaged for u in layer.units.values()),
+                "views": plan["views"] if plan else layer.views(),
+                "renders": f"{plan['done']} of {plan['planned']}" if plan else rendered,
+                "damaged": sum(len(u.damaged) for u in layer.units.values()),
+            }
+        )
+        index += [
+            {"l": layer.name, "f": layer.folder, "u": u, "p": unit_page(u)} for u in layer.units
+        ]
+    title = f"midnite catalogue: {model or '-'}"
+    return render("catalogue_index.html", title=title, layers=rows, units=index)
+
+
+def build_site(folder: str | os.PathLike) -> Path:
+    """Write the catalogue's pages in ``folder`` from its records; returns ``folder/index.html``.
+
+    Layer folders are ``folder``'s sub-folders holding records; each gets ``index.html`` and a
+    page per unit ``<unit:04d>.html``. A damaged unit is shown as damaged, never an error.
+    """
+    out = Path(folder)
+    model, layers, planned = read_catalogue(out)
+    for layer in layers:
+        target = out / layer.folder
+        target.mkdir(exist_ok=True)  # a planned layer with nothing rendered yet
+        for unit in layer.units.values():
+            page = _unit_html(layer, unit, model, target)
+            rec.atomic_write_text(target / unit_page(unit.unit), page)
+        rec.atomic_write_text(target / INDEX, _layer_html(layer, model))
+    return rec.atomic_write_text(out / INDEX, _index_html(layers, model, planned))
