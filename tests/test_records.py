@@ -20,6 +20,7 @@ from midnite.store.schema import (
     ImageFile,
     Timing,
     UnitRecord,
+    describe,
 )
 
 PNG = b"\x89PNG not really"
@@ -115,6 +116,30 @@ def test_a_record_is_built_in_python_and_read_back_the_same(tmp_path):
     assert record.get("alpha")["scale"] == 2.0 and record.get("nothing", 7) == 7
     with pytest.raises(TypeError, match="record must be a UnitRecord, got dict"):
         rec.write_record(tmp_path / "b.json", record.to_json())  # type: ignore[arg-type]
+    wrong = dataclasses.replace(record, image=ImageFile(file="../a.png", sha256=SHA))
+    with pytest.raises(rec.RecordError, match=r"'image\.file' must be a file name"):
+        rec.write_record(tmp_path / "c.json", wrong)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
+
+
+def test_a_record_nested_too_deep_in_memory_is_a_record_error():
+    deep: list = []
+    for _ in range(100_000):
+        deep = [deep]
+    with pytest.raises(rec.RecordError, match="nests too deep"):
+        UnitRecord.from_json(v2(metrics={"x": deep}))
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        (None, "null"), (True, "true"), (-1, "number -1"), (0.5, "number 0.5"),
+        ("x" * 50, "string '" + "x" * 37 + "...'"), ([1, 2], "an array of 2"),
+        ({"a": 1}, "an object"), (b"x", "bytes"),
+    ],
+)  # fmt: skip
+def test_describe_names_a_json_value(value, words):
+    assert describe(value) == words
 
 
 @pytest.mark.parametrize(

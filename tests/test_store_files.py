@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import os
 
 import pytest
 
@@ -64,3 +65,26 @@ def test_a_folder_held_by_this_process_is_busy_for_the_next_lock(tmp_path):
         ):
             pass  # pragma: no cover
     assert not (tmp_path / files.LOCK_NAME).exists()
+
+
+def test_atomic_writes_replace_whole_files_and_leave_no_temporary_file(tmp_path):
+    files.atomic_write_text(tmp_path / "a.txt", "é one")
+    assert (tmp_path / "a.txt").read_bytes() == "é one".encode()
+    files.atomic_write_bytes(tmp_path / "a.txt", b"two")
+    assert (tmp_path / "a.txt").read_bytes() == b"two"
+    assert [p.name for p in tmp_path.iterdir()] == ["a.txt"]
+
+
+def test_jsonable_makes_strict_json():
+    value = {1: (1.0, float("inf"), [float("nan")]), "b": {"c": (2,)}}
+    assert files.jsonable(value) == {"1": [1.0, None, [None]], "b": {"c": [2]}}
+    json.dumps(files.jsonable(value), allow_nan=False)
+
+
+def test_clean_temp_removes_files_of_writers_that_are_gone(tmp_path):
+    gone = tmp_path / f".a.png.p999999999.x{files.TEMP_SUFFIX}"  # no such pid
+    mine = tmp_path / f".b.png.p{os.getpid()}.x{files.TEMP_SUFFIX}"
+    for path in (gone, mine):
+        path.write_bytes(b"half")
+    assert files.clean_temp(tmp_path) == 1
+    assert [p.name for p in tmp_path.iterdir()] == [mine.name]

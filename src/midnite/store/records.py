@@ -111,11 +111,15 @@ def load_record(path: str | os.PathLike) -> UnitRecord:
 def write_record(path: str | os.PathLike, record: UnitRecord) -> Path:
     """Write ``record.to_json()`` to ``path`` atomically (strict JSON); returns ``path``.
 
-    Write the unit's PNGs first: a record on disk means its files are complete.
+    The object is checked first (``UnitRecord.from_json``; the constructor does not check
+    types): a record built wrong raises :class:`RecordError` and nothing is written. Write the
+    unit's PNGs first: a record on disk means its files are complete.
     """
     if not isinstance(record, UnitRecord):
         raise TypeError(f"record must be a UnitRecord, got {type(record).__name__}")
-    return write_json(path, record.to_json())
+    obj = record.to_json()
+    UnitRecord.from_json(obj)
+    return write_json(path, obj)
 
 
 def read_record(path: str | os.PathLike) -> dict | None:

@@ -345,6 +345,14 @@ class UnitRecord(Part):
                 f"'format' must be one of {', '.join(FORMATS)}, got {describe(fmt)} (written by "
                 "a newer midnite?)"
             )
+        try:
+            return cls._from_versioned(obj, fmt)
+        except RecursionError:  # an object built in memory, deeper than any file read_json takes
+            raise RecordError("the record nests too deep to be read") from None
+
+    @classmethod
+    def _from_versioned(cls, obj: dict, fmt: str) -> UnitRecord:
+        """``from_json`` of an object of format ``fmt`` (one of ``FORMATS``)."""
         obj = {k: v for k, v in obj.items() if k != "format"}
         if "timing" not in obj:  # /1 and /2 kept the wall-clock values at the top
             top = {k: obj.pop(k) for k in ("seconds", "created") if k in obj}
