@@ -88,3 +88,13 @@ def test_clean_temp_removes_files_of_writers_that_are_gone(tmp_path):
         path.write_bytes(b"half")
     assert files.clean_temp(tmp_path) == 1
     assert [p.name for p in tmp_path.iterdir()] == [mine.name]
+
+
+@pytest.mark.skipif(os.name != "posix", reason="folders are locked on POSIX only")
+def test_deleting_the_lock_file_during_a_run_does_not_let_a_second_run_in(tmp_path):
+    with files.lock_folder(tmp_path) as lock:
+        lock.unlink()
+        with pytest.raises(files.FolderBusy, match=r"\(pid unknown\)"), files.lock_folder(tmp_path):
+            pass  # pragma: no cover
+    with files.lock_folder(tmp_path):  # released when the block ended
+        assert (tmp_path / files.LOCK_NAME).is_file()

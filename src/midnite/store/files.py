@@ -246,18 +246,58 @@ class FolderBusy(BusyError):
 def lock_folder(folder: str | os.PathLike) -> Iterator[Path]:
     """Hold ``folder``'s lock for the block, or raise :class:`FolderBusy` at once.
 
-    An exclusive ``flock`` on ``folder/.midnite.lock``, which holds the owner's pid for the
-    message others get. The kernel releases the lock when its process ends, however it ends, so
-    a killed run never blocks the next one; the file is removed when the block ends. Where
-    neither ``fcntl`` nor ``msvcrt`` exists, runs are not kept apart.
+    An exclusive ``flock`` on the folder itself (POSIX) and on ``folder/.midnite.lock``, which
+    holds the owner's pid for the message others get: deleting that file during a run does not
+    let a second run in. The kernel releases the locks when their process ends, however it
+    ends, so a killed run never blocks the next one; the file is removed when the block ends.
+    Where neither ``fcntl`` nor ``msvcrt`` exists, runs are not kept apart.
     """
-    path = Path(folder) / LOCK_NAME
+    folder = Path(folder)
+    dir_fd = _lock_dir(folder)
+    try:
+        with _lock_file(folder) as path:
+            yield path
+    finally:
+        if dir_fd is not None:
+            os.close(dir_fd)  # releases the folder's lock, after the file is gone
+
+
+def _lock_dir(folder: Path) -> int | None:
+    """An open descriptor of ``folder`` holding its exclusive lock, None where folders cannot
+    be locked (Windows, a file system without ``flock`` on folders); FolderBusy if another
+    holds it."""
+    if os.name != "posix":
+        return None
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return None  # the lock file's open says what is wrong with the folder
+    try:
+        locked = _try_lock(fd)
+    except OSError:
+        os.close(fd)
+        return None
+    if not locked:
+        pid = None
+        with contextlib.suppress(OSError):
+            pid_fd = os.open(folder / LOCK_NAME, os.O_RDONLY)
+            pid = _read_pid(pid_fd)
+            os.close(pid_fd)
+        os.close(fd)
+        raise FolderBusy(folder, pid)
+    return fd
+
+
+@contextlib.contextmanager
+def _lock_file(folder: Path) -> Iterator[Path]:
+    """Hold the lock of ``folder/.midnite.lock`` (with this process's pid in it)."""
+    path = folder / LOCK_NAME
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         if not _try_lock(fd):
             pid = _read_pid(fd)
             os.close(fd)
-            raise FolderBusy(Path(folder), pid)
+            raise FolderBusy(folder, pid)
         # a finishing run removes the file after we opened it: lock the one at the path
         try:
             same = os.stat(path).st_ino == os.fstat(fd).st_ino
