@@ -81,6 +81,13 @@ def test_jsonable_makes_strict_json():
     json.dumps(files.jsonable(value), allow_nan=False)
 
 
+def test_canonical_is_what_a_json_file_reads_back(tmp_path):
+    key = {"size": (8, 8), 3: float("nan"), "lr": 0.05}
+    files.write_json(tmp_path / "k.json", key)
+    assert files.canonical(key) == files.read_json(tmp_path / "k.json")
+    assert files.canonical(key) == {"size": [8, 8], "3": None, "lr": 0.05}
+
+
 def test_clean_temp_removes_files_of_writers_that_are_gone(tmp_path):
     gone = tmp_path / f".a.png.p999999999.x{files.TEMP_SUFFIX}"  # no such pid
     mine = tmp_path / f".b.png.p{os.getpid()}.x{files.TEMP_SUFFIX}"

@@ -29,6 +29,7 @@ __all__ = [
     "FolderBusy",
     "atomic_write_bytes",
     "atomic_write_text",
+    "canonical",
     "clean_temp",
     "jsonable",
     "lock_folder",
@@ -103,6 +104,12 @@ def jsonable(value: object) -> object:
     if isinstance(value, (list, tuple)):
         return [jsonable(v) for v in value]
     return value
+
+
+def canonical(value: object) -> object:
+    """``value`` as it reads back from a file ``write_json`` wrote (tuples as lists, keys as
+    strings, non-finite floats as None): compare a key with a record's key in this form."""
+    return json.loads(json.dumps(jsonable(value), allow_nan=False))
 
 
 def write_json(path: str | os.PathLike, obj: object) -> Path:

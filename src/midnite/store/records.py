@@ -16,7 +16,6 @@ same company, with the same seed, as an uninterrupted run would have.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Mapping
@@ -31,6 +30,7 @@ from midnite.store.files import (
     FolderBusy,
     atomic_write_bytes,
     atomic_write_text,
+    canonical,
     clean_temp,
     jsonable,
     lock_folder,
@@ -71,6 +71,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "batch_seed",
+    "canonical",
     "check_record",
     "clean_temp",
     "is_complete",
@@ -162,7 +163,7 @@ def is_complete(folder: str | os.PathLike, stem: str, key: Mapping) -> bool:
         record = load_record(inside(folder, f"{stem}.json"))
     except (OSError, DamagedError):
         return False
-    if record.key != json.loads(json.dumps(jsonable(key))):
+    if record.key != canonical(key):
         return False
     try:
         _check_files(folder, record)
