@@ -170,6 +170,8 @@ def test_describe_names_a_json_value(value, words):
         ({"seconds": "1s"}, "'seconds' must be a finite number, got string '1s'"),
         ({"timing": {"seconds": -1, "created": 5}}, "'timing.created' must be a string"),
         ({"catalogue": 1}, "'catalogue' must be true or false, got number 1"),
+        ({"activation": {"start": 0, "final": "1"}}, "'activation.final' must be a finite "
+         "number or null, got string '1'"),
     ],
 )  # fmt: skip
 def test_a_bad_record_is_named_by_field_expected_and_given(change, words):
@@ -177,6 +179,11 @@ def test_a_bad_record_is_named_by_field_expected_and_given(change, words):
         UnitRecord.from_json(v2(**change))
     with pytest.raises(ValueError, match=re.escape(words)):  # check_record: the same schema
         rec.check_record(v2(**change))
+
+
+def test_a_huge_integer_is_a_finite_number():
+    record = UnitRecord.from_json(v2(activation={"start": 10**400, "final": -(10**400)}))
+    assert record.activation.start == 10**400
 
 
 def test_a_record_must_be_an_object_with_a_format():
@@ -226,6 +233,7 @@ def test_scan_gives_json_objects_and_typed_records(tmp_path):
         ('{"a":' * 200_000 + "1" + "}" * 200_000, "its record nests 200000 levels deep"),
         ('{"format": "midnite.record/2", "unit": NaN}', "its record is not valid JSON (NaN is"),
         ('{"format": "midnite.record/2"', "its record is not valid JSON"),
+        ('{"unit": ' + "9" * 5000 + "}", "its record is not valid JSON (Exceeds the limit"),
     ],
 )
 def test_a_record_too_deep_or_not_strict_json_is_a_damaged_unit(tmp_path, text, reason):

@@ -28,6 +28,7 @@ def test_read_json_gives_the_value(tmp_path):
         (b'{"a": Infinity}', "is not valid JSON (Infinity is not strict JSON"),
         (b'{"a": 1', "is not valid JSON (Expecting ',' delimiter at line 1 column 8; truncated?)"),
         (b" " * 65 + b"1", "is over 64 bytes (the limit for a midnite JSON file)"),
+        (b"[" + b"9" * 5000 + b"]", "is not valid JSON (Exceeds the limit"),
     ],
 )
 def test_read_json_refuses_what_is_beyond_its_limits(tmp_path, data, reason):

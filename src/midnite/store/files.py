@@ -183,6 +183,8 @@ def read_json(
         raise damaged(f"is not valid JSON ({err.msg} {where}; truncated?)") from None
     except RecursionError:  # not reached within max_depth; a guard all the same
         raise damaged("nests too deep to be read") from None
+    except ValueError as err:  # an integer of more digits than Python converts
+        raise damaged(f"is not valid JSON ({err})") from None
 
 
 def _refuse_constant(name: str) -> object:

@@ -103,8 +103,11 @@ def describe(value: object) -> str:
 _PLAIN: dict[object, tuple[Callable[[Any], bool], str]] = {
     str: (lambda v: isinstance(v, str), "a string"),
     int: (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
-    float: (
-        lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
+    float: (  # an int is finite however big (math.isfinite would overflow on it)
+        lambda v: (
+            (isinstance(v, int) and not isinstance(v, bool))
+            or (isinstance(v, float) and math.isfinite(v))
+        ),
         "a finite number",
     ),
     bool: (lambda v: isinstance(v, bool), "true or false"),
