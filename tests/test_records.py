@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
 
@@ -260,6 +261,15 @@ def _small_read_json(path):
     from midnite.store.files import read_json
 
     return read_json(path, max_bytes=100)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+def test_a_record_that_is_a_fifo_is_damaged_and_does_not_hang_the_scan(tmp_path):
+    folder = unit_folder(tmp_path)
+    os.mkfifo(folder / "conv_channel_0005.json")
+    (bad,) = rec.scan(folder).damaged
+    assert str(bad) == "conv_channel_0005: its record is not a regular file (a FIFO, device or " \
+        "folder is not read)"  # fmt: skip
 
 
 def test_other_json_files_are_passed_over(tmp_path):

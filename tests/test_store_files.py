@@ -44,6 +44,16 @@ def test_read_json_refuses_what_is_beyond_its_limits(tmp_path, data, reason):
     assert isinstance(caught.value, MidniteError) and isinstance(caught.value, ValueError)
 
 
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+def test_read_json_refuses_fifos_devices_and_folders_without_hanging(tmp_path):
+    os.mkfifo(tmp_path / "fifo.json")  # opening it for reading would block: no writer
+    os.symlink("/dev/zero", tmp_path / "zero.json")  # would read without end
+    (tmp_path / "dir.json").mkdir()
+    for name in ("fifo.json", "zero.json", "dir.json"):
+        with pytest.raises(files.DamagedError, match="is not a regular file"):
+            files.read_json(tmp_path / name)
+
+
 def test_read_json_at_the_depth_limit_reads(tmp_path):
     path = tmp_path / "a.json"
     path.write_text("[" * 64 + "]" * 64)

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import re
+import stat
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -149,7 +150,8 @@ def read_json(
 ) -> object:
     """The strict JSON value in the file at ``path``, read within limits.
 
-    Raises :class:`DamagedError` saying why when the file cannot be read, is over ``max_bytes``,
+    Raises :class:`DamagedError` saying why when the file cannot be read or is not a regular
+    file (a FIFO or device: never opened for reading, so nothing hangs), is over ``max_bytes``,
     is not UTF-8, nests arrays/objects deeper than ``max_depth``, or is not valid strict JSON
     (``NaN`` and ``Infinity`` are refused). A missing file raises ``FileNotFoundError``.
     """
@@ -159,12 +161,13 @@ def read_json(
         return DamagedError(f"{str(path)!r} {reason}", reason)
 
     try:
-        with path.open("rb") as fh:
-            data = fh.read(max_bytes + 1)
+        data = _read_regular(path, max_bytes + 1)
     except FileNotFoundError:
         raise
     except OSError as err:
         raise damaged(f"cannot be read ({err.strerror or err})") from None
+    if data is None:
+        raise damaged("is not a regular file (a FIFO, device or folder is not read)")
     if len(data) > max_bytes:
         raise damaged(f"is over {max_bytes} bytes (the limit for a midnite JSON file)")
     try:
@@ -185,6 +188,19 @@ def read_json(
         raise damaged("nests too deep to be read") from None
     except ValueError as err:  # an integer of more digits than Python converts
         raise damaged(f"is not valid JSON ({err})") from None
+
+
+def _read_regular(path: Path, limit: int) -> bytes | None:
+    """Up to ``limit`` bytes of the regular file at ``path`` (after symlinks); None when it is
+    something else. Opened without blocking, so a FIFO never hangs the reader."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            return fh.read(limit)
+    finally:
+        os.close(fd)
 
 
 def _refuse_constant(name: str) -> object:
