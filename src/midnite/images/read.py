@@ -60,8 +60,9 @@ class UnreadableImageWarning(UserWarning):
 
 
 def shown(name: str) -> str:
-    """``name`` fit for one line of a report: as it is if printable, else quoted as ``repr``."""
-    return name if name.isprintable() and name.strip() == name else repr(name)
+    """``name`` quoted for one line of a report: ``repr``, so newlines, control characters and
+    undecodable bytes show as escapes and cannot start a line of their own."""
+    return repr(name)
 
 
 def _one_line(text: str) -> str:
@@ -71,7 +72,7 @@ def _one_line(text: str) -> str:
 def describe_skipped(skipped: Sequence[tuple[object, str]], limit: int = MAX_SKIPPED_SHOWN) -> str:
     """One line per skipped ``(name, reason)`` (the first ``limit``), then a count of the rest.
 
-    Names with newlines or control characters are quoted (``repr``), so each entry stays one line.
+    Names are quoted (``shown``) and reasons escaped, so each entry stays one line.
     """
     lines = [f"  {shown(str(name))}: {_one_line(reason)}" for name, reason in skipped[:limit]]
     if len(skipped) > limit:
