@@ -87,7 +87,9 @@ def load_photos(size: int = 224) -> Tensor:
         s = min(w, h)
         box = ((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s)
         out.append(
-            as_images(path.name, img.resize((size, size), Image.Resampling.BICUBIC, box=box))
+            as_images(
+                path.name, np.array(img.resize((size, size), Image.Resampling.BICUBIC, box=box))
+            )
         )
     return torch.cat(out)
 
