@@ -70,11 +70,15 @@ def _one_line(text: str) -> str:
 
 
 def describe_skipped(skipped: Sequence[tuple[object, str]], limit: int = MAX_SKIPPED_SHOWN) -> str:
-    """One line per skipped ``(name, reason)`` (the first ``limit``), then a count of the rest.
+    """One line per skipped ``(name, reason)`` (the first ``limit``), then a count of the rest;
+    a name is a path (quoted) or an image index (as it is).
 
     Names are quoted (``shown``) and reasons escaped, so each entry stays one line.
     """
-    lines = [f"  {shown(str(name))}: {_one_line(reason)}" for name, reason in skipped[:limit]]
+    lines = [
+        f"  {shown(name) if isinstance(name, str) else name}: {_one_line(reason)}"
+        for name, reason in skipped[:limit]
+    ]
     if len(skipped) > limit:
         lines.append(f"  (and {len(skipped) - limit} more)")
     return "\n".join(lines)
