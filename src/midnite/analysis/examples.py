@@ -186,7 +186,7 @@ class TopExamples:
                     "it again as image=..."
                 )
             image = Path(self.root) / ident if self.root is not None else Path(ident)
-        return load_image(image, self.size, self.channels)  # type: ignore[arg-type]
+        return load_image(image, self.size, self.channels)
 
     def crop(self, layer: str, unit: int, rank: int = 0, *, image: object = None) -> Tensor:
         """The part of the example image inside the unit's receptive field at its maximum.
@@ -311,11 +311,11 @@ def _stream(
 
 def _report(done: _Pass, source: Source, whole: bool) -> None:
     """Warn once about the skipped entries (one per line); refuse a pass that saw no image."""
-    skipped = done.skipped
+    skipped = sorted(done.skipped, key=lambda s: _sort_key(s[0]))
     if skipped:
         warnings.warn(
             f"skipped {len(skipped)} unreadable file(s) in {source.where}:\n"
-            + describe_skipped(sorted(skipped, key=lambda s: _sort_key(s[0]))),
+            + describe_skipped(skipped),
             UnreadableImageWarning,
             stacklevel=3,
         )

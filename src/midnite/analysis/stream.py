@@ -72,8 +72,10 @@ def _folder(path: Path, shard: tuple[int, int], exclude: Iterable[object]) -> So
         raise UsageError(f"images: {where} holds no files")
     reasons = dict(listing.skipped)
     keyed = list(enumerate(sorted([*listing.files, *reasons])))[index::count]
-    items = [(key, name, path / name) for key, name in keyed if name not in reasons]
-    skipped = [(name, reasons[name]) for _, name in keyed if name in reasons]
+    items: list[Item] = [(key, name, path / name) for key, name in keyed if name not in reasons]
+    skipped: list[tuple[ImageId, str]] = [
+        (name, reasons[name]) for _, name in keyed if name in reasons
+    ]
     return Source(items, len(items), str(path), where, skipped)
 
 
@@ -102,7 +104,7 @@ def image_source(images: object, shard: tuple[int, int], exclude: Iterable[objec
     if isinstance(images, (list, tuple)) and images and all(_is_path(p) for p in images):
         ids = sorted(str(p) for p in images)
         items = [(key, ident, Path(ident)) for key, ident in list(enumerate(ids))[index::count]]
-        return Source(items, len(items), None, "the given files")  # type: ignore[arg-type]
+        return Source(items, len(items), None, "the given files")
     if not isinstance(images, Iterable) or isinstance(images, (str, bytes)):
         raise TypeError(
             "images must be a folder, a list of image files, or an iterable of (C, H, W) "
