@@ -252,3 +252,18 @@ def test_an_image_holding_nan_is_skipped_never_an_example_at_minus_inf(tmp_path)
     assert result["1"].values.shape == (2, 1)
     with pytest.raises(UnreadableImageError, match="holds NaN"):
         load(np.full((4, 4, 3), np.inf, np.float32))
+
+
+def test_a_folder_met_twice_is_walked_once(tmp_path, monkeypatch):
+    png(tmp_path / "a" / "x.png")
+    png(tmp_path / "b" / "y.png")
+    real_stat = os.stat
+    a_stat = real_stat(tmp_path / "a")
+
+    def mounted(path, *args, **kwargs):  # b looks like a bind mount of a (same device, inode)
+        return a_stat if str(path) == str(tmp_path / "b") else real_stat(path, *args, **kwargs)
+
+    monkeypatch.setattr(read_module.os, "stat", mounted)
+    listing = scan_folder(tmp_path)
+    assert len(listing.files) == 1 and listing.files[0] in ("a/x.png", "b/y.png")
+    assert listing.skipped[0][1] == "a folder met before (a mount loop)"

@@ -151,6 +151,8 @@ def scan_folder(folder: str | os.PathLike, *, exclude: Iterable[object] = ()) ->
     excluded = _identities(exclude)
     files: list[str] = []
     skipped: list[tuple[str, str]] = []
+    top = os.stat(root)
+    seen = {(top.st_dev, top.st_ino)}
     stack = [""]
     while stack:
         rel = stack.pop()
@@ -171,9 +173,13 @@ def scan_folder(folder: str | os.PathLike, *, exclude: Iterable[object] = ()) ->
                 skipped.append((name, _stat_reason(err, link)))
                 continue
             if stat.S_ISDIR(st.st_mode):
+                ident = (st.st_dev, st.st_ino)
                 if link:
                     skipped.append((f"{name}/", "a symlink to a folder (not followed)"))
-                elif (st.st_dev, st.st_ino) not in excluded:
+                elif ident in seen:  # a bind mount of a folder inside itself
+                    skipped.append((f"{name}/", "a folder met before (a mount loop)"))
+                elif ident not in excluded:
+                    seen.add(ident)
                     stack.append(name)
             elif stat.S_ISREG(st.st_mode):
                 files.append(name)
