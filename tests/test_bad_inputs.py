@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 import midnite
+import midnite.analysis
 from midnite import metrics, plot, store
 from midnite.errors import UsageError
 from midnite.models import load
@@ -369,7 +370,7 @@ ROWS = [
     ),
     (
         "magnitude_from_images of an empty folder",
-        lambda t: midnite.param.magnitude_from_images(t),
+        lambda t: midnite.analysis.magnitude_from_images(t),
         ValueError,
         r"the folder '.*' holds no files",
     ),

@@ -413,9 +413,11 @@ def test_load_image_covers_and_center_crops(tmp_path):
     assert torch.equal(load_image((tmp_path / "wide.png").read_bytes(), 32), img)
     with pytest.raises(UnreadableImageError, match="not a JPEG or PNG"):
         load_image(b"GIF89a....", 32)
-    with pytest.raises(ValueError, match="C = 3"):
-        load_image(torch.rand(1, 8, 8), 32)
-    with pytest.raises(ValueError, match="4 input channels"):
+    grey = load_image(torch.full((1, 8, 8), 0.25), 8)  # grey is spread over the 3 channels
+    assert grey.shape == (3, 8, 8) and torch.equal(grey, torch.full((3, 8, 8), 0.25))
+    with pytest.raises(ValueError, match=r"1 \(grey\), 3 \(RGB\) or 4 \(RGBA\) channels"):
+        load_image(torch.rand(2, 8, 8), 32)
+    with pytest.raises(ValueError, match="has 3 channels; the model takes 4"):
         load_image(tmp_path / "wide.png", 32, channels=4)
 
 

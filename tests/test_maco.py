@@ -11,6 +11,9 @@ import torch
 from PIL import Image
 
 import midnite
+import midnite.images
+from midnite.analysis import UnreadableImageWarning
+from midnite.analysis import magnitude_from_images as read_magnitude
 from midnite.engine.objectives import channel, class_logit
 from midnite.engine.param import (
     ColorDecorrelation,
@@ -201,28 +204,45 @@ def test_magnitude_from_images_reads_a_folder(tmp_path):
     Image.fromarray(pixels).convert("L").save(tmp_path / "grey.jpg")  # grey: made RGB
     (tmp_path / "notes.txt").write_text("not an image")
     (tmp_path / "broken.png").write_bytes(b"\x89PNG broken")
-    with pytest.warns(RuntimeWarning, match=r"skipped 2 of 4 files .* broken.png, notes.txt"):
-        mag = magnitude_from_images(tmp_path, size=32)
+    match = r"skipped 2 of 4 files .*:\n  'broken.png': not a JPEG.*\n  'notes.txt': not a JPEG"
+    with pytest.warns(UnreadableImageWarning, match=match):
+        mag = read_magnitude(tmp_path, size=32)
     assert mag.shape == (3, 32, 17) and bool(torch.isfinite(mag).all())
     assert int(mag[0, 0].argmax()) == 4
     with warnings.catch_warnings():
         warnings.simplefilter("error")
-        files = magnitude_from_images([tmp_path / "colour.png"], size=32)
+        files = read_magnitude([tmp_path / "colour.png"], size=32)
     assert int(files[0, 0].argmax()) == 4
+    # the tooling reads the files, the engine averages: both give the same template
+    batch = torch.stack([midnite.images.load(tmp_path / "colour.png", size=32, resample="bicubic")])
+    assert torch.equal(files, magnitude_from_images(batch, size=32))
+    assert torch.equal(read_magnitude(batch, size=32), files)
 
 
 def test_magnitude_from_images_errors(tmp_path):
     with pytest.raises(ValueError, match="holds no files"):
-        magnitude_from_images(tmp_path)
+        read_magnitude(tmp_path)
     (tmp_path / "a.txt").write_text("x")
-    with pytest.raises(ValueError, match="none of the 1 files"), pytest.warns(RuntimeWarning):
-        magnitude_from_images(tmp_path)
+    with (
+        pytest.raises(ValueError, match="none of the 1 files"),
+        pytest.warns(UnreadableImageWarning),
+    ):
+        read_magnitude(tmp_path)
     with pytest.raises(ValueError, match="must be a folder of image files"):
-        magnitude_from_images(tmp_path / "missing")
+        read_magnitude(tmp_path / "missing")
+    with pytest.raises(ValueError, match="must be a folder of image files"):
+        read_magnitude("")
+    with pytest.raises(ValueError, match="at least one file"):
+        read_magnitude([])
+    with pytest.raises(ValueError, match="even int >= 8, got 31"):
+        read_magnitude(torch.rand(1, 3, 8, 8), size=31)
     with pytest.raises(ValueError, match="even int >= 8, got 31"):
         magnitude_from_images(torch.rand(1, 3, 8, 8), size=31)
     with pytest.raises(TypeError, match="got int"):
-        magnitude_from_images(3)
+        read_magnitude(3)
+    # the engine reads no files: a folder is refused, naming the tooling function that reads it
+    with pytest.raises(TypeError, match=r"midnite.analysis.magnitude_from_images\), got PosixPath"):
+        magnitude_from_images(tmp_path)
     with pytest.raises(ValueError, match="C 1 or 3"):
         magnitude_from_images(torch.rand(1, 2, 8, 8))
 

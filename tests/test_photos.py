@@ -54,3 +54,31 @@ def test_write_crops_is_seeded_and_varied(tmp_path):
     assert len({(a / n).read_bytes() for n in names}) == 6
     with pytest.raises(ValueError, match="n must be an int >= 1"):
         photos.write_crops(tmp_path / "d", n=0)
+
+
+def test_main_writes_the_stand_in_set(tmp_path, capsys):
+    pytest.importorskip("skimage")
+    assert photos.main([str(tmp_path / "set"), "3"]) == 0
+    assert f"wrote 3 crops of {len(photos.PHOTOS)} photographs" in capsys.readouterr().out
+    assert sorted(p.name for p in (tmp_path / "set").iterdir())[-1] == "crop_0002.png"
+    assert photos.main([]) == 2 and photos.main(["a", "b"]) == 2
+    assert "usage: python -m midnite.photos DIR [N]" in capsys.readouterr().err
+
+
+def test_python_m_midnite_photos_still_runs(tmp_path):
+    pytest.importorskip("skimage")
+    import os
+    import subprocess
+    from pathlib import Path
+
+    src = str(Path(photos.__file__).resolve().parents[2])  # the src folder of this midnite
+    env = {**os.environ, "PYTHONPATH": os.pathsep.join([src, os.environ.get("PYTHONPATH", "")])}
+    done = subprocess.run(
+        [sys.executable, "-m", "midnite.photos", str(tmp_path / "out"), "2"],
+        capture_output=True,
+        text=True,
+        env=env,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "wrote 2 crops" in done.stdout and len(list((tmp_path / "out").iterdir())) == 2

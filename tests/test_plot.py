@@ -198,8 +198,26 @@ def test_contact_sheet_resizes_and_expands_gray():
     assert (sheet[:, :, :4] == 0).all()
 
 
+def test_contact_sheet_takes_a_batch_tensor():
+    batch = torch.stack([torch.full((3, 2, 3), v) for v in (0.1, 0.5, 0.9)])  # (B, C, H, W)
+    sheet = plot.contact_sheet(batch, columns=2, pad=1)
+    assert torch.equal(sheet, plot.contact_sheet(list(batch), columns=2, pad=1))
+    assert sheet.shape == (3, 7, 9)
+    torch.testing.assert_close(sheet[:, 4:6, 1:4], torch.full((3, 2, 3), 0.9))
+    with pytest.raises(
+        ValueError, match=r"batch \(B, C, H, W\), got a tensor of shape \(3, 2, 3\)"
+    ):
+        plot.contact_sheet(batch[0])
+    with pytest.raises(ValueError, match="at least one image"):
+        plot.contact_sheet(batch[:0])
+    with pytest.raises(TypeError, match="got int"):
+        plot.contact_sheet(3)
+    with pytest.raises(ValueError, match="pad must be an int >= 0, got -1"):
+        plot.contact_sheet(batch, pad=-1)
+
+
 def test_contact_sheet_errors():
     with pytest.raises(ValueError, match="at least one image"):
         plot.contact_sheet([])
-    with pytest.raises(ValueError, match="columns must be >= 1, got 0"):
+    with pytest.raises(ValueError, match="columns must be an int >= 1, got 0"):
         plot.contact_sheet([ramp()], columns=0)

@@ -8,14 +8,27 @@ from __future__ import annotations
 
 import os
 import uuid
+from collections.abc import Sequence
 from pathlib import Path
 
 import numpy as np
 import torch
-from PIL import Image
 from torch import Tensor
 
-from midnite.images import as_float_image, to_hwc, to_uint8
+from midnite.engine.checks import check_int, check_positive_int
+from midnite.errors import UsageError
+from midnite.images import as_float_image, png_bytes, to_hwc, to_uint8
+
+__all__ = [
+    "as_float_image",
+    "contact_sheet",
+    "normalized",
+    "save_png",
+    "show",
+    "show_normalized",
+    "to_hwc",
+    "to_uint8",
+]
 
 
 def normalized(img: Tensor) -> Tensor:
@@ -60,13 +73,13 @@ def save_png(img: Tensor, path: str | os.PathLike) -> Path:
         raise FileNotFoundError(
             f"cannot save {str(path)!r}: its folder {str(path.parent)!r} does not exist"
         )
-    arr = to_uint8(img)
+    data = png_bytes(img)
     # not tempfile.mkstemp: its files are mode 0600, and the rename would keep that mode
     tmp = path.parent / f".{path.stem}.{uuid.uuid4().hex[:12]}.png.tmp"
     fd = os.open(tmp, os.O_WRONLY | os.O_CREAT | os.O_EXCL | getattr(os, "O_BINARY", 0), 0o666)
     try:
         with os.fdopen(fd, "wb") as fh:
-            Image.fromarray(arr).save(fh, format="PNG")
+            fh.write(data)
         os.replace(tmp, path)
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
@@ -74,12 +87,26 @@ def save_png(img: Tensor, path: str | os.PathLike) -> Path:
     return path
 
 
-def contact_sheet(images: list[Tensor], columns: int = 4, pad: int = 4) -> Tensor:
-    """Tile images (each ``(C, H, W)``, resized to the largest) into one ``(C, H, W)`` image."""
-    if not images:
-        raise ValueError("contact_sheet needs at least one image, got none")
-    if columns < 1:
-        raise ValueError(f"columns must be >= 1, got {columns}")
+def contact_sheet(images: Tensor | Sequence[Tensor], columns: int = 4, pad: int = 4) -> Tensor:
+    """Tile images (each ``(C, H, W)``, resized to the largest) into one ``(C, H, W)`` image.
+
+    ``images``: a list of ``(C, H, W)`` tensors or one batch tensor ``(B, C, H, W)``.
+    """
+    if isinstance(images, Tensor):
+        if images.dim() != 4:
+            raise UsageError(
+                "contact_sheet takes a list of (C, H, W) images or a batch (B, C, H, W), got a "
+                f"tensor of shape {tuple(images.shape)}"
+            )
+        images = list(images)
+    elif not isinstance(images, Sequence):
+        raise TypeError(
+            "contact_sheet takes a list of (C, H, W) images or a batch (B, C, H, W), got "
+            f"{type(images).__name__}"
+        )
+    if len(images) == 0:
+        raise UsageError("contact_sheet needs at least one image, got none")
+    columns, pad = check_positive_int("columns", columns), check_int("pad", pad, 0)
     imgs = [as_float_image(i) for i in images]
     c = max(i.shape[0] for i in imgs)
     h = max(i.shape[1] for i in imgs)

@@ -7,22 +7,17 @@ Contract: ``module()`` takes no argument and returns the images, shape (B, C, H,
 ``MacoImage`` (Fel et al. 2023, "MACO") fixes the Fourier magnitude to that of natural
 photographs and trains only the phase. Its magnitude template is a data file shipped in the
 package (``midnite/data/maco_magnitude.npy``, made by ``scripts/make_magnitude.py``; read by
-``maco_magnitude``), or one made by ``magnitude_from_images`` from the user's photos.
+``maco_magnitude``), or one made by ``magnitude_from_images`` from photographs (a tensor).
 """
 
 from __future__ import annotations
 
 import math
-import os
-import warnings
-from collections.abc import Sequence
 from importlib import resources
-from pathlib import Path
 
 import numpy as np
 import torch
 import torch.nn.functional as F
-from PIL import Image, UnidentifiedImageError
 from torch import Tensor, nn
 
 from midnite.engine.checks import (
@@ -445,79 +440,36 @@ def maco_magnitude(height: int, width: int | None = None, channels: int = 3) -> 
     return resize_magnitude(template, height, width)
 
 
-def _load_rgb(path: Path, size: int) -> Tensor:
-    """The centre square of an image file, resized to ``size`` (Pillow bicubic), (3, s, s)."""
-    with Image.open(path) as img:
-        img = img.convert("RGB")  # grey, palette and alpha images become RGB
-        w, h = img.size
-        s = min(w, h)
-        box = ((w - s) // 2, (h - s) // 2, (w - s) // 2 + s, (h - s) // 2 + s)
-        img = img.resize((size, size), Image.Resampling.BICUBIC, box=box)
-        data = torch.frombuffer(bytearray(img.tobytes()), dtype=torch.uint8)
-    return data.view(size, size, 3).permute(2, 0, 1).float() / 255
-
-
-def _image_batch(images: object, size: int) -> Tensor:
-    """Images from a folder, a list of files or a tensor, as (N, 3, size, size) in [0, 1]."""
-    if isinstance(images, Tensor):
-        x = images if images.dim() == 4 else images[None] if images.dim() == 3 else None
-        if x is None or x.shape[1] not in (1, 3) or not x.is_floating_point():
-            raise ValueError(
-                "images must be a float tensor (N, C, H, W) or (C, H, W) with C 1 or 3, values "
-                f"in [0, 1], got {images.dtype} {tuple(images.shape)}"
-            )
-        if x.shape[0] == 0 or min(x.shape[-2:]) < 2:
-            raise ValueError(f"images must hold at least one image, got {tuple(x.shape)}")
-        x = x.detach().to("cpu", torch.float32).expand(-1, 3, -1, -1)
-        h, w = x.shape[-2:]
-        s = min(h, w)
-        x = x[..., (h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s]
-        if s != size:
-            x = F.interpolate(x, size=(size, size), mode="bicubic", antialias=s > size)
-        return x.clamp(0, 1)
-    if isinstance(images, (str, os.PathLike)):
-        folder = Path(images)
-        if not folder.is_dir():
-            raise ValueError(f"images must be a folder of image files, got {str(folder)!r}")
-        paths = sorted(p for p in folder.iterdir() if p.is_file() and not p.name.startswith("."))
-        if not paths:
-            raise ValueError(f"the folder {str(folder)!r} holds no files")
-        where = f"in {str(folder)!r}"
-    elif isinstance(images, Sequence) and all(isinstance(p, (str, os.PathLike)) for p in images):
-        paths = [Path(p) for p in images]
-        if not paths:
-            raise ValueError("images must name at least one file, got an empty list")
-        where = "given"
-    else:
+def _tensor_batch(images: object, size: int) -> Tensor:
+    """A float image tensor as (N, 3, size, size) in [0, 1]: centre square, resized."""
+    if not isinstance(images, Tensor):
         raise TypeError(
-            "images must be a folder, a list of image files or a tensor (N, C, H, W), "
-            f"got {type(images).__name__}"
+            "images must be a float tensor (N, C, H, W) or (C, H, W) (files and folders: "
+            f"midnite.analysis.magnitude_from_images), got {type(images).__name__}"
         )
-    loaded, skipped = [], []
-    for path in paths:
-        try:
-            loaded.append(_load_rgb(path, size))
-        except (OSError, UnidentifiedImageError, ValueError, Image.DecompressionBombError):
-            skipped.append(path.name)
-    if skipped:
-        more = ", ..." if len(skipped) > 5 else ""
-        warnings.warn(
-            f"magnitude_from_images: skipped {len(skipped)} of {len(paths)} files {where} that "
-            f"are not readable images: {', '.join(skipped[:5])}{more}",
-            RuntimeWarning,
-            stacklevel=3,
+    x = images if images.dim() == 4 else images[None] if images.dim() == 3 else None
+    if x is None or x.shape[1] not in (1, 3) or not x.is_floating_point():
+        raise ValueError(
+            "images must be a float tensor (N, C, H, W) or (C, H, W) with C 1 or 3, values "
+            f"in [0, 1], got {images.dtype} {tuple(images.shape)}"
         )
-    if not loaded:
-        raise ValueError(f"none of the {len(paths)} files {where} is a readable image")
-    return torch.stack(loaded)
+    if x.shape[0] == 0 or min(x.shape[-2:]) < 2:
+        raise ValueError(f"images must hold at least one image, got {tuple(x.shape)}")
+    x = x.detach().to("cpu", torch.float32).expand(-1, 3, -1, -1)
+    h, w = x.shape[-2:]
+    s = min(h, w)
+    x = x[..., (h - s) // 2 : (h - s) // 2 + s, (w - s) // 2 : (w - s) // 2 + s]
+    if s != size:
+        x = F.interpolate(x, size=(size, size), mode="bicubic", antialias=s > size)
+    return x.clamp(0, 1)
 
 
 def magnitude_from_images(images: object, size: int = 256) -> Tensor:
     """A MACO magnitude template from natural photographs: ``(3, size, size // 2 + 1)``.
 
-    ``images``: a folder (every file in it; files that are not readable images are skipped
-    with a RuntimeWarning that counts them), a list of image files, or a float tensor (N, C, H,
-    W) / (C, H, W) in [0, 1] with 1 or 3 channels (grey images are repeated to RGB). Each image's
+    ``images``: a float tensor (N, C, H, W) / (C, H, W) in [0, 1] with 1 or 3 channels (grey
+    images are repeated to RGB); files and folders are read by the tooling's
+    ``midnite.analysis.magnitude_from_images``, which calls this function. Each image's
     centre square is resized to ``size`` (an even int >= 8), taken to the space ``MacoImage``
     trains in (logit of the pixels clipped to [0.02, 0.98], decorrelated colour), and the
     magnitude of its ``rfft2(norm="ortho")`` under a Hann window (of unit mean square, so that
@@ -529,7 +481,7 @@ def magnitude_from_images(images: object, size: int = 256) -> Tensor:
     size = check_int("size", size, 8)
     if size % 2:
         raise ValueError(f"size must be an even int >= 8, got {size}")
-    x = _image_batch(images, size)
+    x = _tensor_batch(images, size)
     decorrelation = ColorDecorrelation(3)
     raw = decorrelation.inverse(torch.logit(x.clamp(_PHOTO_EPS, 1.0 - _PHOTO_EPS)))
     # a Hann window (unit mean square) hides the jump between opposite borders, which would
