@@ -311,7 +311,7 @@ def test_settings_json_is_what_the_flat_keywords_gave():
                 "param": "pixel",
                 "init": Init(init, penalty=2.0, layer="2", layer_penalty=0.5),
             },
-        ),  # fmt: skip
+        ),
         "init_batch": (
             obj.channel("2", 1),
             {"steps": 0, "init": torch.stack([init, init.flip(-1)])},
