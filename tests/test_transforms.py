@@ -339,7 +339,7 @@ def test_grid_sample_bands_match_one_pass(threads, b, ho):
     # the CPU path cuts small batches into bands of rows, one per thread: same values, same grads
     import torch.nn.functional as F
 
-    from midnite.engine.transforms import _grid_sample
+    from midnite.engine.geometry import _grid_sample
 
     x = torch.rand(b, 2, 6, 7, dtype=torch.float64, generator=gen(2), requires_grad=True)
     theta = torch.tensor([[0.9, -0.3, 0.1], [0.25, 1.1, -0.2]], dtype=torch.float64)
@@ -633,7 +633,7 @@ def test_gradcheck(make, shape):
 def test_affine_grid_matches_torch(b, ho, wo):
     import torch.nn.functional as F
 
-    from midnite.engine.transforms import _affine_grid
+    from midnite.engine.geometry import _affine_grid
 
     theta = torch.randn(b, 2, 3, dtype=torch.float64, generator=gen(b))
     expected = F.affine_grid(theta, [b, 1, ho, wo], align_corners=False)
@@ -642,7 +642,7 @@ def test_affine_grid_matches_torch(b, ho, wo):
 
 def test_affine_theta_same_from_floats_and_from_tensors(monkeypatch):
     # on the CPU theta is built from Python floats; on a GPU from tensors: the same numbers
-    import midnite.engine.transforms as tr
+    import midnite.engine.geometry as tr
 
     x = torch.rand(3, 2, 9, 7, generator=gen(5))
     args = (torch.tensor([-8.0, 0.0, 25.0]), torch.tensor([0.9, 1.0, 1.3]), torch.randn(3, 2))
