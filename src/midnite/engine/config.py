@@ -189,8 +189,8 @@ class RenderConfig:
             steps, lr, optimizer: the optimization ("adam" or ``callable(params, lr=...)``).
             param: "fourier" (spectrum with a 1/f prior), "pixel" or "maco" (natural images'
                 Fourier magnitude, trained phase); decorrelate: colour decorrelation.
-            transforms: per-step robustness transforms: a name in ``transforms.STACKS``, None,
-                a Transform, or "recipe".
+            transforms: per-step transforms: a name in ``transforms.STACKS``, a Transform, None
+                or "recipe" (the recipe's).
             regularizers: penalties such as ``TotalVariation(1.0)`` on the image (None: none).
             normalize: None, "imagenet" or ``(mean, std)`` applied before the model.
             channels: image channels; default: the model's first convolution's input channels.
@@ -200,24 +200,18 @@ class RenderConfig:
             fold_bn: fold eval-mode batchnorms into the convolutions that feed them for the run
                 (same values to float rounding; the model is left as it was).
             init: feature accentuation: an ``Init(image, penalty, layer, layer_penalty)`` or a
-                bare image (``Init(image)``) to start from, resized to ``size``; written exactly
-                into ``param`` "pixel" or "fourier" (a sigmoid keeps values within 1e-4 of
-                [0, 1]). With it ``steps=0`` returns the init.
+                bare image to start from, resized to ``size``, written exactly into ``param``
+                "pixel" or "fourier" (within 1e-4 of [0, 1]); ``steps=0`` returns it.
             crops: a ``Crops(count, scale, noise, canvas)``: the images are a larger canvas and
                 the model sees random crops of it (``final`` is scored on it resized to
                 ``size``). Default: the recipe's; ``param="maco"`` gets ``recipes.MACO_CROPS``.
-            recipe: a name in ``recipes.RECIPES`` or a Recipe; default:
-                ``recipes.for_model(model, objective)``. It fills in the unset ``steps``, ``lr``,
-                ``param``, ``decorrelate``, ``crops`` and ``transforms="recipe"``.
+            recipe: a name in ``recipes.RECIPES`` or a Recipe (default: ``recipes.for_model``):
+                it fills in the unset ``steps``, ``lr``, ``param``, ``decorrelate``, ``crops``.
         """
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        init = _model_and_init(model, init)
         objective = as_objective(objective)
         recipe = for_model(model, objective) if recipe is None else _recipe_arg(recipe)
         param = recipe.param if param is None else param
-        init = as_init(init)
-        if init is not None and init.layer is not None:
-            resolve_layers(model, [init.layer])  # an unknown name: the closest ones in the error
         # raw values: the constructor checks them and makes them canonical
         raw: dict[str, Any] = dict(
             objective=objective,
@@ -320,6 +314,16 @@ def check_settings(caller: str, names: Iterable[str]) -> None:
                 f"{caller}() got an unexpected setting {name!r}{instead}; settings: "
                 f"{', '.join(known)}"
             )
+
+
+def _model_and_init(model: object, init: object) -> Init | None:
+    """Check ``model``; ``init`` as an ``Init`` whose layer, if any, is one of the model's."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    init = as_init(init)
+    if init is not None and init.layer is not None:
+        resolve_layers(model, [init.layer])  # an unknown name: the closest ones in the error
+    return init
 
 
 def _default_batch(objective: Objective, init: Init | None) -> int:

@@ -207,7 +207,7 @@ def _check_diameter(diameter: object) -> int:
     return diameter
 
 
-# --------------------------------------------------------------------------- affine (geometry)
+# --------------------------------------------------------------------------- affine
 
 
 class RandomAffine(Transform):
@@ -275,7 +275,7 @@ class RandomRotate(RandomAffine):
         return {"degrees": self.degrees, "padding_mode": self.padding_mode}
 
 
-# --------------------------------------------------------------------------- random crops (geometry)
+# --------------------------------------------------------------------------- random crops
 
 
 class RandomCrops(Transform):
