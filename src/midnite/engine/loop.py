@@ -239,7 +239,9 @@ def _run(
     finally:
         if bar is not None:
             bar.close()
-    return _result(settings, began, start, history[:done], final, raw, alpha.map(raw), shots)
+    # a render stopped early keeps only its rows (a copy: not the whole buffer's storage)
+    rows = history if done == config.steps else history[:done].clone()
+    return _result(settings, began, start, rows, final, raw, alpha.map(raw), shots)
 
 
 def _result(
