@@ -1,6 +1,6 @@
 """Cost of the attribution alpha map: one render step with and without its gradient hook.
 
-The render loop (``midnite.engine.renderer._optimize``) hooks the parameterization's output and
+The render loop (``midnite.engine.loop._run``) hooks the parameterization's output and
 adds ``|grad|`` averaged over colours to ``RenderResult.alpha`` in the backward pass it runs
 anyway. This times that step both ways, interleaved, as medians, on EfficientNet-Lite0
 ``_blocks.8`` (224 px) and on two tiny conv nets, with the default recipe (Fourier, decorrelated
@@ -27,7 +27,7 @@ from _common import interleaved, machine, table
 from midnite import models
 from midnite import objectives as obj
 from midnite.engine.config import RenderConfig
-from midnite.engine.renderer import _make_optimizer, _setup
+from midnite.engine.loop import _make_optimizer, _setup
 
 
 def _tiny(width: int) -> nn.Module:
@@ -45,7 +45,7 @@ def _case(model: nn.Module, layer: str, size: int, batch: int, device: str, roun
     optim = _make_optimizer("adam", list(image.parameters()), config.lr)
     alpha = torch.zeros(image.shape, device=renderer.device)
 
-    def accumulate(grad: torch.Tensor) -> None:  # as in renderer._optimize
+    def accumulate(grad: torch.Tensor) -> None:  # as in loop._AlphaSum.add
         alpha.add_(grad.detach().abs())
 
     def step(hook: bool):

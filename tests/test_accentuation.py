@@ -1,4 +1,4 @@
-"""Feature accentuation: ``render(..., init=images, init_penalty=λ)`` (Hamblin et al. 2024)."""
+"""Feature accentuation: ``render(..., init=Init(images, penalty=λ))`` (Hamblin et al. 2024)."""
 
 from __future__ import annotations
 
@@ -15,9 +15,10 @@ from midnite import models
 from midnite import objectives as obj
 from midnite import records as rec
 from midnite.cli import main
-from midnite.engine import RenderConfig
+from midnite.engine import Init, RenderConfig
 from midnite.engine.config import init_digest
-from midnite.engine.renderer import InitPenalty, Renderer, estimate_memory
+from midnite.engine.memory import estimate_memory
+from midnite.engine.passes import InitPenalty, Renderer
 
 from conftest import assert_same_state, model_state, rand_image, tiny_cnn
 
@@ -76,10 +77,10 @@ def test_one_image_uint8_and_chw_forms():
 
 def test_huge_penalty_keeps_the_image_while_the_objective_rises(one_thread):
     photo = _photo()
-    kw = {"size": 32, "steps": 16, "init": photo, "progress": False}
+    kw = {"size": 32, "steps": 16, "progress": False}
     # the channel's values are ~0.08: a weight of 10 on the pixels' squared distance is huge
-    kept = midnite.render(tiny_cnn(), obj.channel("2", 1), init_penalty=10.0, **kw)
-    free = midnite.render(tiny_cnn(), obj.channel("2", 1), **kw)
+    kept = midnite.render(tiny_cnn(), obj.channel("2", 1), init=Init(photo, penalty=10.0), **kw)
+    free = midnite.render(tiny_cnn(), obj.channel("2", 1), init=photo, **kw)
     assert _ssim(kept.images, photo) >= 0.9
     assert float(kept.final[0]) > float(kept.start[0]) + 1e-4
     # the penalty is what keeps it: without it the image wanders off, and rises further
@@ -91,10 +92,11 @@ def test_huge_penalty_keeps_the_image_while_the_objective_rises(one_thread):
 def test_layer_penalty_reduces_activation_drift(transforms):
     photo = _photo()
     model = tiny_cnn()
-    kw = {"size": 32, "steps": 24, "init": photo, "transforms": transforms, "progress": False}
+    kw = {"size": 32, "steps": 24, "transforms": transforms, "progress": False}
     before = model_state(model)
-    free = midnite.render(model, obj.channel("2", 1), **kw)
-    held = midnite.render(model, obj.channel("2", 1), init_layer="1", init_layer_penalty=1e3, **kw)
+    free = midnite.render(model, obj.channel("2", 1), init=photo, **kw)
+    held_init = Init(photo, layer="1", layer_penalty=1e3)
+    held = midnite.render(model, obj.channel("2", 1), init=held_init, **kw)
     assert_same_state(before, model)
 
     def drift(images: torch.Tensor) -> float:
@@ -111,10 +113,7 @@ def test_settings_record_the_init_by_digest():
         tiny_cnn(),
         obj.channel("2", 1),
         size=8,
-        init=init,
-        init_penalty=2.0,
-        init_layer="1",
-        init_layer_penalty=0.5,
+        init=Init(init, penalty=2.0, layer="1", layer_penalty=0.5),
     )
     s = config.to_json()
     assert s["init"] == {"shape": [1, 3, 8, 8], "sha256": init_digest(init)}
@@ -225,10 +224,10 @@ def test_cli_init_mistakes_are_one_line(cli_setup, capsys):
 
 def test_memory_estimate_with_an_init():
     config = RenderConfig.resolve(
-        tiny_cnn(), obj.channel("2", 1), size=16, batch=2, init=rand_image(2, 3, 16, 16),
-        init_penalty=1.0, init_layer="1", init_layer_penalty=1.0, steps=4,
+        tiny_cnn(), obj.channel("2", 1), size=16, batch=2, steps=4,
+        init=Init(rand_image(2, 3, 16, 16), penalty=1.0, layer="1", layer_penalty=1.0),
     )  # fmt: skip
-    plain = config.replace(init=None, init_penalty=0.0, init_layer=None, init_layer_penalty=0.0)
+    plain = config.replace(init=None)
     with_init = estimate_memory(tiny_cnn(), config)
     assert with_init.per_image > 0 and with_init.fixed == estimate_memory(tiny_cnn(), plain).fixed
 
@@ -239,7 +238,7 @@ def test_accentuation_on_lite0_keeps_the_photo(one_thread):
     model = models.efficientnet_lite(0)
     result = midnite.render(
         model, obj.channel("_blocks.8", 5), size=96, steps=32, normalize="imagenet",
-        init=photo, init_penalty=1e5, progress=False,
+        init=Init(photo, penalty=1e5), progress=False,
     )  # fmt: skip
     assert _ssim(result.images, photo) >= 0.9
     assert float(result.final[0]) > 1.2 * float(result.start[0]) > 0

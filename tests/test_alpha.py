@@ -19,7 +19,7 @@ from midnite import cli, gallery
 from midnite import objectives as obj
 from midnite import records as rec
 from midnite.cli import main
-from midnite.engine.renderer import _failures
+from midnite.engine.result import _failures
 from midnite.images import alpha_png
 
 from conftest import assert_same_state, model_state, tiny_cnn

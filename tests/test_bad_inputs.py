@@ -13,6 +13,7 @@ from torch import nn
 import midnite
 import midnite.analysis
 from midnite import metrics, plot, store
+from midnite.engine import Crops, Init
 from midnite.errors import UsageError
 from midnite.models import load
 from midnite.visualization.base import ChannelSplit, PixelActivation, ResizeTransform, SplitSelector
@@ -222,29 +223,30 @@ ROWS = [
         r"user_model.py' failed to import: SyntaxError",
     ),
     (
-        "init of another size",
-        lambda t: _render(init=torch.rand(3, 9, 8)),
+        "init with 2 channels",
+        lambda t: _render(init=torch.rand(2, 8, 8)),
         ValueError,
-        r"init must have shape \(B, 3, 8, 8\) or \(3, 8, 8\) with B 1 or batch=1 \(the "
-        r"render's size and channels\), got \(3, 9, 8\)",
+        r"init must have 1 \(grey\), 3 \(RGB\) or 4 \(RGBA\) channels and a size of at least "
+        r"1x1, got shape \(2, 8, 8\)",
     ),
     (
         "init with a canvas",
-        lambda t: _render(init=torch.rand(3, 8, 8), param="pixel", canvas=12),
+        lambda t: _render(init=torch.rand(3, 8, 8), param="pixel", crops=Crops(canvas=12)),
         ValueError,
-        r"init starts the render from images of its size; a canvas .* got canvas=\(12, 12\)",
+        r"init starts the render from images of its size; a canvas .* got "
+        r"crops=Crops\(count=4, .*canvas=\(12, 12\)\)",
     ),
     (
-        "init not a tensor",
+        "init not an image",
         lambda t: _render(init=[[0.5]]),
         TypeError,
-        r"init must be a torch.Tensor \(B, 3, 8, 8\) or \(3, 8, 8\) in \[0, 1\], got list",
+        r"init must be an image: a torch.Tensor, a numpy array or a PIL image .*got list",
     ),
     (
         "init out of range",
         lambda t: _render(init=torch.full((3, 8, 8), 2.0)),
         ValueError,
-        r"init values must be in \[0, 1\], got values in \[2, 2\]",
+        r"init: float values must be in \[0, 1\] \(uint8: 0-255\), got values in \[2, 2\]",
     ),
     (
         "init NaN",
@@ -256,44 +258,44 @@ ROWS = [
         "init int64",
         lambda t: _render(init=torch.zeros(3, 8, 8, dtype=torch.int64)),
         TypeError,
-        r"init must be a floating-point tensor in \[0, 1\] or uint8, got dtype torch.int64",
+        r"init must be uint8 \(0-255\) or float in \[0, 1\], got dtype torch.int64",
     ),
     (
         "init batch 2 for batch 3",
         lambda t: _render(init=torch.rand(2, 3, 8, 8), batch=3),
         ValueError,
-        r"with B 1 or batch=3 .*got \(2, 3, 8, 8\)",
+        r"init must hold 1 image or batch=3 images, got 2 \(shape \(2, 3, 8, 8\)\)",
     ),
     (
-        "init_penalty without init",
+        "init_penalty, a removed keyword",
         lambda t: _render(init_penalty=1.0),
-        ValueError,
-        r"init_penalty needs init \(the images to start from and stay near\), got init=None",
+        TypeError,
+        r"render\(\) got an unexpected setting 'init_penalty'; use init=Init\(image, "
+        r"penalty=...\); settings: size, batch, ",
     ),
     (
-        "init_penalty negative",
-        lambda t: _render(init=torch.rand(3, 8, 8), init_penalty=-1.0),
+        "init penalty negative",
+        lambda t: _render(init=Init(torch.rand(3, 8, 8), penalty=-1.0)),
         ValueError,
-        r"init_penalty must be a finite number >= 0, got -1.0",
+        r"init.penalty must be a finite number >= 0, got -1.0",
     ),
     (
-        "init_layer without its penalty",
-        lambda t: _render(init=torch.rand(3, 8, 8), init_layer="0"),
+        "init layer without its penalty",
+        lambda t: _render(init=Init(torch.rand(3, 8, 8), layer="0")),
         ValueError,
-        r"init_layer and init_layer_penalty go together .*got init_layer='0', "
-        r"init_layer_penalty=0.0",
+        r"init.layer and init.layer_penalty go together .*got layer='0', layer_penalty=0.0",
     ),
     (
-        "init_layer unknown",
-        lambda t: _render(init=torch.rand(3, 8, 8), init_layer="l", init_layer_penalty=1.0),
+        "init layer unknown",
+        lambda t: _render(init=Init(torch.rand(3, 8, 8), layer="l", layer_penalty=1.0)),
         ValueError,
         r"no layer named 'l' in Sequential",
     ),
     (
-        "init_layer not a str",
-        lambda t: _render(init=torch.rand(3, 8, 8), init_layer=1, init_layer_penalty=1.0),
+        "init layer not a str",
+        lambda t: _render(init=Init(torch.rand(3, 8, 8), layer=1, layer_penalty=1.0)),
         TypeError,
-        r"init_layer must be a layer name \(str\) or None, got int 1",
+        r"init.layer must be a layer name \(str\) or None, got int 1",
     ),
     (
         "steps 0 without init",
@@ -328,33 +330,39 @@ ROWS = [
     ),
     (
         "render canvas=0",
-        lambda t: _render(canvas=0),
+        lambda t: _render(crops=Crops(canvas=0)),
         ValueError,
-        r"canvas must be a positive int or \(height, width\) of positive ints, got 0",
+        r"crops.canvas must be a positive int or \(height, width\) of positive ints, got 0",
     ),
     (
-        "render param='maco' crops=0",
-        lambda t: _render(param="maco", crops=0),
-        ValueError,
-        r"crops must be an int >= 1, got 0",
+        "render canvas, a removed keyword",
+        lambda t: _render(canvas=12),
+        TypeError,
+        r"render\(\) got an unexpected setting 'canvas'; use crops=Crops\(canvas=...\)",
     ),
     (
-        "render crop_scale=(0.5, 2)",
-        lambda t: _render(param="maco", crop_scale=(0.5, 2)),
+        "render crops count 0",
+        lambda t: _render(param="maco", crops=Crops(count=0)),
         ValueError,
-        r"crop_scale\[1\] must be a finite number > 0 and <= 1, got 2",
+        r"crops.count must be an int >= 1, got 0",
     ),
     (
-        "render crop_noise=-1",
-        lambda t: _render(param="maco", crop_noise=-1),
+        "render crops scale (0.5, 2)",
+        lambda t: _render(param="maco", crops=Crops(scale=(0.5, 2))),
         ValueError,
-        r"crop_noise must be a finite number >= 0, got -1",
+        r"crops.scale\[1\] must be a finite number > 0 and <= 1, got 2",
     ),
     (
-        "render crops without a canvas",
+        "render crops noise -1",
+        lambda t: _render(param="maco", crops=Crops(noise=-1)),
+        ValueError,
+        r"crops.noise must be a finite number >= 0, got -1",
+    ),
+    (
+        "render crops as a bare count",
         lambda t: _render(crops=4),
-        ValueError,
-        r"crops=4, crop_scale=\(1, 1\), crop_noise=0 need a canvas",
+        TypeError,
+        r"crops must be a Crops\(count, scale, noise, canvas\) or None, got int 4",
     ),
     (
         "render recipe='nope'",

@@ -285,3 +285,40 @@ def test_cli_records_carry_the_configs_json(tmp_path: Path):
         # the resume key takes the recipe's lr from the config, as the render did
         assert record["key"]["lr"] == config.lr == recipes.FEATURE.lr
         assert record["key"]["steps"] == 2 and record["key"]["size"] == [16, 16]
+
+
+SETTINGS_FIXTURE = Path(__file__).parent / "data" / "render_settings.json"
+
+
+def test_settings_json_is_what_the_flat_keywords_gave():
+    """Records key on ``to_json()``: the grouped settings must give the bytes the flat keywords
+    (``canvas=``, ``crop_scale=``, ``init_penalty=``, ...) gave, captured from the base commit."""
+    from midnite.engine import Crops, Init
+
+    expected = json.loads(SETTINGS_FIXTURE.read_text())
+    init = torch.linspace(0, 1, 3 * 16 * 16).reshape(3, 16, 16)
+    maco = Crops(canvas=(20, 24), count=2, scale=(0.6, 0.9), noise=0.01)
+    cases = {
+        "feature": (obj.channel("2", 1), {"steps": 2}),
+        "class": (obj.class_logit(3), {"steps": 2, "seed": 5}),
+        "per_image": ([obj.channel("2", 0), obj.channel("2", 1)], {"steps": 1, "lr": 0.1}),
+        "natural": (obj.channel("2", 1), {"steps": 1, "recipe": "natural"}),
+        "maco_canvas": (obj.channel("2", 1), {"steps": 1, "param": "maco", "crops": maco}),
+        "init": (
+            obj.channel("2", 1),
+            {
+                "steps": 1,
+                "param": "pixel",
+                "init": Init(init, penalty=2.0, layer="2", layer_penalty=0.5),
+            },
+        ),
+        "init_batch": (
+            obj.channel("2", 1),
+            {"steps": 0, "init": torch.stack([init, init.flip(-1)])},
+        ),
+    }
+    assert sorted(cases) == sorted(expected)
+    for name, (objective, kw) in cases.items():
+        result = midnite.render(tiny_cnn(), objective, size=16, progress=False, **kw)
+        settings = {k: v for k, v in result.settings.items() if k != "versions"}
+        assert json.dumps(settings) == json.dumps(expected[name]), name

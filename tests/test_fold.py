@@ -10,7 +10,7 @@ import midnite
 from midnite import objectives as obj
 from midnite.engine._fold import conv_bn_pairs, folded
 from midnite.engine.hooks import frozen
-from midnite.engine.renderer import Renderer
+from midnite.engine.passes import Renderer
 
 
 def trained_bn(channels: int, seed: int, affine: bool = True) -> nn.BatchNorm2d:

@@ -136,7 +136,7 @@ def test_no_op_without_glibc(monkeypatch):
 @pytest.mark.skipif(not sys.platform.startswith("linux"), reason="Linux only")
 def test_render_runs_with_the_heap_kept(monkeypatch):
     from midnite import objectives as obj
-    from midnite.engine.renderer import Renderer
+    from midnite.engine.passes import Renderer
 
     monkeypatch.delenv("MIDNITE_RETAIN_HEAP", raising=False)
     seen = []

@@ -14,6 +14,7 @@ import midnite
 import midnite.images
 from midnite.analysis import UnreadableImageWarning
 from midnite.analysis import magnitude_from_images as read_magnitude
+from midnite.engine import Crops
 from midnite.engine.objectives import channel, class_logit
 from midnite.engine.param import (
     ColorDecorrelation,
@@ -22,7 +23,7 @@ from midnite.engine.param import (
     magnitude_from_images,
     resize_magnitude,
 )
-from midnite.engine.renderer import Renderer
+from midnite.engine.passes import Renderer
 from midnite.engine.transforms import RandomCrops, random_crops
 
 from conftest import gen, rand_image, tiny_cnn
@@ -60,7 +61,13 @@ def test_spectrum_equals_template(size):
 
 def test_rendered_image_spectrum_equals_template_and_magnitude_gets_no_gradient():
     result = midnite.render(
-        tiny_cnn(), channel("2", 1), size=16, canvas=24, steps=4, param="maco", progress=False
+        tiny_cnn(),
+        channel("2", 1),
+        size=16,
+        crops=Crops(canvas=24),
+        steps=4,
+        param="maco",
+        progress=False,
     )
     assert result.ok
     raw = _raw_of(result.images)  # undo the sigmoid and the colour recorrelation
@@ -286,7 +293,7 @@ def test_renderer_averages_the_objective_over_each_images_crops():
 
 
 def test_render_maco_canvas_seed_and_record():
-    kw = dict(size=16, canvas=(24, 20), steps=3, param="maco", progress=False)
+    kw = dict(size=16, crops=Crops(canvas=(24, 20)), steps=3, param="maco", progress=False)
     a = midnite.render(tiny_cnn(), [class_logit(0), class_logit(1)], seed=5, **kw)
     b = midnite.render(tiny_cnn(), [class_logit(0), class_logit(1)], seed=5, **kw)
     c = midnite.render(tiny_cnn(), [class_logit(0), class_logit(1)], seed=6, **kw)
@@ -303,18 +310,20 @@ def test_maco_default_canvas_and_crop_settings():
     cnn = tiny_cnn()
     config = midnite.RenderConfig.resolve(cnn, channel("0", 0), size=40, param="maco")
     assert config.canvas == (50, 50)  # recipes.MACO_CROPS: 1.25x the input
-    assert (config.crops, config.crop_scale, config.crop_noise) == (4, (0.5, 1.0), 0.05)
+    assert config.crops == Crops(4, (0.5, 1.0), 0.05, (50, 50))
     config = midnite.RenderConfig.resolve(
-        cnn, channel("0", 0), size=40, param="maco", crops=2, crop_scale=(0.8, 0.9), crop_noise=0
+        cnn, channel("0", 0), size=40, param="maco", crops=Crops(2, (0.8, 0.9), noise=0)
     )
-    assert (config.crops, config.crop_scale, config.crop_noise) == (2, (0.8, 0.9), 0.0)
+    assert config.crops == Crops(2, (0.8, 0.9), 0.0, (50, 50))
     plain = midnite.RenderConfig.resolve(cnn, channel("0", 0), size=40)
     assert plain.canvas is None and "canvas" not in plain.to_json()  # old records unchanged
     # a canvas works with the other parameterizations too
-    fourier = midnite.render(cnn, channel("0", 0), size=8, canvas=12, steps=2, progress=False)
+    fourier = midnite.render(
+        cnn, channel("0", 0), size=8, crops=Crops(canvas=12), steps=2, progress=False
+    )
     assert fourier.images.shape == (1, 3, 12, 12) and fourier.settings["param"] == "fourier"
-    with pytest.raises(ValueError, match=r"crops=4, .* need a canvas"):
-        plain.replace(crops=4)
+    with pytest.raises(ValueError, match=r"crops.canvas must be set in a RenderConfig"):
+        plain.replace(crops=Crops(4))
 
 
 def test_a_fixed_size_model_sees_only_its_input_size():
@@ -327,7 +336,9 @@ def test_a_fixed_size_model_sees_only_its_input_size():
         torch.nn.Flatten(),
         torch.nn.Linear(4 * 16 * 16, 5),  # refuses anything but 16 x 16
     ).eval()
-    result = midnite.render(net, class_logit(2), size=16, canvas=40, steps=2, progress=False)
+    result = midnite.render(
+        net, class_logit(2), size=16, crops=Crops(canvas=40), steps=2, progress=False
+    )
     assert result.ok and result.images.shape == (1, 3, 40, 40)
     with torch.no_grad():
         seen = torch.nn.functional.interpolate(

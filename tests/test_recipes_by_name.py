@@ -43,7 +43,7 @@ def test_resolve_takes_a_recipe_by_name_over_the_objectives_choice():
     assert given.recipe is recipes.FEATURE and given.steps == 7 and given.lr == 0.05
     natural = midnite.RenderConfig.resolve(cnn, class_logit(0), size=32, recipe="natural")
     assert natural.param == "maco" and "RandomAffine" in repr(natural.transforms)
-    assert natural.canvas == (40, 40) and natural.crops == recipes.NATURAL.crops.n
+    assert natural.canvas == (40, 40) and natural.crops.count == recipes.NATURAL.crops.count
     # a RenderConfig made directly takes a name too
     assert midnite.RenderConfig(**{**_fields(named), "recipe": "natural"}).recipe is recipes.NATURAL
     with pytest.raises(ValueError, match="unknown recipe 'nope'; recipes: class, feature"):

@@ -10,8 +10,8 @@ from torch import nn
 
 import midnite
 from midnite import objectives as obj
+from midnite.engine.passes import Renderer
 from midnite.engine.regularizers import TotalVariation
-from midnite.engine.renderer import Renderer
 
 from conftest import ResidualToy, tiny_cnn
 

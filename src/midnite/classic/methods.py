@@ -21,8 +21,9 @@ from midnite.engine.device import resolve_device
 from midnite.engine.hooks import OUTPUT, input_channels
 from midnite.engine.objectives import Objective
 from midnite.engine.param import PixelImage
+from midnite.engine.passes import Renderer
 from midnite.engine.regularizers import check_regularizers
-from midnite.engine.renderer import Renderer, generators
+from midnite.engine.seeds import generators
 
 
 def split_net(net: object, layer: str | Sequence[str] | None) -> tuple[nn.Module, tuple[str, ...]]:

@@ -1,7 +1,10 @@
 """The render engine: everything between an image parameterization and its loss.
 
     param -> transforms -> normalize -> model, hooked at named layers (hooks)
-      -> objectives (+ regularizers) -> loss -> optimizer       (renderer, recipes)
+      -> objectives (+ regularizers) -> loss -> optimizer   (passes, loop, config, recipes)
+
+``render(model, objective, **settings)`` runs ``RenderConfig.resolve``'s settings (grouped ones:
+``Crops``, ``Init``); ``render_steps`` is the same loop as a generator of ``StepState``.
 
 This package knows nothing of files, pages, clusters or the classic (notebook) names; the
 classic API (``midnite.classic``) and the tooling (CLI, records, gallery, metrics) are
@@ -13,7 +16,7 @@ its ``seed``, so one seed on one device gives one image.
 """
 
 from midnite.engine import objectives, param, recipes, regularizers, tokens, transforms
-from midnite.engine.config import RenderConfig
+from midnite.engine.config import RenderConfig, versions
 from midnite.engine.device import device, get_device, resolve_device
 from midnite.engine.hooks import (
     OUTPUT,
@@ -25,18 +28,13 @@ from midnite.engine.hooks import (
     input_channels,
     layers,
 )
+from midnite.engine.loop import StepState, render, render_config, render_steps, steps_config
 from midnite.engine.normalize import IMAGENET_MEAN, IMAGENET_STD, Normalize, as_normalize
 from midnite.engine.objectives import Objective
-from midnite.engine.renderer import (
-    Generators,
-    Renderer,
-    RenderResult,
-    generators,
-    make_generator,
-    render,
-    render_config,
-    versions,
-)
+from midnite.engine.passes import Renderer
+from midnite.engine.result import RenderResult
+from midnite.engine.seeds import Generators, generators, make_generator
+from midnite.engine.settings import Crops, Init
 from midnite.engine.tokens import TokenGrid, set_token_grid, token_grid
 
 __all__ = [
@@ -44,7 +42,9 @@ __all__ = [
     "IMAGENET_STD",
     "OUTPUT",
     "ActivationCapture",
+    "Crops",
     "Generators",
+    "Init",
     "LayerInfo",
     "LayerNotFoundError",
     "LayerTable",
@@ -53,6 +53,7 @@ __all__ = [
     "RenderConfig",
     "RenderResult",
     "Renderer",
+    "StepState",
     "TokenGrid",
     "as_normalize",
     "device",
@@ -68,8 +69,10 @@ __all__ = [
     "regularizers",
     "render",
     "render_config",
+    "render_steps",
     "resolve_device",
     "set_token_grid",
+    "steps_config",
     "token_grid",
     "tokens",
     "transforms",

@@ -148,7 +148,10 @@ def _image_tensor(name: str, x: object) -> tuple[Tensor, bool]:
             arr = arr.astype(np.uint8) * 255
         if arr.dtype.kind not in "uif" or arr.dtype == np.float16:
             arr = arr.astype(np.float32)
-        return torch.from_numpy(np.ascontiguousarray(arr)), True
+        arr = np.ascontiguousarray(arr)
+        if not arr.flags.writeable:  # a PIL image's buffer: torch warns on read-only memory
+            arr = arr.copy()
+        return torch.from_numpy(arr), True
     raise TypeError(
         f"{name} must be an image: a torch.Tensor, a numpy array or a PIL image (a file: "
         f"midnite.images.load(path)), got {type(x).__name__}"

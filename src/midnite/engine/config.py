@@ -2,8 +2,9 @@
 
     RenderConfig.resolve(model, objective, steps=64)  ->  render_config(model, config)
 
-``render(model, objective, **settings)`` is these two steps. A config is frozen and always valid:
-its constructor checks and canonicalizes every field (so ``config.replace(steps=32)`` is checked
+``render(model, objective, **settings)`` is these two steps: its settings are ``resolve``'s
+keywords, listed (with their defaults) there only. A config is frozen and always valid: its
+constructor checks and canonicalizes every field (so ``config.replace(steps=32)`` is checked
 too), and ``config.to_json()`` is what ``RenderResult.settings`` and the CLI's records hold.
 """
 
@@ -12,10 +13,11 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import importlib.metadata
+import inspect
 import numbers
 import platform
 import secrets
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from typing import Any
 
@@ -23,28 +25,36 @@ import torch
 from torch import Tensor, nn
 
 from midnite.engine.checks import (
+    as_images,
     check_bool,
     check_choice,
     check_positive_int,
     check_real,
     check_size,
-    unit_float,
 )
 from midnite.engine.device import resolve_device
 from midnite.engine.hooks import input_channels, resolve_layers
 from midnite.engine.normalize import Normalize, as_normalize
 from midnite.engine.objectives import Objective, PerImage, as_objective
-from midnite.engine.recipes import MACO_CROPS, Crops, Recipe, for_model, for_objective, get
+from midnite.engine.recipes import MACO_CROPS, Recipe, for_model, for_objective, get
 from midnite.engine.regularizers import Regularizer, check_regularizers
+from midnite.engine.settings import Crops, Init, as_init
 from midnite.engine.transforms import STACKS
 
-__all__ = ["MAX_SEED", "MAX_STEPS", "RenderConfig", "check_steps", "init_digest", "versions"]
+__all__ = [
+    "MAX_SEED",
+    "MAX_STEPS",
+    "RenderConfig",
+    "check_settings",
+    "check_steps",
+    "init_digest",
+    "versions",
+]
 
 MAX_STEPS = 1_000_000  # renders converge in hundreds to a few thousand steps
 MAX_SEED = 2**63 - 1  # seeds are ints in [0, 2**63): what secrets.randbits(63) draws
 
 _PARAMS = ("fourier", "pixel", "maco")  # 1/f spectrum prior, sigmoid pixels, MACO phase
-MAX_CROPS = 256  # crops per image and step: each is one more image through the model
 # the parameterizations an init image can be written into exactly (param.set_image_)
 _INVERTIBLE = ("fourier", "pixel")
 
@@ -62,29 +72,20 @@ def versions() -> dict[str, str]:
 class RenderConfig:
     """The settings of one render, checked and frozen.
 
-    Make it with :meth:`resolve`, inspect it (``to_json()``), change it with :meth:`replace`
-    and run it with ``render_config(model, config)``.
+    Make it with :meth:`resolve` (which documents every setting), inspect it (``to_json()``),
+    change it with :meth:`replace` and run it with ``render_config(model, config)``.
 
     Fields hold canonical values: ``objective`` an Objective (a list becomes one per image),
     ``size`` ``(H, W)``, ``lr`` a float, ``transforms`` a Transform or None (a name from
     ``transforms.STACKS`` is built), ``regularizers`` a tuple, ``normalize`` a Normalize or None,
     ``device`` a ``torch.device`` (None: the ``midnite.device`` context's, read when the config
-    is made), ``canvas`` ``(H, W)`` or None (with a canvas the images are that size and the model
-    sees ``crops`` random boxes of each per step, a fraction in ``crop_scale`` of each side,
-    resized to ``size``, plus N(0, ``crop_noise``) noise; without one the images are ``size``
-    and the crop settings must keep their defaults), ``seed`` an int in [0, 2**63) or a
-    ``torch.Generator`` (None: a fresh random int, drawn once and kept, so running a config
-    twice gives the same images; a generator is used as is, so its state carries over between
-    runs). Configs compare by identity; compare
-    ``to_json()`` instead.
-
-    Feature accentuation (Hamblin et al. 2024): ``init`` is a float32 CPU tensor
-    ``(1 or batch, C, H, W)`` in [0, 1] (a ``(C, H, W)`` image or uint8 values are converted) that
-    the render starts from, written exactly into the parameterization (``param`` "pixel" or
-    "fourier"); ``init_penalty`` (λ) adds λ · mean squared pixel distance to it to the loss and
-    ``init_layer_penalty`` (μ) μ · mean squared distance of ``init_layer``'s activations to the
-    init's. With ``init``, ``steps`` may be 0 (the result is the init as the parameterization
-    holds it). ``to_json()`` records the init by shape and SHA-256, not by its pixels.
+    is made), ``seed`` an int in [0, 2**63) or a ``torch.Generator`` (None: a fresh random int,
+    drawn once and kept, so running a config twice gives the same images; a generator is used
+    as is, so its state carries over between runs), ``crops`` a ``Crops`` with its canvas
+    ``(H, W)`` or None (no canvas: the images are ``size``), ``init`` an ``Init`` whose image
+    is a float32 CPU tensor ``(1 or batch, C, H, W)`` of the render's size (a bare image is
+    ``Init(image)``; any size is resized). With ``init``, ``steps`` may be 0 (the result is the
+    init as the parameterization holds it). Configs compare by identity; compare ``to_json()``.
     """
 
     objective: Objective
@@ -104,14 +105,8 @@ class RenderConfig:
     early_stop: bool = True
     fold_bn: bool = True
     recipe: Recipe | None = None  # the recipe that filled in the unset values (recorded)
-    init: Tensor | None = None
-    init_penalty: float = 0.0
-    init_layer: str | None = None
-    init_layer_penalty: float = 0.0
-    canvas: tuple[int, int] | None = None
-    crops: int = 1
-    crop_scale: tuple[float, float] = (1.0, 1.0)
-    crop_noise: float = 0.0
+    init: Init | None = None
+    crops: Crops | None = None
 
     def __post_init__(self) -> None:
         objective = as_objective(self.objective)
@@ -144,18 +139,20 @@ class RenderConfig:
             "fold_bn": check_bool("fold_bn", self.fold_bn),
             "recipe": _check_recipe(self.recipe, objective),
             "init": init,
-            **_check_init_penalties(
-                init, self.init_penalty, self.init_layer, self.init_layer_penalty
-            ),
-            **_check_crops(self.canvas, self.crops, self.crop_scale, self.crop_noise),
+            "crops": _check_crops(self.crops),
         }
-        if init is not None and values["canvas"] is not None:
+        if init is not None and values["crops"] is not None:
             raise ValueError(
                 "init starts the render from images of its size; a canvas (larger images seen "
-                f"through random crops) does not go with it, got canvas={values['canvas']}"
+                f"through random crops) does not go with it, got crops={values['crops']}"
             )
         for name, value in values.items():
             object.__setattr__(self, name, value)  # frozen: canonical values set once, here
+
+    @property
+    def canvas(self) -> tuple[int, int] | None:
+        """The images' ``(H, W)`` when they are a canvas seen through crops, else None."""
+        return None if self.crops is None else check_size("canvas", self.crops.canvas)
 
     @classmethod
     def resolve(
@@ -178,55 +175,48 @@ class RenderConfig:
         seed: int | torch.Generator | None = 0,
         early_stop: bool = True,
         fold_bn: bool = True,
-        init: Tensor | None = None,
-        init_penalty: float = 0.0,
-        init_layer: str | None = None,
-        init_layer_penalty: float = 0.0,
+        init: Init | object | None = None,
+        crops: Crops | None = None,
         recipe: str | Recipe | None = None,
-        canvas: int | Sequence[int] | None = None,
-        crops: int | None = None,
-        crop_scale: Sequence[float] | None = None,
-        crop_noise: float | None = None,
     ) -> RenderConfig:
-        """The config ``render(model, objective, **settings)`` runs (see ``render`` for each).
+        """The config of a render of ``objective`` on ``model``: every setting of ``render``.
 
-        Unset ``steps``, ``lr``, ``param``, ``decorrelate`` and ``transforms="recipe"`` come from
-        ``recipes.for_model(model, objective)``; ``batch`` defaults to the number of per-image
-        objectives, else to the number of ``init`` images, else 1; ``channels`` to the input
-        channels of the model's first convolution. ``init_layer`` is looked up in the model.
-        the recipe: ``recipe`` (a name in ``recipes.RECIPES`` or a Recipe), else
-        ``recipes.for_model(model, objective)``. ``batch`` defaults to the number of per-image
-        objectives, else 1; ``channels`` to the input channels of the model's first convolution.
-        The canvas and crop settings come from the recipe's ``crops``; a recipe without them
-        gives ``recipes.MACO_CROPS`` to ``param="maco"`` and to an explicit ``canvas``, and no
-        canvas otherwise.
+        Args:
+            model: any ``nn.Module`` taking ``(B, C, H, W)`` images (with ``normalize``, [0, 1]).
+            objective: an Objective (``midnite.engine.objectives``), or a list: one per image.
+            size: ``H`` or ``(H, W)`` of the images the model sees.
+            batch: number of images; default: the list's length, else the ``init`` images', else 1.
+            steps, lr, optimizer: the optimization ("adam" or ``callable(params, lr=...)``).
+            param: "fourier" (spectrum with a 1/f prior), "pixel" or "maco" (natural images'
+                Fourier magnitude, trained phase); decorrelate: colour decorrelation.
+            transforms: per-step transforms: a name in ``transforms.STACKS``, a Transform, None
+                or "recipe" (the recipe's).
+            regularizers: penalties such as ``TotalVariation(1.0)`` on the image (None: none).
+            normalize: None, "imagenet" or ``(mean, std)`` applied before the model.
+            channels: image channels; default: the model's first convolution's input channels.
+            device: default: the ``midnite.device`` context (cpu).
+            seed: an int in [0, 2**63) or a generator; one seed on one device gives one image.
+            early_stop: end each forward pass after the deepest layer the objective reads.
+            fold_bn: fold eval-mode batchnorms into the convolutions that feed them for the run
+                (same values to float rounding; the model is left as it was).
+            init: feature accentuation: an ``Init(image, penalty, layer, layer_penalty)`` or a
+                bare image to start from, resized to ``size``, written exactly into ``param``
+                "pixel" or "fourier" (within 1e-4 of [0, 1]); ``steps=0`` returns it.
+            crops: a ``Crops(count, scale, noise, canvas)``: the images are a larger canvas and
+                the model sees random crops of it (``final`` is scored on it resized to
+                ``size``). Default: the recipe's; ``param="maco"`` gets ``recipes.MACO_CROPS``.
+            recipe: a name in ``recipes.RECIPES`` or a Recipe (default: ``recipes.for_model``):
+                it fills in the unset ``steps``, ``lr``, ``param``, ``decorrelate``, ``crops``.
         """
-        if not isinstance(model, nn.Module):
-            raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+        init = _model_and_init(model, init)
         objective = as_objective(objective)
         recipe = for_model(model, objective) if recipe is None else _recipe_arg(recipe)
         param = recipe.param if param is None else param
-        crop = recipe.crops
-        if crop is None and (canvas is not None or param == "maco"):
-            crop = MACO_CROPS
-        if canvas is None and crop is not None:
-            h, w = check_size("size", size)
-            canvas = (max(1, round(h * crop.canvas)), max(1, round(w * crop.canvas)))
-        defaults = crop if crop is not None else Crops(canvas=1.0, n=1, scale=(1.0, 1.0), noise=0.0)
-        if batch is None:
-            if isinstance(objective, PerImage):
-                batch = len(objective)
-            elif isinstance(init, Tensor) and init.dim() == 4:
-                batch = max(1, init.shape[0])
-            else:
-                batch = 1
-        if isinstance(init_layer, str):
-            resolve_layers(model, [init_layer])  # an unknown name: the closest ones in the error
         # raw values: the constructor checks them and makes them canonical
         raw: dict[str, Any] = dict(
             objective=objective,
             size=size,
-            batch=batch,
+            batch=_default_batch(objective, init) if batch is None else batch,
             channels=input_channels(model) if channels is None else channels,
             steps=recipe.steps if steps is None else steps,
             lr=recipe.lr if lr is None else lr,
@@ -241,15 +231,10 @@ class RenderConfig:
             early_stop=early_stop,
             fold_bn=fold_bn,
             init=init,
-            init_penalty=init_penalty,
-            init_layer=init_layer,
-            init_layer_penalty=init_layer_penalty,
-            canvas=canvas,
-            crops=defaults.n if crops is None else crops,
-            crop_scale=defaults.scale if crop_scale is None else crop_scale,
-            crop_noise=defaults.noise if crop_noise is None else crop_noise,
+            crops=_default_crops(crops, recipe, param, size),
+            recipe=recipe,
         )
-        return cls(**raw, recipe=recipe)
+        return cls(**raw)
 
     def replace(self, **changes: Any) -> RenderConfig:
         """A copy with ``changes`` (field names), checked like a new config; no recipe fill-in."""
@@ -258,23 +243,12 @@ class RenderConfig:
     def to_json(self) -> dict:
         """The settings as JSON-able values (callables by ``repr``), with the versions in use.
 
-        This is ``RenderResult.settings`` and the ``settings`` of the CLI's records. The
-        ``init*`` settings appear only where ``init`` is given (the init as shape and SHA-256).
+        This is ``RenderResult.settings`` and the ``settings`` of the CLI's records. The crop
+        settings appear only with a canvas and the ``init*`` ones only with an ``init`` (the
+        image as shape and SHA-256): the records of other renders keep the bytes they had.
         """
         seed = self.seed.initial_seed() if isinstance(self.seed, torch.Generator) else self.seed
         optimizer = self.optimizer if isinstance(self.optimizer, str) else repr(self.optimizer)
-        # the canvas and crop settings only where there is a canvas: the records of renders
-        # without one keep the bytes they had before canvases existed
-        canvas = (
-            {
-                "canvas": list(self.canvas),
-                "crops": self.crops,
-                "crop_scale": list(self.crop_scale),
-                "crop_noise": self.crop_noise,
-            }
-            if self.canvas is not None
-            else {}
-        )
         return {
             "recipe": self.recipe.name if self.recipe is not None else None,
             "objective": repr(self.objective),
@@ -294,7 +268,7 @@ class RenderConfig:
             "early_stop": self.early_stop,
             "fold_bn": self.fold_bn,
             **self._init_json(),
-            **canvas,
+            **self._crops_json(),
             "versions": versions(),
         }
 
@@ -302,11 +276,99 @@ class RenderConfig:
         if self.init is None:
             return {}
         return {
-            "init": {"shape": list(self.init.shape), "sha256": init_digest(self.init)},
-            "init_penalty": self.init_penalty,
-            "init_layer": self.init_layer,
-            "init_layer_penalty": self.init_layer_penalty,
+            "init": {"shape": list(self.init.image.shape), "sha256": init_digest(self.init.image)},
+            "init_penalty": self.init.penalty,
+            "init_layer": self.init.layer,
+            "init_layer_penalty": self.init.layer_penalty,
         }
+
+    def _crops_json(self) -> dict:
+        if self.crops is None:
+            return {}
+        return {
+            "canvas": list(self.canvas or ()),
+            "crops": self.crops.count,
+            "crop_scale": list(self.crops.scale),
+            "crop_noise": self.crops.noise,
+        }
+
+
+_REMOVED = {
+    "canvas": "crops=Crops(canvas=...)",
+    "crop_scale": "crops=Crops(scale=...)",
+    "crop_noise": "crops=Crops(noise=...)",
+    "init_penalty": "init=Init(image, penalty=...)",
+    "init_layer": "init=Init(image, layer=..., layer_penalty=...)",
+    "init_layer_penalty": "init=Init(image, layer=..., layer_penalty=...)",
+}
+
+
+def check_settings(caller: str, names: Iterable[str]) -> None:
+    """Refuse setting names that ``RenderConfig.resolve`` does not take, naming the ones it does
+    (and the grouped form of the flat keywords that became ``Crops`` and ``Init``)."""
+    known = list(inspect.signature(RenderConfig.resolve).parameters)[2:]
+    for name in names:
+        if name not in known:
+            instead = f"; use {_REMOVED[name]}" if name in _REMOVED else ""
+            raise TypeError(
+                f"{caller}() got an unexpected setting {name!r}{instead}; settings: "
+                f"{', '.join(known)}"
+            )
+
+
+def _model_and_init(model: object, init: object) -> Init | None:
+    """Check ``model``; ``init`` as an ``Init`` whose layer, if any, is one of the model's."""
+    if not isinstance(model, nn.Module):
+        raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    init = as_init(init)
+    if init is not None and init.layer is not None:
+        resolve_layers(model, [init.layer])  # an unknown name: the closest ones in the error
+    return init
+
+
+def _default_batch(objective: Objective, init: Init | None) -> int:
+    """The number of per-image objectives, else of ``init`` images, else 1."""
+    if isinstance(objective, PerImage):
+        return len(objective)
+    return init.image.shape[0] if init is not None else 1
+
+
+def _default_crops(crops: object, recipe: Recipe, param: object, size: object) -> Crops | None:
+    """``crops`` (default: the recipe's, or ``MACO_CROPS`` for ``param="maco"``) with its
+    canvas filled in from ``size`` and ``recipe.canvas``."""
+    if crops is None:
+        crops = recipe.crops if recipe.crops is not None or param != "maco" else MACO_CROPS
+        if crops is None:
+            return None
+    if not isinstance(crops, Crops):
+        raise TypeError(
+            "crops must be a Crops(count, scale, noise, canvas) or None, got "
+            f"{type(crops).__name__} {crops!r}"
+        )
+    if crops.canvas is None:
+        h, w = check_size("size", size)
+        ratio = recipe.canvas
+        crops = dataclasses.replace(
+            crops, canvas=(max(1, round(h * ratio)), max(1, round(w * ratio)))
+        )
+    return crops
+
+
+def _check_crops(crops: object) -> Crops | None:
+    """A ``Crops`` whose canvas is set (``resolve`` fills it in), or None."""
+    if crops is None:
+        return None
+    if not isinstance(crops, Crops):
+        raise TypeError(
+            "crops must be a Crops(count, scale, noise, canvas) or None, got "
+            f"{type(crops).__name__} {crops!r}"
+        )
+    if crops.canvas is None:
+        raise ValueError(
+            "crops.canvas must be set in a RenderConfig (RenderConfig.resolve fills it in from "
+            "size and the recipe), got None"
+        )
+    return crops
 
 
 def init_digest(init: Tensor) -> str:
@@ -319,73 +381,30 @@ def init_digest(init: Tensor) -> str:
 
 def _check_init(
     init: object, batch: int, channels: int, size: tuple[int, int], param: str
-) -> Tensor | None:
-    """``init`` as a float32 CPU tensor ``(1 or batch, C, H, W)`` in [0, 1], or None.
-
-    A ``(C, H, W)`` image gets a batch axis; uint8 values are divided by 255.
-    """
+) -> Init | None:
+    """``init`` as an ``Init`` whose image is ``(1 or batch, channels, *size)``, or None."""
+    init = as_init(init)
     if init is None:
         return None
-    form = f"(B, {channels}, {size[0]}, {size[1]}) or ({channels}, {size[0]}, {size[1]})"
-    if not isinstance(init, Tensor):
-        raise TypeError(f"init must be a torch.Tensor {form} in [0, 1], got {type(init).__name__}")
     if param not in _INVERTIBLE:
         raise ValueError(
             f"init needs a parameterization that can be inverted exactly, one of {_INVERTIBLE}; "
             f"got param={param!r}"
         )
-    x = init.detach()
-    if x.dim() == 3:
-        x = x.unsqueeze(0)
-    if x.dim() != 4 or tuple(x.shape[1:]) != (channels, *size) or x.shape[0] not in (1, batch):
+    image = as_images("init", init.image, size=size, channels=channels)
+    if image.shape[0] not in (1, batch):
         raise ValueError(
-            f"init must have shape {form} with B 1 or batch={batch} (the render's size and "
-            f"channels), got {tuple(init.shape)}"
+            f"init must hold 1 image or batch={batch} images, got {image.shape[0]} "
+            f"(shape {tuple(init.image.shape)})"
         )
-    x = unit_float("init", x).cpu()
-    if not bool(torch.isfinite(x).all()):
-        raise ValueError("init must hold only finite values, got NaN or inf")
-    low, high = float(x.min()), float(x.max())
-    if low < 0.0 or high > 1.0:
-        raise ValueError(f"init values must be in [0, 1], got values in [{low:.4g}, {high:.4g}]")
-    return x.clone()  # the config's own copy: the caller may change theirs
+    return dataclasses.replace(init, image=image)
 
 
-def _check_init_steps(steps: object, init: Tensor | None) -> int:
+def _check_init_steps(steps: object, init: Init | None) -> int:
     """``check_steps``, except that 0 steps are allowed from an ``init``."""
     if init is not None and isinstance(steps, int) and not isinstance(steps, bool) and steps == 0:
         return 0
     return check_steps("steps", steps)
-
-
-def _check_init_penalties(
-    init: Tensor | None, penalty: object, layer: object, layer_penalty: object
-) -> dict[str, Any]:
-    """The ``init_*`` fields, checked: they need an ``init``, and a layer with its penalty."""
-    values: dict[str, Any] = {
-        "init_penalty": check_real("init_penalty", penalty, ge=0),
-        "init_layer": layer,
-        "init_layer_penalty": check_real("init_layer_penalty", layer_penalty, ge=0),
-    }
-    if layer is not None and not isinstance(layer, str):
-        raise TypeError(
-            f"init_layer must be a layer name (str) or None, got {type(layer).__name__} {layer!r}"
-        )
-    if init is None:
-        given = [k for k, v in values.items() if v not in (None, 0.0)]
-        if given:
-            raise ValueError(
-                f"{', '.join(given)} {'needs' if len(given) == 1 else 'need'} init (the images "
-                "to start from and stay near), "
-                "got init=None"
-            )
-    if (layer is None) != (values["init_layer_penalty"] == 0.0):
-        raise ValueError(
-            "init_layer and init_layer_penalty go together (the layer whose activations stay "
-            f"near the init's, and a weight > 0), got init_layer={layer!r}, "
-            f"init_layer_penalty={values['init_layer_penalty']!r}"
-        )
-    return values
 
 
 def _check_recipe(recipe: object, objective: Objective) -> Recipe:
@@ -405,39 +424,6 @@ def _recipe_arg(recipe: object) -> Recipe:
     raise TypeError(
         f"recipe must be a recipe name (str), a Recipe or None, got {type(recipe).__name__}"
     )
-
-
-def _check_crops(
-    canvas: object, crops: object, crop_scale: object, crop_noise: object
-) -> dict[str, Any]:
-    """The canvas and crop fields, canonical; crop settings other than the defaults need a
-    canvas."""
-    n = check_positive_int("crops", crops)
-    if n > MAX_CROPS:
-        raise ValueError(f"crops must be at most {MAX_CROPS} per image and step, got {n}")
-    if not isinstance(crop_scale, (tuple, list)) or len(crop_scale) != 2:
-        raise TypeError(
-            f"crop_scale must be a pair (low, high) of fractions of the canvas side in (0, 1], "
-            f"got {crop_scale!r}"
-        )
-    low = check_real("crop_scale[0]", crop_scale[0], gt=0.0, le=1.0)
-    high = check_real("crop_scale[1]", crop_scale[1], gt=0.0, le=1.0)
-    if low > high:
-        raise ValueError(f"crop_scale must satisfy low <= high, got {crop_scale!r}")
-    noise = check_real("crop_noise", crop_noise, ge=0.0)
-    if canvas is None:
-        if (n, low, high, noise) != (1, 1.0, 1.0, 0.0):
-            raise ValueError(
-                f"crops={n}, crop_scale=({low:g}, {high:g}), crop_noise={noise:g} need a canvas "
-                "(canvas=(H, W)); without one the images are the model's input"
-            )
-        return {"canvas": None, "crops": n, "crop_scale": (low, high), "crop_noise": noise}
-    return {
-        "canvas": check_size("canvas", canvas),
-        "crops": n,
-        "crop_scale": (low, high),
-        "crop_noise": noise,
-    }
 
 
 def _is_recipe(transforms: object) -> bool:

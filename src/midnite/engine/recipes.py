@@ -12,7 +12,7 @@ MACO (``param="maco"``: natural images' Fourier magnitude, trained phase, random
 larger canvas), chosen by name only: ``render(..., recipe="natural")``.
 
 Every recipe is in ``RECIPES`` by name; ``get(name)`` looks one up (an unknown name is an error
-that lists them). ``Crops`` are the canvas and crop settings of a recipe that renders a canvas.
+that lists them). A recipe that renders a canvas holds its ``settings.Crops``.
 """
 
 from __future__ import annotations
@@ -23,33 +23,22 @@ from torch import nn
 
 from midnite.engine.hooks import OUTPUT, parse_layer
 from midnite.engine.objectives import Objective, as_objective
+from midnite.engine.settings import Crops
 from midnite.engine.tokens import TokenReader
 
-
-@dataclass(frozen=True)
-class Crops:
-    """Canvas and crops of a render: the image is ``canvas`` times the model's input per side,
-    and each step the model sees ``n`` random boxes of each image, each a fraction in
-    ``scale`` of the canvas side, resized to the input, plus N(0, ``noise``) pixel noise
-    (``transforms.random_crops``)."""
-
-    canvas: float = 1.25
-    n: int = 4
-    scale: tuple[float, float] = (0.5, 1.0)
-    noise: float = 0.05
-
-
 MACO_CROPS = Crops()
-"""What ``param="maco"`` gets under a recipe without crops of its own (and what an explicit
-``canvas`` gets): a canvas 1.25x the input, 4 boxes of 0.5-1.0 of its side per image and step,
-noise 0.05. MACO's own (a 1280 px canvas, 6 boxes of 0.20-0.25, 1000 steps) costs far more than a
-2-core CPU gives in seconds, and its canvas is mostly unseen at the model's input size."""
+"""What ``param="maco"`` gets under a recipe without crops of its own: on a canvas 1.25x the
+input (``Recipe.canvas``), 4 boxes of 0.5-1.0 of its side per image and step, noise 0.05.
+MACO's own (a 1280 px canvas, 6 boxes of 0.20-0.25, 1000 steps) costs far more than a 2-core
+CPU gives in seconds, and its canvas is mostly unseen at the model's input size."""
 
 
 @dataclass(frozen=True)
 class Recipe:
     """Defaults for ``RenderConfig.resolve``; ``transforms`` is a name in ``transforms.STACKS``
-    or None; ``crops`` the canvas and crops (None: the image is the model's input)."""
+    or None; ``crops`` the random crops of a canvas (None: the image is the model's input), and
+    ``canvas`` the canvas side over the model's input side where crops are used without a
+    canvas of their own."""
 
     name: str
     steps: int
@@ -58,6 +47,7 @@ class Recipe:
     decorrelate: bool = True
     transforms: str | None = "standard"
     crops: Crops | None = field(default=None)
+    canvas: float = 1.25
     notes: str = ""
 
 
