@@ -1,48 +1,89 @@
 """midnite: feature visualization for PyTorch.
 
-Three layers, one way down:
+The package is built in floors, each importing only from those below (``docs/architecture.md``):
 
-- ``midnite.engine``: parameterizations, transforms, hooks, objectives, the render loop;
-  ``midnite.render(model, objective)`` renders images that maximize an objective.
-- ``midnite.visualization``: the classic API of the original notebook (``PixelActivation`` &
-  co.), a thin layer over the engine.
-- tooling: ``midnite.cli``, ``records``, ``gallery``, ``metrics``, ``models``, ``plot``,
-  ``known_answer`` and ``dataset_examples`` (``midnite.top_examples``: the images of a folder
-  that excite each unit most), using the engine's public API only.
+- ``midnite.engine``: parameterizations, transforms, hooks, objectives, the step loop;
+  ``midnite.render(model, objective)`` renders images that maximize an objective and
+  ``midnite.render_steps`` is the same loop, one step at a time.
+- ``midnite.classic`` (also ``midnite.visualization``): the classic API of the original
+  notebook (``PixelActivation`` & co.), a thin layer over the engine.
+- ``midnite.images`` (the one loader and PNG encoder), ``models``, ``plot``;
+  ``midnite.analysis`` (``top_examples``: the images of a folder that excite each unit most) and
+  ``midnite.evaluation`` (metrics, known answers, photos); ``midnite.store`` (typed records,
+  atomic files); ``midnite.pages`` (every HTML page); ``midnite.jobs`` (the one resumable
+  runner behind ``midnite render`` and ``midnite catalogue``); ``midnite.cli``.
+
+This module is the facade: the names below, and ``render`` whose ``init`` may also be a path.
 """
 
-from midnite.dataset_examples import TopExamples, top_examples
+from __future__ import annotations
+
+import functools
+import os
+
+from midnite import engine as _engine
+from midnite.analysis import TopExamples, top_examples
 from midnite.engine import (
+    Crops,
+    Init,
     LayerNotFoundError,
     RenderConfig,
     RenderResult,
+    StepState,
     device,
     get_device,
     layers,
     objectives,
     param,
     recipes,
-    render,
     render_config,
+    render_steps,
     transforms,
 )
+from midnite.errors import MidniteError, UsageError
+from midnite.images import load as load_image
 
 __version__ = "0.3.0.dev0"
 
 __all__ = [
+    "Crops",
+    "Init",
     "LayerNotFoundError",
+    "MidniteError",
     "RenderConfig",
     "RenderResult",
+    "StepState",
     "TopExamples",
+    "UsageError",
     "__version__",
     "device",
     "get_device",
     "layers",
+    "load_image",
     "objectives",
     "param",
     "recipes",
     "render",
     "render_config",
+    "render_steps",
     "top_examples",
     "transforms",
 ]
+
+
+_PATH_NOTE = """
+    ``init`` may also be an image file's path (``str`` or ``os.PathLike``): ``midnite.render``
+    reads it with ``midnite.images.load`` (any size, grey or RGBA), the engine resizes it to the
+    render's size. For penalties, ``Init(midnite.load_image(path), penalty=...)``.
+"""
+
+
+@functools.wraps(_engine.render)
+def render(*args, **settings):  # type: ignore[no-untyped-def]
+    init = settings.get("init")
+    if isinstance(init, (str, os.PathLike)):
+        settings["init"] = load_image(init)
+    return _engine.render(*args, **settings)
+
+
+render.__doc__ = f"{_engine.render.__doc__}{_PATH_NOTE}"
