@@ -49,7 +49,7 @@ def test_init_from_a_grey_file_spreads_it_over_the_colours(tmp_path):
 
 
 def test_init_from_a_missing_file_is_a_usage_error(tmp_path):
-    with pytest.raises(midnite.UsageError, match="nothing.png"):
+    with pytest.raises(midnite.UsageError, match=r"nothing\.png"):
         _start(tmp_path / "nothing.png")
 
 
