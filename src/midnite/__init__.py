@@ -79,7 +79,7 @@ _PATH_NOTE = """
 
 
 @functools.wraps(_engine.render)
-def render(*args, **settings):  # type: ignore[no-untyped-def]
+def render(*args, **settings):
     init = settings.get("init")
     if isinstance(init, (str, os.PathLike)):
         settings["init"] = load_image(init)
