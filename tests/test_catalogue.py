@@ -13,6 +13,7 @@ from torch import nn
 from midnite import catalogue as cat
 from midnite.cli import main
 from midnite.engine import layers
+from midnite.jobs import executors
 
 MODEL_SRC = """
 import torch
@@ -385,9 +386,9 @@ def test_busy_folder_is_status_3(model_file, tmp_path, capsys):
 def test_not_enough_memory_is_status_4_before_anything_starts(
     model_file, tmp_path, capsys, monkeypatch
 ):
-    from midnite import cli
+    from midnite.jobs import memory
 
-    monkeypatch.setattr(cli, "_available_memory", lambda dev: 1024)
+    monkeypatch.setattr(memory, "available_memory", lambda dev: 1024)
     out = tmp_path / "out"
     assert run("catalogue", model_file, "--out", out, "--layers", "1.0", *FAST) == 4
     assert "use a smaller --size" in capsys.readouterr().err
@@ -437,7 +438,7 @@ def test_a_render_that_raises_is_status_1_and_saves_nothing(
     def boom(model, config, progress=True):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(cat, "render_config", boom)
+    monkeypatch.setattr(executors, "render_config", boom)
     out = tmp_path / "out"
     assert run("catalogue", model_file, "--out", out, "--layers", "1.0", *FAST) == 1
     err = capsys.readouterr().err
