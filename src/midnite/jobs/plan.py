@@ -176,8 +176,13 @@ class Batch:
         }
 
     def probe(self) -> RenderConfig:
-        """One image of this batch (its first unit) as a config: what memory estimates take."""
-        first = self.spec.objective(self.layer, [self.units[0]])
+        """One image of this batch (its first unit) as a config: what memory estimates take.
+
+        A view of several images per unit (an objective over the batch) is probed by the
+        ``channel`` view of its unit: the same layer's forward and backward pass.
+        """
+        spec = get_view("channel") if self.spec.one_unit_per_batch else self.spec
+        first = spec.objective(self.layer, [self.units[0]])
         return self.config.replace(objective=first, batch=1)
 
     def folder(self) -> str:
