@@ -11,7 +11,8 @@ import torch
 from torch import nn
 
 import midnite
-from midnite import metrics, plot
+from midnite import metrics, plot, store
+from midnite.errors import UsageError
 from midnite.models import load
 from midnite.visualization.base import ChannelSplit, PixelActivation, ResizeTransform, SplitSelector
 
@@ -30,6 +31,20 @@ def _render(**kw):
     return midnite.render(_rgb_net(), midnite.objectives.channel("1", 0), **kw)
 
 
+def _record() -> dict:
+    """A valid ``midnite.record/3`` object."""
+    return {
+        "format": store.FORMAT, "model": "m", "layer": "", "unit": 0, "objective": "class",
+        "key": {}, "run": {}, "metrics": {}, "activation": {"start": 0.0, "final": 1.0},
+        "image": {"file": "a.png", "sha256": "0" * 64},
+    }  # fmt: skip
+
+
+def _write(path, text: str):
+    path.write_text(text)
+    return path
+
+
 def _model_file(tmp_path, source: str) -> str:
     path = tmp_path / "user_model.py"
     path.write_text(source)
@@ -38,6 +53,57 @@ def _model_file(tmp_path, source: str) -> str:
 
 # (id, call taking tmp_path, error type, regex the message must match)
 ROWS = [
+    # the store: records, keys, paths (midnite.store)
+    (
+        "record with unit -1",
+        lambda t: store.UnitRecord.from_json({**_record(), "unit": -1}),
+        store.RecordError,
+        r"'unit' must be an integer >= 0, got number -1",
+    ),
+    (
+        "record image outside its folder",
+        lambda t: store.check_record(
+            {**_record(), "image": {"file": "../x.png", "sha256": "0" * 64}}
+        ),
+        ValueError,
+        r"'image.file' must be a file name in the record's folder, got string '../x.png'",
+    ),
+    (
+        "record of an unknown version",
+        lambda t: store.UnitRecord.from_json({**_record(), "format": "midnite.record/0"}),
+        store.RecordError,
+        r"'format' must be one of midnite.record/1, .*, got string 'midnite.record/0'",
+    ),
+    (
+        "batch_seed with a float unit",
+        lambda t: store.batch_seed(0, "conv", "channel", [0.5]),
+        UsageError,
+        r"each unit must be an int, got float: 0.5",
+    ),
+    (
+        "plan_batches batch=0",
+        lambda t: store.plan_batches([0, 1], 0),
+        UsageError,
+        r"batch must be an int >= 1, got 0",
+    ),
+    (
+        "output path ../x",
+        lambda t: store.inside(t, "layer", "../x.png", write=True),
+        store.PathError,
+        r"path component 2 must be one path component without '/', got '../x.png'",
+    ),
+    (
+        "output path of 256 bytes",
+        lambda t: store.component("a" * 256),
+        UsageError,
+        r"name must be at most 255 bytes in UTF-8, got 256 bytes",
+    ),
+    (
+        "JSON file nested 100 deep",
+        lambda t: store.read_json(_write(t / "deep.json", "[" * 100 + "]" * 100)),
+        store.DamagedError,
+        r"'.*deep.json' nests 100 levels deep \(at most 64 are read\)",
+    ),
     (
         "custom objective returning a list",
         lambda t: midnite.render(

@@ -1,0 +1,103 @@
+"""The store floor: what an output folder holds and how it is read and written.
+
+Typed unit records (``schema``), keys, digests and the one batch seed (``keys``), atomic files,
+JSON read within limits and the one-run-per-folder lock (``files``), path validation
+(``paths``), and reading a folder back (``records``). No pages and no rendering: this floor
+imports ``midnite.errors`` and torch (for ``weights_digest``) only.
+"""
+
+from midnite.store.files import (
+    LOCK_NAME,
+    MAX_JSON_BYTES,
+    MAX_JSON_DEPTH,
+    TEMP_SUFFIX,
+    DamagedError,
+    FolderBusy,
+    atomic_write_bytes,
+    atomic_write_text,
+    clean_temp,
+    jsonable,
+    lock_folder,
+    read_json,
+    write_json,
+)
+from midnite.store.keys import (
+    batch_seed,
+    layer_folder,
+    plan_batches,
+    sha256_file,
+    unit_stem,
+    weights_digest,
+)
+from midnite.store.paths import PathError, component, inside
+from midnite.store.records import (
+    Damaged,
+    Scan,
+    check_record,
+    is_complete,
+    load_record,
+    read_record,
+    read_records,
+    run_conflicts,
+    run_of,
+    scan,
+    write_record,
+)
+from midnite.store.schema import (
+    FORMAT,
+    FORMATS,
+    RUN_FIELDS,
+    Activation,
+    AlphaFile,
+    BatchPosition,
+    ImageFile,
+    RecordError,
+    Timing,
+    UnitRecord,
+)
+
+__all__ = [
+    "FORMAT",
+    "FORMATS",
+    "LOCK_NAME",
+    "MAX_JSON_BYTES",
+    "MAX_JSON_DEPTH",
+    "RUN_FIELDS",
+    "TEMP_SUFFIX",
+    "Activation",
+    "AlphaFile",
+    "BatchPosition",
+    "Damaged",
+    "DamagedError",
+    "FolderBusy",
+    "ImageFile",
+    "PathError",
+    "RecordError",
+    "Scan",
+    "Timing",
+    "UnitRecord",
+    "atomic_write_bytes",
+    "atomic_write_text",
+    "batch_seed",
+    "check_record",
+    "clean_temp",
+    "component",
+    "inside",
+    "is_complete",
+    "jsonable",
+    "layer_folder",
+    "load_record",
+    "lock_folder",
+    "plan_batches",
+    "read_json",
+    "read_record",
+    "read_records",
+    "run_conflicts",
+    "run_of",
+    "scan",
+    "sha256_file",
+    "unit_stem",
+    "weights_digest",
+    "write_json",
+    "write_record",
+]
