@@ -280,7 +280,7 @@ def test_catalogue_writes_layers_records_and_index(model_file, tmp_path, capsys)
     assert (out / "1.1" / "diversity_0005.json").is_file()
     assert not (out / "output" / "diversity_0000.json").exists()  # flat: no diversity view
     record = json.loads((out / "1.1" / "channel_0002.json").read_text())
-    assert record["format"] == "midnite.record/2" and record["key"]["steps"] == 3
+    assert record["format"] == rec.FORMAT and record["key"]["steps"] == 3
     index = (out / "index.html").read_text()
     assert 'href="1.1/index.html"' in index and "12 of 12" in index
     assert (out / "1.1" / "index.html").is_file()

@@ -418,7 +418,8 @@ def test_a_damaged_unit_outside_the_units_asked_for_is_reported_and_left(
     ("change", "words"),
     [
         ({"format": "midnite.record/9"}, "'format' must be one of midnite.record/1, "
-                                         "midnite.record/2, got string 'midnite.record/9'"),
+                                         "midnite.record/2, midnite.record/3, got string "
+                                         "'midnite.record/9'"),
         ({"format": None}, "'format' must be one of"),
         ({"unit": -1}, "'unit' must be an integer >= 0, got number -1"),
         ({"image": {"file": "../../etc/passwd", "sha256": "0" * 64}},

@@ -17,7 +17,6 @@ from typing import Any
 
 import torch
 
-from midnite import records as rec
 from midnite.cli.common import default_size, device, layer_table, load, prepare_out
 from midnite.cli.options import (
     EPILOG,
@@ -45,6 +44,7 @@ from midnite.jobs import (
 )
 from midnite.jobs import run as run_jobs
 from midnite.jobs.memory import is_out_of_memory, one_line
+from midnite.store import records as rec
 
 __all__ = ["TOP_K", "register", "run"]
 

@@ -8,9 +8,9 @@ from pathlib import Path
 from typing import Any
 
 from midnite import gallery
-from midnite import records as rec
 from midnite.cli.options import EPILOG, wrap
 from midnite.errors import EXIT_FAILED, EXIT_OK, UsageError, WriteError
+from midnite.store import records as rec
 
 __all__ = ["register", "run"]
 

@@ -42,7 +42,7 @@ DIR; 4 not enough memory (estimated before the start, or ran out); 130 interrupt
 class Parser(argparse.ArgumentParser):
     """argparse with one-line errors (no usage dump) and exit status 2."""
 
-    def error(self, message: str):  # type: ignore[override]
+    def error(self, message: str):
         raise UsageError(f"{message} (see '{self.prog} --help')")
 
 

@@ -18,7 +18,6 @@ import numpy as np
 import torch
 from PIL import Image
 
-from midnite import records as rec
 from midnite.cli.common import default_size, device, layer_table, load, prepare_out
 from midnite.cli.options import (
     EPILOG,
@@ -37,6 +36,7 @@ from midnite.errors import BusyError, RenderError, UsageError
 from midnite.jobs import FLAT, InProcess, Settings, check_memory, plan
 from midnite.jobs import run as run_jobs
 from midnite.jobs.memory import one_line
+from midnite.store import records as rec
 
 __all__ = ["VIEWS", "register", "run"]
 

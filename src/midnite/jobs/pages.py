@@ -7,8 +7,8 @@ from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from midnite import gallery, site
-from midnite import records as rec
 from midnite.jobs.plan import Batch, canonical, layer_folder
+from midnite.store import records as rec
 
 __all__ = ["build_index", "catalogue_pages", "default_pages", "folder_gallery"]
 

@@ -2,10 +2,11 @@
 
 A batch's images are a pure function of the model's weights, its fields and the library
 versions: its seed comes from the run's seed, the layer, the view and the units alone
-(:func:`batch_seed`), and units are grouped by ``unit // batch`` (or one per batch for views
-with several images per unit), so ``midnite render`` and ``midnite catalogue`` give the same
-bytes for the same unit, view and settings. :meth:`Batch.key` is the one run key: a record
-with another key is rendered again. Where the files go is the plan's :class:`Layout`.
+(``store.keys.batch_seed``, the one derivation), and units are grouped by ``unit // batch``
+(or one per batch for views with several images per unit), so ``midnite render`` and
+``midnite catalogue`` give the same bytes for the same unit, view and settings.
+:meth:`Batch.key` is the one run key: a record with another key is rendered again. Where the
+files go is the plan's :class:`Layout`.
 """
 
 from __future__ import annotations
@@ -13,16 +14,17 @@ from __future__ import annotations
 import functools
 import hashlib
 import json
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 
 import torch
 
-from midnite import records as rec
 from midnite.engine import RenderConfig, versions
 from midnite.engine.config import init_digest
 from midnite.errors import UsageError
 from midnite.jobs.views import View, get_view
+from midnite.store.files import jsonable
+from midnite.store.keys import batch_seed, layer_folder, plan_batches, unit_stem, weights_digest
 
 __all__ = [
     "FLAT",
@@ -79,20 +81,9 @@ class Settings:
     init_penalty: float = 0.0
 
 
-def batch_seed(seed: int, layer: str, view: str, units: Iterable[int]) -> int:
-    """A 63-bit seed for one batch: a function of the run's seed, layer, view and units only."""
-    text = f"midnite-catalogue:{seed}:{layer}:{view}:{','.join(map(str, units))}"
-    return int.from_bytes(hashlib.sha256(text.encode()).digest()[:8], "big") >> 1
-
-
 def canonical(value: object) -> object:
     """``value`` as it reads back from a record's JSON (how keys are compared)."""
-    return json.loads(json.dumps(rec.jsonable(value)))
-
-
-def layer_folder(layer: str) -> str:
-    """The file-name spelling of a layer (``records.unit_stem``'s; the output is ``output``)."""
-    return rec.unit_stem(layer, "x", 0).rsplit("_x_", 1)[0]
+    return json.loads(json.dumps(jsonable(value)))
 
 
 @functools.cache
@@ -132,7 +123,7 @@ class Batch:
         """16 hex digits over the config's ``to_json()`` (every setting, recipe values included)."""
         settings = self.config.to_json()
         settings.pop("versions", None)
-        text = json.dumps(rec.jsonable(settings), sort_keys=True)
+        text = json.dumps(jsonable(settings), sort_keys=True)
         return hashlib.sha256(text.encode()).hexdigest()[:16]
 
     def key(self, unit: int) -> dict:
@@ -193,7 +184,7 @@ class Batch:
         """A unit's file name without suffix."""
         if self.layout.per_layer:
             return f"{self.view}_{unit:04d}"
-        return rec.unit_stem(self.layer, self.view, unit)
+        return unit_stem(self.layer, self.view, unit)
 
 
 def _display(name: str) -> str:
@@ -255,7 +246,7 @@ def plan(
     The plan depends on no file: what is done is decided by the runner.
     """
     chosen_views = _views(views)
-    weights = rec.weights_digest(model)
+    weights = weights_digest(model)
     work: list[Batch] = []
     for layer in layers:
         shape = shapes[layer]
@@ -266,7 +257,7 @@ def plan(
             groups = (
                 [[u] for u in chosen]
                 if view.one_unit_per_batch
-                else rec.plan_batches(chosen, settings.batch)
+                else plan_batches(chosen, settings.batch)
             )
             for group in groups:
                 seed = batch_seed(settings.seed, layer, view.name, group)

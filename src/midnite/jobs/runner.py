@@ -22,7 +22,6 @@ from pathlib import Path
 
 from tqdm.auto import tqdm
 
-from midnite import records as rec
 from midnite.engine import RenderResult
 from midnite.errors import MidniteError, UsageError, WriteError
 from midnite.jobs.executors import Executor, InProcess
@@ -32,6 +31,7 @@ from midnite.jobs.plan import Batch, canonical
 from midnite.jobs.runs import other_runs, remove_units
 from midnite.jobs.signals import deferred_interrupt
 from midnite.jobs.write import failures, unit_metrics, write_unit
+from midnite.store import records as rec
 
 __all__ = ["Interrupted", "Pages", "Summary", "deferred_interrupt", "run", "scan_plan", "todo"]
 

@@ -6,9 +6,9 @@ from __future__ import annotations
 from collections.abc import Callable
 from pathlib import Path
 
-from midnite import records as rec
 from midnite.errors import UsageError
 from midnite.jobs.signals import deferred_interrupt
+from midnite.store import records as rec
 
 __all__ = ["other_runs", "remove_units"]
 

@@ -17,11 +17,12 @@ from typing import cast
 
 import torch
 
-from midnite import records as rec
 from midnite.engine import RenderResult
 from midnite.images import alpha_png, png_bytes
-from midnite.jobs.plan import Batch
+from midnite.jobs.plan import Batch, canonical
 from midnite.metrics import summary
+from midnite.store import records as rec
+from midnite.store.schema import Activation, AlphaFile, BatchPosition, ImageFile, Timing, UnitRecord
 
 __all__ = ["Written", "build_record", "failures", "unit_metrics", "versions", "write_unit"]
 
@@ -80,57 +81,61 @@ def build_record(
     alpha_scale: float | None = None,
     metrics: dict | None = None,
     command: Sequence[str] | None = None,
-) -> dict:
-    """The record of ``unit`` of ``batch`` (``midnite.record/2``), from the batch's ``result``.
+) -> UnitRecord:
+    """The typed record of ``unit`` of ``batch`` (``store.UnitRecord``), from its ``result``.
 
     ``files``: ``{"image": (name, bytes)}`` and, with ``alpha_scale``, ``"alpha"``; several
     images per unit (a strip) give the mean activation and history over them. ``command``: the
-    arguments after ``midnite`` when a command wrote it (recorded with the time).
+    arguments after ``midnite`` when a command wrote it. Wall-clock values go to ``timing``
+    only, outside what the record's identity compares.
     """
     rows = _rows(batch, unit)
     start = [float(result.start[r]) for r in rows]
     final = [float(result.final[r]) for r in rows]
     image_name, image_data = files["image"]
-    record: dict = {
-        "format": rec.FORMAT,
-        "model": batch.model,
-        "layer": batch.layer,
-        "unit": unit,
-        "objective": batch.view,
-        "view": batch.view,
-        "objective_repr": repr(batch.spec.unit_objective(batch.layer, unit)),
-        "key": batch.key(unit),
-        "run": batch.run_config(),
-        "seed": batch.settings.seed if batch.settings else None,
-        "batch": {"units": list(batch.units), "position": rows[0], "seed": batch.seed},
-        "settings": result.settings,
-        "versions": versions(result.settings.get("versions", {})),
-        "activation": {"start": sum(start) / len(start), "final": sum(final) / len(final)},
-        "history": [sum(row) / len(row) for row in result.history[:, rows].tolist()],
-        "metrics": metrics or {},
-        "image": {
-            "file": image_name,
-            "sha256": hashlib.sha256(image_data).hexdigest(),
-            "height": int(result.images.shape[-2]),
-            "width": int(result.images.shape[-1]) * len(rows),
-        },
-    }
-    if batch.layout.per_layer:
-        record["catalogue"] = True
-    if "alpha" in files:
-        record["alpha"] = {
-            "file": files["alpha"][0],
-            "sha256": hashlib.sha256(files["alpha"][1]).hexdigest(),
-            "scale": alpha_scale,
-            "meaning": _ALPHA_MEANING,
-        }
-    record["seconds"] = result.seconds
-    if command is not None:
-        record["created"] = datetime.datetime.now(datetime.timezone.utc).isoformat(
-            timespec="seconds"
+    alpha = None
+    if "alpha" in files and alpha_scale is not None:
+        alpha = AlphaFile(
+            file=files["alpha"][0],
+            sha256=hashlib.sha256(files["alpha"][1]).hexdigest(),
+            scale=alpha_scale,
+            meaning=_ALPHA_MEANING,
         )
-        record["command"] = ["midnite", *command]
-    return record
+    created = None
+    if command is not None:
+        now = datetime.datetime.now(datetime.timezone.utc)
+        created = now.isoformat(timespec="seconds")
+    return UnitRecord(
+        model=batch.model,
+        layer=batch.layer,
+        unit=unit,
+        objective=batch.view,
+        view=batch.view,
+        catalogue=True if batch.layout.per_layer else None,
+        objective_repr=repr(batch.spec.unit_objective(batch.layer, unit)),
+        key=_json(batch.key(unit)),
+        run=_json(batch.run_config()),
+        seed=batch.settings.seed if batch.settings else None,
+        batch=BatchPosition(units=tuple(batch.units), position=rows[0], seed=batch.seed),
+        settings=_json(result.settings),
+        versions=_json(versions(result.settings.get("versions", {}))),
+        activation=Activation(start=sum(start) / len(start), final=sum(final) / len(final)),
+        history=tuple(sum(row) / len(row) for row in result.history[:, rows].tolist()),
+        metrics=_json(metrics or {}),
+        image=ImageFile(
+            file=image_name,
+            sha256=hashlib.sha256(image_data).hexdigest(),
+            height=int(result.images.shape[-2]),
+            width=int(result.images.shape[-1]) * len(rows),
+        ),
+        alpha=alpha,
+        command=None if command is None else ("midnite", *command),
+        timing=Timing(seconds=result.seconds, created=created),
+    )
+
+
+def _json(value: object) -> dict:
+    return cast(dict, canonical(value))
 
 
 class Written:
@@ -167,5 +172,5 @@ def write_unit(
     record = build_record(
         batch, unit, result, files, alpha_scale=scale, metrics=metrics, command=command
     )
-    path = rec.write_json(folder / f"{name}.json", record)
-    return Written(path, cast(dict, rec.jsonable(record)))
+    path = rec.write_record(folder / f"{name}.json", record)
+    return Written(path, record.to_json())
