@@ -11,6 +11,7 @@ import torch
 from torch import nn
 
 from midnite import catalogue as cat
+from midnite import records as rec
 from midnite.cli import main
 from midnite.engine import layers
 from midnite.jobs import executors
