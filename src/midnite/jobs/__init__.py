@@ -24,6 +24,7 @@ from midnite.jobs.plan import (
     Layout,
     Settings,
     batch_seed,
+    canonical,
     layer_folder,
     plan,
 )
@@ -60,6 +61,7 @@ __all__ = [
     "add_examples",
     "available_memory",
     "batch_seed",
+    "canonical",
     "catalogue_pages",
     "check_memory",
     "default_layers",
