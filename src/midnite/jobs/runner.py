@@ -157,36 +157,19 @@ def run(
     units of another run configuration instead of refusing them.
     Ctrl-C raises :class:`Interrupted` once the batch's files are written.
     """
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
-    summary = Summary(out=out)
-    began = time.perf_counter()
-    for folder in {b.folder() for b in work}:
-        if (out / folder).is_dir():
-            rec.clean_temp(out / folder)  # only files of writers that are gone: we hold the lock
-
-    def damaged(line: str) -> None:
-        summary.damaged.append(line)
-        if report is not None:
-            report(line)
-
-    folders = scan_plan(work, out, damaged)
-    others = []
-    if work and work[0].layout.one_run:
-        others = other_runs(out, work[0].run_config(), folders.scans()[""], overwrite)
-        for path, _ in others:
-            folders.shown[""].pop(path.stem, None)
-    left, summary.up_to_date = _left(work, folders)
-    summary.total = sum(len(m) for _, m in left)
-    if left and check is not None:
-        check(left)
-    if others:  # --overwrite, once this run is known to start
-        remove_units(out, others, report)
     if executor is None:
         if model is None:
             raise UsageError("run needs an executor or a model")
         executor = InProcess(model)  # type: ignore[arg-type]
-
+    out = Path(out)
+    out.mkdir(parents=True, exist_ok=True)
+    summary = Summary(out=out)
+    began = time.perf_counter()
+    folders, others, left = _prepare(work, out, summary, report, overwrite)
+    if left and check is not None:
+        check(left)
+    if others:  # --overwrite, once this run is known to start
+        remove_units(out, others, report)
     pages = pages or default_pages(work, out)
 
     def build(final: bool) -> Path | None:
@@ -219,6 +202,34 @@ def run(
     summary.index = build(True)
     summary.seconds = time.perf_counter() - began
     return summary
+
+
+def _prepare(
+    work: Sequence[Batch],
+    out: Path,
+    summary: Summary,
+    report: Callable[[str], None] | None,
+    overwrite: bool,
+) -> tuple[_Folders, list[tuple[Path, dict]], list[tuple[Batch, list[int]]]]:
+    """What the folders hold, the units of another run (``one_run``), what is left to do."""
+    for folder in {b.folder() for b in work}:
+        if (out / folder).is_dir():
+            rec.clean_temp(out / folder)  # only files of writers that are gone: we hold the lock
+
+    def damaged(line: str) -> None:
+        summary.damaged.append(line)
+        if report is not None:
+            report(line)
+
+    folders = scan_plan(work, out, damaged)
+    others: list[tuple[Path, dict]] = []
+    if work and work[0].layout.one_run:
+        others = other_runs(out, work[0].run_config(), folders.scans()[""], overwrite)
+        for path, _ in others:
+            folders.shown[""].pop(path.stem, None)
+    left, summary.up_to_date = _left(work, folders)
+    summary.total = sum(len(m) for _, m in left)
+    return folders, others, left
 
 
 def _render(executor, left, out, folders, summary, report, build, bar, stop_on_error, command):
