@@ -146,8 +146,19 @@ class Batch:
             "settings": self.settings_digest,
             "midnite": _midnite_version(),
             "torch": torch.__version__,
+            "recipe": cfg.to_json()["recipe"],
+            "param": cfg.param,
+            **self._start(),
+            **({"canvas": list(cfg.canvas)} if cfg.canvas is not None else {}),
             **self.spec.key,
         }
+
+    def _start(self) -> dict:
+        """The init image's digest and penalty, for renders from one (feature accentuation)."""
+        cfg = self.config
+        if cfg.init is None:
+            return {}
+        return {"init": init_digest(cfg.init), "init_penalty": cfg.init_penalty}
 
     def run_config(self) -> dict:
         """The run configuration (``records.RUN_FIELDS``) a ``one_run`` folder holds one of."""
