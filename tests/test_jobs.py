@@ -238,3 +238,16 @@ def test_the_one_run_key_changes_with_any_setting(tiny):
     ):
         (b,) = jobs.plan(model, name, ["1.1"], shapes, settings=changed, units=[0])
         assert jobs.canonical(b.key(0)) != jobs.canonical(a.key(0)), changed
+
+
+@pytest.mark.slow
+def test_lite0_render_and_catalogue_write_the_same_bytes(tmp_path):
+    a, b = tmp_path / "render", tmp_path / "catalogue"
+    same = ["--size", "32", "--steps", "2", "--seed", "3", "--batch", "2", "--no-progress"]
+    name = "efficientnet-lite0"
+    assert run("render", name, "--layer", "_blocks.2", "--units", "0-2", *same, "--out", a) == 0
+    assert run("catalogue", name, "--layers", "_blocks.2", "--units", "0-2", "--views",
+               "channel", *same, "--out", b) == 0  # fmt: skip
+    for unit in range(3):
+        flat = (a / f"_blocks.2_channel_{unit:04d}.png").read_bytes()
+        assert flat == (b / "_blocks.2" / f"channel_{unit:04d}.png").read_bytes(), unit
