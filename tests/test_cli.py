@@ -17,10 +17,9 @@ import torch
 from PIL import Image
 
 import midnite
-from midnite.jobs import executors
 from midnite import records as rec
 from midnite.cli import UsageError, main, parse_size, parse_units
-from midnite.jobs import batch_seed
+from midnite.jobs import batch_seed, executors
 
 MODEL_SRC = """
 import torch

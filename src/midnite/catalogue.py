@@ -1,7 +1,7 @@
 """Old import path of the catalogue API, now in ``midnite.jobs`` (the same objects).
 
-    work = plan(model, "MODEL", layers=select_layers(model, table), shapes, settings=...)
-    summary = run(work, "DIR", model=model)   # renders what is missing, writes DIR/index.html
+work = plan(model, "MODEL", layers=select_layers(model, table), shapes, settings=...)
+summary = run(work, "DIR", model=model)   # renders what is missing, writes DIR/index.html
 """
 
 from midnite.engine import render_config
