@@ -5,6 +5,7 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import json
+import os
 import re
 from pathlib import Path
 
@@ -20,6 +21,7 @@ from midnite.store.schema import (
     ImageFile,
     Timing,
     UnitRecord,
+    describe,
 )
 
 PNG = b"\x89PNG not really"
@@ -115,6 +117,30 @@ def test_a_record_is_built_in_python_and_read_back_the_same(tmp_path):
     assert record.get("alpha")["scale"] == 2.0 and record.get("nothing", 7) == 7
     with pytest.raises(TypeError, match="record must be a UnitRecord, got dict"):
         rec.write_record(tmp_path / "b.json", record.to_json())  # type: ignore[arg-type]
+    wrong = dataclasses.replace(record, image=ImageFile(file="../a.png", sha256=SHA))
+    with pytest.raises(rec.RecordError, match=r"'image\.file' must be a file name"):
+        rec.write_record(tmp_path / "c.json", wrong)
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["a.json"]
+
+
+def test_a_record_nested_too_deep_in_memory_is_a_record_error():
+    deep: list = []
+    for _ in range(100_000):
+        deep = [deep]
+    with pytest.raises(rec.RecordError, match="nests too deep"):
+        UnitRecord.from_json(v2(metrics={"x": deep}))
+
+
+@pytest.mark.parametrize(
+    ("value", "words"),
+    [
+        (None, "null"), (True, "true"), (-1, "number -1"), (0.5, "number 0.5"),
+        ("x" * 50, "string '" + "x" * 37 + "...'"), ([1, 2], "an array of 2"),
+        ({"a": 1}, "an object"), (b"x", "bytes"),
+    ],
+)  # fmt: skip
+def test_describe_names_a_json_value(value, words):
+    assert describe(value) == words
 
 
 @pytest.mark.parametrize(
@@ -145,6 +171,8 @@ def test_a_record_is_built_in_python_and_read_back_the_same(tmp_path):
         ({"seconds": "1s"}, "'seconds' must be a finite number, got string '1s'"),
         ({"timing": {"seconds": -1, "created": 5}}, "'timing.created' must be a string"),
         ({"catalogue": 1}, "'catalogue' must be true or false, got number 1"),
+        ({"activation": {"start": 0, "final": "1"}}, "'activation.final' must be a finite "
+         "number or null, got string '1'"),
     ],
 )  # fmt: skip
 def test_a_bad_record_is_named_by_field_expected_and_given(change, words):
@@ -152,6 +180,11 @@ def test_a_bad_record_is_named_by_field_expected_and_given(change, words):
         UnitRecord.from_json(v2(**change))
     with pytest.raises(ValueError, match=re.escape(words)):  # check_record: the same schema
         rec.check_record(v2(**change))
+
+
+def test_a_huge_integer_is_a_finite_number():
+    record = UnitRecord.from_json(v2(activation={"start": 10**400, "final": -(10**400)}))
+    assert record.activation.start == 10**400
 
 
 def test_a_record_must_be_an_object_with_a_format():
@@ -201,6 +234,7 @@ def test_scan_gives_json_objects_and_typed_records(tmp_path):
         ('{"a":' * 200_000 + "1" + "}" * 200_000, "its record nests 200000 levels deep"),
         ('{"format": "midnite.record/2", "unit": NaN}', "its record is not valid JSON (NaN is"),
         ('{"format": "midnite.record/2"', "its record is not valid JSON"),
+        ('{"unit": ' + "9" * 5000 + "}", "its record is not valid JSON (Exceeds the limit"),
     ],
 )
 def test_a_record_too_deep_or_not_strict_json_is_a_damaged_unit(tmp_path, text, reason):
@@ -227,6 +261,15 @@ def _small_read_json(path):
     from midnite.store.files import read_json
 
     return read_json(path, max_bytes=100)
+
+
+@pytest.mark.skipif(not hasattr(os, "mkfifo"), reason="FIFOs are POSIX")
+def test_a_record_that_is_a_fifo_is_damaged_and_does_not_hang_the_scan(tmp_path):
+    folder = unit_folder(tmp_path)
+    os.mkfifo(folder / "conv_channel_0005.json")
+    (bad,) = rec.scan(folder).damaged
+    assert str(bad) == "conv_channel_0005: its record is not a regular file (a FIFO, device or " \
+        "folder is not read)"  # fmt: skip
 
 
 def test_other_json_files_are_passed_over(tmp_path):

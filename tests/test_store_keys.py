@@ -10,6 +10,7 @@ from torch import nn
 
 from midnite.errors import UsageError
 from midnite.store import keys
+from midnite.store.paths import component
 
 
 def _sha_seed(text: str) -> int:
@@ -56,6 +57,9 @@ def test_unit_stem_and_layer_folder_spell_layers_as_one_name():
     assert keys.unit_stem("a/b c", "neuron", 12345) == "a-b-c_neuron_12345"
     assert keys.unit_stem("", "class", 1) == "output_class_0001"
     assert keys.layer_folder("blocks.1/x") == "blocks.1-x" and keys.layer_folder("") == "output"
+    assert keys.layer_folder("..") == "--" and keys.layer_folder("/.") == "-"
+    for hostile in ("/etc", "../x", "..", ".", "a\\b", "a\0b", "é/é"):
+        assert component(keys.layer_folder(hostile)) == keys.layer_folder(hostile)
 
 
 def test_plan_batches_depends_on_the_indices_only():

@@ -12,6 +12,7 @@ import json
 import math
 import os
 import re
+import stat
 import tempfile
 import time
 from collections.abc import Iterator, Mapping
@@ -29,6 +30,7 @@ __all__ = [
     "FolderBusy",
     "atomic_write_bytes",
     "atomic_write_text",
+    "canonical",
     "clean_temp",
     "jsonable",
     "lock_folder",
@@ -105,6 +107,12 @@ def jsonable(value: object) -> object:
     return value
 
 
+def canonical(value: object) -> object:
+    """``value`` as it reads back from a file ``write_json`` wrote (tuples as lists, keys as
+    strings, non-finite floats as None): compare a key with a record's key in this form."""
+    return json.loads(json.dumps(jsonable(value), allow_nan=False))
+
+
 def write_json(path: str | os.PathLike, obj: object) -> Path:
     """Write ``obj`` as indented, strict JSON (NaN/inf become null), atomically."""
     text = json.dumps(jsonable(obj), indent=2, allow_nan=False, ensure_ascii=False)
@@ -142,7 +150,8 @@ def read_json(
 ) -> object:
     """The strict JSON value in the file at ``path``, read within limits.
 
-    Raises :class:`DamagedError` saying why when the file cannot be read, is over ``max_bytes``,
+    Raises :class:`DamagedError` saying why when the file cannot be read or is not a regular
+    file (a FIFO or device: never opened for reading, so nothing hangs), is over ``max_bytes``,
     is not UTF-8, nests arrays/objects deeper than ``max_depth``, or is not valid strict JSON
     (``NaN`` and ``Infinity`` are refused). A missing file raises ``FileNotFoundError``.
     """
@@ -152,12 +161,13 @@ def read_json(
         return DamagedError(f"{str(path)!r} {reason}", reason)
 
     try:
-        with path.open("rb") as fh:
-            data = fh.read(max_bytes + 1)
+        data = _read_regular(path, max_bytes + 1)
     except FileNotFoundError:
         raise
     except OSError as err:
         raise damaged(f"cannot be read ({err.strerror or err})") from None
+    if data is None:
+        raise damaged("is not a regular file (a FIFO, device or folder is not read)")
     if len(data) > max_bytes:
         raise damaged(f"is over {max_bytes} bytes (the limit for a midnite JSON file)")
     try:
@@ -176,6 +186,21 @@ def read_json(
         raise damaged(f"is not valid JSON ({err.msg} {where}; truncated?)") from None
     except RecursionError:  # not reached within max_depth; a guard all the same
         raise damaged("nests too deep to be read") from None
+    except ValueError as err:  # an integer of more digits than Python converts
+        raise damaged(f"is not valid JSON ({err})") from None
+
+
+def _read_regular(path: Path, limit: int) -> bytes | None:
+    """Up to ``limit`` bytes of the regular file at ``path`` (after symlinks); None when it is
+    something else. Opened without blocking, so a FIFO never hangs the reader."""
+    fd = os.open(path, os.O_RDONLY | getattr(os, "O_NONBLOCK", 0))
+    try:
+        if not stat.S_ISREG(os.fstat(fd).st_mode):
+            return None
+        with os.fdopen(fd, "rb", closefd=False) as fh:
+            return fh.read(limit)
+    finally:
+        os.close(fd)
 
 
 def _refuse_constant(name: str) -> object:
@@ -246,18 +271,58 @@ class FolderBusy(BusyError):
 def lock_folder(folder: str | os.PathLike) -> Iterator[Path]:
     """Hold ``folder``'s lock for the block, or raise :class:`FolderBusy` at once.
 
-    An exclusive ``flock`` on ``folder/.midnite.lock``, which holds the owner's pid for the
-    message others get. The kernel releases the lock when its process ends, however it ends, so
-    a killed run never blocks the next one; the file is removed when the block ends. Where
-    neither ``fcntl`` nor ``msvcrt`` exists, runs are not kept apart.
+    An exclusive ``flock`` on the folder itself (POSIX) and on ``folder/.midnite.lock``, which
+    holds the owner's pid for the message others get: deleting that file during a run does not
+    let a second run in. The kernel releases the locks when their process ends, however it
+    ends, so a killed run never blocks the next one; the file is removed when the block ends.
+    Where neither ``fcntl`` nor ``msvcrt`` exists, runs are not kept apart.
     """
-    path = Path(folder) / LOCK_NAME
+    folder = Path(folder)
+    dir_fd = _lock_dir(folder)
+    try:
+        with _lock_file(folder) as path:
+            yield path
+    finally:
+        if dir_fd is not None:
+            os.close(dir_fd)  # releases the folder's lock, after the file is gone
+
+
+def _lock_dir(folder: Path) -> int | None:
+    """An open descriptor of ``folder`` holding its exclusive lock, None where folders cannot
+    be locked (Windows, a file system without ``flock`` on folders); FolderBusy if another
+    holds it."""
+    if os.name != "posix":
+        return None
+    try:
+        fd = os.open(folder, os.O_RDONLY | getattr(os, "O_DIRECTORY", 0))
+    except OSError:
+        return None  # the lock file's open says what is wrong with the folder
+    try:
+        locked = _try_lock(fd)
+    except OSError:
+        os.close(fd)
+        return None
+    if not locked:
+        pid = None
+        with contextlib.suppress(OSError):
+            pid_fd = os.open(folder / LOCK_NAME, os.O_RDONLY)
+            pid = _read_pid(pid_fd)
+            os.close(pid_fd)
+        os.close(fd)
+        raise FolderBusy(folder, pid)
+    return fd
+
+
+@contextlib.contextmanager
+def _lock_file(folder: Path) -> Iterator[Path]:
+    """Hold the lock of ``folder/.midnite.lock`` (with this process's pid in it)."""
+    path = folder / LOCK_NAME
     while True:
         fd = os.open(path, os.O_RDWR | os.O_CREAT, 0o644)
         if not _try_lock(fd):
             pid = _read_pid(fd)
             os.close(fd)
-            raise FolderBusy(Path(folder), pid)
+            raise FolderBusy(folder, pid)
         # a finishing run removes the file after we opened it: lock the one at the path
         try:
             same = os.stat(path).st_ino == os.fstat(fd).st_ino

@@ -39,8 +39,10 @@ def unit_stem(layer: str, objective: str, unit: int) -> str:
 
 def layer_folder(layer: str) -> str:
     """A layer's name as one file-name part (``unit_stem``'s spelling): the catalogue's folder
-    of the layer, ``output`` for the model's output (``""``)."""
-    return unit_stem(layer, "x", 0).rsplit("_x_", 1)[0]
+    of the layer, ``output`` for the model's output (``""``). Never ``.`` or ``..``: a name of
+    dots only has them as ``-``."""
+    folder = unit_stem(layer, "x", 0).rsplit("_x_", 1)[0]
+    return "-" * len(folder) if set(folder) == {"."} else folder
 
 
 def plan_batches(units: Iterable[int], batch: int) -> list[list[int]]:

@@ -16,7 +16,6 @@ same company, with the same seed, as an uninterrupted run would have.
 
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections.abc import Mapping
@@ -31,6 +30,7 @@ from midnite.store.files import (
     FolderBusy,
     atomic_write_bytes,
     atomic_write_text,
+    canonical,
     clean_temp,
     jsonable,
     lock_folder,
@@ -71,6 +71,7 @@ __all__ = [
     "atomic_write_bytes",
     "atomic_write_text",
     "batch_seed",
+    "canonical",
     "check_record",
     "clean_temp",
     "is_complete",
@@ -111,11 +112,15 @@ def load_record(path: str | os.PathLike) -> UnitRecord:
 def write_record(path: str | os.PathLike, record: UnitRecord) -> Path:
     """Write ``record.to_json()`` to ``path`` atomically (strict JSON); returns ``path``.
 
-    Write the unit's PNGs first: a record on disk means its files are complete.
+    The object is checked first (``UnitRecord.from_json``; the constructor does not check
+    types): a record built wrong raises :class:`RecordError` and nothing is written. Write the
+    unit's PNGs first: a record on disk means its files are complete.
     """
     if not isinstance(record, UnitRecord):
         raise TypeError(f"record must be a UnitRecord, got {type(record).__name__}")
-    return write_json(path, record.to_json())
+    obj = record.to_json()
+    UnitRecord.from_json(obj)
+    return write_json(path, obj)
 
 
 def read_record(path: str | os.PathLike) -> dict | None:
@@ -158,7 +163,7 @@ def is_complete(folder: str | os.PathLike, stem: str, key: Mapping) -> bool:
         record = load_record(inside(folder, f"{stem}.json"))
     except (OSError, DamagedError):
         return False
-    if record.key != json.loads(json.dumps(jsonable(key))):
+    if record.key != canonical(key):
         return False
     try:
         _check_files(folder, record)

@@ -103,8 +103,11 @@ def describe(value: object) -> str:
 _PLAIN: dict[object, tuple[Callable[[Any], bool], str]] = {
     str: (lambda v: isinstance(v, str), "a string"),
     int: (lambda v: isinstance(v, int) and not isinstance(v, bool), "an integer"),
-    float: (
-        lambda v: isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v),
+    float: (  # an int is finite however big (math.isfinite would overflow on it)
+        lambda v: (
+            (isinstance(v, int) and not isinstance(v, bool))
+            or (isinstance(v, float) and math.isfinite(v))
+        ),
         "a finite number",
     ),
     bool: (lambda v: isinstance(v, bool), "true or false"),
@@ -345,6 +348,14 @@ class UnitRecord(Part):
                 f"'format' must be one of {', '.join(FORMATS)}, got {describe(fmt)} (written by "
                 "a newer midnite?)"
             )
+        try:
+            return cls._from_versioned(obj, fmt)
+        except RecursionError:  # an object built in memory, deeper than any file read_json takes
+            raise RecordError("the record nests too deep to be read") from None
+
+    @classmethod
+    def _from_versioned(cls, obj: dict, fmt: str) -> UnitRecord:
+        """``from_json`` of an object of format ``fmt`` (one of ``FORMATS``)."""
         obj = {k: v for k, v in obj.items() if k != "format"}
         if "timing" not in obj:  # /1 and /2 kept the wall-clock values at the top
             top = {k: obj.pop(k) for k in ("seconds", "created") if k in obj}
