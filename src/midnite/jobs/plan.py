@@ -23,7 +23,7 @@ from midnite.engine import RenderConfig, versions
 from midnite.engine.config import init_digest
 from midnite.errors import UsageError
 from midnite.jobs.views import View, get_view
-from midnite.store.files import jsonable
+from midnite.store.files import canonical, jsonable
 from midnite.store.keys import batch_seed, layer_folder, plan_batches, unit_stem, weights_digest
 
 __all__ = [
@@ -79,11 +79,6 @@ class Settings:
     param: str | None = None
     init: torch.Tensor | None = field(default=None, compare=False, repr=False)
     init_penalty: float = 0.0
-
-
-def canonical(value: object) -> object:
-    """``value`` as it reads back from a record's JSON (how keys are compared)."""
-    return json.loads(json.dumps(jsonable(value)))
 
 
 @functools.cache
