@@ -55,7 +55,6 @@ import contextlib
 import dataclasses
 import hashlib
 import os
-import statistics
 import sys
 import tempfile
 import time
@@ -75,6 +74,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import machine, table, write_json
+from catalogue_tables import byte_rows, median, overhead_rows, print_measured, small_rows
 
 from midnite import catalogue as cat
 from midnite import catalogue_ray, models
@@ -287,10 +287,6 @@ def batch_costs(work: Sequence[cat.Batch], guess: cat.Estimate) -> list[float]:
 # the script --------------------------------------------------------------------------------------
 
 
-def _median(values: Sequence[float]) -> float:
-    return statistics.median(values) if values else float("nan")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--threads", type=int, default=1, help="torch threads per worker (1)")
@@ -318,10 +314,8 @@ def main(argv: list[str] | None = None) -> int:
         return _main(args, setup, info)
 
 
-def _main(args: argparse.Namespace, setup: Setup, info: dict[str, str]) -> int:
-    t_all = time.perf_counter()
-    print(f"midnite catalogue benchmark, {info}")
-    model = models.load(MODEL)
+def _small(args: argparse.Namespace, setup: Setup, model: Any) -> tuple[str, list[dict[str, Run]]]:
+    """The small catalogue, run by each executor ``args.repeats`` times: (what, rounds)."""
     size = (setup.size, setup.size)
     small_table = layers(model, size)
     shapes = {i.name: tuple(i.shape) for i in small_table if i.shape}
@@ -362,138 +356,11 @@ def _main(args: argparse.Namespace, setup: Setup, info: dict[str, str]) -> int:
                 done["ray"] = ray_run
                 print(f"  round {r + 1}: {ray_run.name} {ray_run.seconds:.1f} s", flush=True)
             rounds.append(done)
-    payload: dict[str, Any] = {
-        "machine": info,
-        "quick": args.quick,
-        "threads": args.threads,
-        "workers": args.workers,
-        "repeats": args.repeats,
-        "small": {"what": what, "runs": []},
-    }
+    return what, rounds
 
-    # small: one row per executor, medians over rounds
-    rows, out_rows = [], []
-    for key in rounds[0]:
-        runs = [d[key] for d in rounds]
-        first = runs[0]
-        if first.note:
-            row = {
-                "executor": first.name,
-                "workers x threads": f"{first.workers} x {first.threads}",
-                "units": "-",
-                "wall s": "-",
-                "units/hour": "-",
-                "startup s": "-",
-                "estimate s": "-",
-                "measured / estimate": "-",
-                "target": "0.75-1.25",
-                "note": first.note,
-            }
-        else:
-            wall = _median([x.seconds for x in runs])
-            row = {
-                "executor": first.name,
-                "workers x threads": f"{first.workers} x {first.threads}",
-                "units": first.units,
-                "wall s": wall,
-                "units/hour": _median([3600 * x.units / x.seconds for x in runs]),
-                "startup s": _median([x.startup for x in runs])
-                if first.startup == first.startup
-                else "-",
-                "estimate s": _median([x.estimate for x in runs]),
-                "measured / estimate": _median([x.seconds / x.estimate for x in runs]),
-                "target": "0.75-1.25",
-                "note": "",
-            }
-        rows.append(row)
-        out_rows.append(
-            {
-                **row,
-                "key": key,
-                "rounds": [
-                    {
-                        "seconds": x.seconds,
-                        "startup": x.startup,
-                        "estimate": x.estimate,
-                        "calibration": x.calibration,
-                        "batch_waited": x.waited,
-                        "batch_rendered": x.rendered,
-                    }
-                    for x in runs
-                ],
-            }
-        )
-    payload["small"]["runs"] = out_rows
-    headers = list(rows[0])[:-1]
-    notes = [f"- {r['executor']}: {r['note']}" for r in rows if r["note"]]
-    text = table(
-        "Small catalogue on Lite0: catalogue.run's wall time (startup apart)",
-        headers,
-        [[r[h] for h in headers] for r in rows],
-    )
-    print("\n" + text + ("\n" + "\n".join(notes) if notes else ""), flush=True)
 
-    # overhead per batch: what the driver waited beyond the render's own seconds
-    over_rows = []
-    for key in rounds[0]:
-        runs = [d[key] for d in rounds if d[key].waited]
-        if not runs:
-            continue
-        extra = [w - s for x in runs for w, s in zip(x.waited, x.rendered, strict=True)]
-        share = [(w - s) / s for x in runs for w, s in zip(x.waited, x.rendered, strict=True)]
-        rendered = [s for x in runs for s in x.rendered]
-        busy = [sum(x.rendered) / (x.workers * x.seconds) for x in runs]
-        over_rows.append(
-            {
-                "executor": runs[0].name,
-                "batches": len(extra),
-                "render s (median)": _median(rendered),
-                "driver waited - render, ms (median)": 1e3 * _median(extra),
-                "max ms": 1e3 * max(extra),
-                "share (median)": f"{100 * _median(share):.2f}%",
-                "share (mean)": f"{100 * statistics.fmean(share):.2f}%",
-                "workers busy": f"{100 * _median(busy):.0f}%",
-                "target": "< 5%" if runs[0].workers > 1 else "-",
-            }
-        )
-    payload["overhead"] = over_rows
-    if over_rows:
-        print(
-            "\n"
-            + table(
-                "Per batch: time from sending it to its result in the driver, minus the render's "
-                "own seconds (RenderResult.seconds); workers busy = render seconds / (workers x "
-                "wall)",
-                list(over_rows[0]),
-                [list(r.values()) for r in over_rows],
-            ),
-            flush=True,
-        )
-
-    # bytes: each round's run against the same round's in-process run at the workers' threads
-    byte_rows = []
-    for key in ("whole", "ray"):
-        pairs = [(d["same"], d[key]) for d in rounds if key in d and d[key].pngs]
-        if not pairs:
-            continue
-        same = sum(ref.pngs.get(k) == v for ref, other in pairs for k, v in other.pngs.items())
-        byte_rows.append(
-            {
-                "compared with": pairs[0][0].name,
-                "executor": pairs[0][1].name,
-                "PNGs": sum(len(other.pngs) for _, other in pairs),
-                "byte-identical": f"{same} of {sum(len(ref.pngs) for ref, _ in pairs)}",
-                "target": "all" if key == "ray" else "-",
-            }
-        )
-    payload["bytes"] = byte_rows
-    if byte_rows:
-        print(
-            "\n" + table("Same bytes?", list(byte_rows[0]), [list(r.values()) for r in byte_rows])
-        )
-
-    # projection
-    t_proj = time.perf_counter()
+def _full_plans(setup: Setup, model: Any) -> tuple[dict[str, list], dict[str, tuple[int, ...]]]:
+    """The plans of Lite0's whole catalogue (block outputs, class output) at full settings."""
     full_size = (setup.full_size, setup.full_size)
     full_table = layers(model, full_size)
     full_shapes = {i.name: tuple(i.shape) for i in full_table if i.shape}
@@ -509,13 +376,14 @@ def _main(args: argparse.Namespace, setup: Setup, info: dict[str, str]) -> int:
         plans["class output"] = cat.plan(
             model, MODEL, [""], full_shapes, settings=full_settings, views=cat.VIEWS
         )
-    scale = _median([d["same"].seconds / d["same"].calibration for d in rounds])
-    ray_runs = [d["ray"] for d in rounds if "ray" in d and d["ray"].waited]
-    overhead = (
-        _median([w - s for x in ray_runs for w, s in zip(x.waited, x.rendered, strict=True)])
-        if ray_runs
-        else 0.0
-    )
+    return plans, full_shapes
+
+
+def _projection_rows(
+    args: argparse.Namespace, model: Any, plans: dict[str, list], full_shapes: dict, scale: float,
+    overhead: float,
+) -> tuple[list[dict], list[dict]]:  # fmt: skip
+    """Projected wall time per plan on 1, 8 and 64 workers, and per layer on one."""
     proj_rows, layer_rows = [], []
     with threads(args.threads):
         for name, plan_ in plans.items():
@@ -547,7 +415,24 @@ def _main(args: argparse.Namespace, setup: Setup, info: dict[str, str]) -> int:
                         "projected s (1 worker)": scale * guess.per_layer[layer],
                     }
                 )
-    payload["projection"] = {
+    return proj_rows, layer_rows
+
+
+def _projection(
+    args: argparse.Namespace, setup: Setup, model: Any, rounds: list[dict[str, Run]], t_all: float
+) -> dict:
+    """Lite0's whole catalogue projected from the small one's measured / estimated ratio."""
+    t_proj = time.perf_counter()
+    plans, full_shapes = _full_plans(setup, model)
+    scale = median([d["same"].seconds / d["same"].calibration for d in rounds])
+    ray_runs = [d["ray"] for d in rounds if "ray" in d and d["ray"].waited]
+    overhead = (
+        median([w - s for x in ray_runs for w, s in zip(x.waited, x.rendered, strict=True)])
+        if ray_runs
+        else 0.0
+    )
+    proj_rows, layer_rows = _projection_rows(args, model, plans, full_shapes, scale, overhead)
+    found = {
         "settings": {
             "size": setup.full_size,
             "steps": plans["block outputs"][0].config.steps,
@@ -588,6 +473,28 @@ def _main(args: argparse.Namespace, setup: Setup, info: dict[str, str]) -> int:
         f"{time.perf_counter() - t_all:.0f} s in all)",
         flush=True,
     )
+    return found
+
+
+def _main(args: argparse.Namespace, setup: Setup, info: dict[str, str]) -> int:
+    t_all = time.perf_counter()
+    print(f"midnite catalogue benchmark, {info}")
+    model = models.load(MODEL)
+    what, rounds = _small(args, setup, model)
+    rows, out_rows = small_rows(rounds)
+    over, same = overhead_rows(rounds), byte_rows(rounds)
+    print_measured(rows, over, same)
+    payload: dict[str, Any] = {
+        "machine": info,
+        "quick": args.quick,
+        "threads": args.threads,
+        "workers": args.workers,
+        "repeats": args.repeats,
+        "small": {"what": what, "runs": out_rows},
+        "overhead": over,
+        "bytes": same,
+        "projection": _projection(args, setup, model, rounds, t_all),
+    }
     write_json(args.json, payload)
     return 0
 

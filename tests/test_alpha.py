@@ -15,12 +15,13 @@ from PIL import Image
 from torch import nn
 
 import midnite
-from midnite import cli, gallery
+from midnite import gallery
 from midnite import objectives as obj
 from midnite import records as rec
 from midnite.cli import main
 from midnite.engine.result import _failures
 from midnite.images import alpha_png
+from midnite.jobs import executors
 
 from conftest import assert_same_state, model_state, tiny_cnn
 
@@ -281,14 +282,14 @@ def test_gallery_shows_the_alpha_map_in_a_browser(tmp_path, browser):
 
 
 def test_cli_saves_nothing_for_a_non_finite_alpha_map(tmp_path, monkeypatch, capsys):
-    real = cli.render_config
+    real = executors.render_config
 
     def nan_alpha(model, config, **kw):  # an engine that hands back NaN without naming it
         result = real(model, config, **kw)
         result.alpha[1] = float("nan")
         return result
 
-    monkeypatch.setattr(cli, "render_config", nan_alpha)
+    monkeypatch.setattr(executors, "render_config", nan_alpha)
     model = tmp_path / "left.py"
     model.write_text(MODEL_SRC)
     out = tmp_path / "out"

@@ -11,8 +11,10 @@ import torch
 from torch import nn
 
 from midnite import catalogue as cat
+from midnite import records as rec
 from midnite.cli import main
 from midnite.engine import layers
+from midnite.jobs import executors
 
 MODEL_SRC = """
 import torch
@@ -206,9 +208,9 @@ def test_views_optimize_the_right_objectives(tmp_path):
         assert record["objective"] == record["view"] == view
         if view != "diversity":  # each climbs its objective: negative's is minus the channel's
             assert record["activation"]["final"] > record["activation"]["start"]
-    assert json.loads((folder / "negative_0001.json").read_text())["objective_repr"].startswith(
-        "PerImage([-"
-    )
+    # a record names its own unit's objective (one record builder for render and catalogue)
+    negative = json.loads((folder / "negative_0001.json").read_text())["objective_repr"]
+    assert negative == "-channel('layer2.0.conv', 1)"
     assert (
         "diversity(" in json.loads((folder / "diversity_0001.json").read_text())["objective_repr"]
     )
@@ -279,7 +281,7 @@ def test_catalogue_writes_layers_records_and_index(model_file, tmp_path, capsys)
     assert (out / "1.1" / "diversity_0005.json").is_file()
     assert not (out / "output" / "diversity_0000.json").exists()  # flat: no diversity view
     record = json.loads((out / "1.1" / "channel_0002.json").read_text())
-    assert record["format"] == "midnite.record/2" and record["key"]["steps"] == 3
+    assert record["format"] == rec.FORMAT and record["key"]["steps"] == 3
     index = (out / "index.html").read_text()
     assert 'href="1.1/index.html"' in index and "12 of 12" in index
     assert (out / "1.1" / "index.html").is_file()
@@ -385,9 +387,9 @@ def test_busy_folder_is_status_3(model_file, tmp_path, capsys):
 def test_not_enough_memory_is_status_4_before_anything_starts(
     model_file, tmp_path, capsys, monkeypatch
 ):
-    from midnite import cli
+    from midnite.jobs import memory
 
-    monkeypatch.setattr(cli, "_available_memory", lambda dev: 1024)
+    monkeypatch.setattr(memory, "available_memory", lambda dev: 1024)
     out = tmp_path / "out"
     assert run("catalogue", model_file, "--out", out, "--layers", "1.0", *FAST) == 4
     assert "use a smaller --size" in capsys.readouterr().err
@@ -437,7 +439,7 @@ def test_a_render_that_raises_is_status_1_and_saves_nothing(
     def boom(model, config, progress=True):
         raise RuntimeError("boom")
 
-    monkeypatch.setattr(cat, "render_config", boom)
+    monkeypatch.setattr(executors, "render_config", boom)
     out = tmp_path / "out"
     assert run("catalogue", model_file, "--out", out, "--layers", "1.0", *FAST) == 1
     err = capsys.readouterr().err

@@ -17,9 +17,9 @@ import torch
 from PIL import Image
 
 import midnite
-from midnite import cli
 from midnite import records as rec
 from midnite.cli import UsageError, main, parse_size, parse_units
+from midnite.jobs import batch_seed, executors
 
 MODEL_SRC = """
 import torch
@@ -237,7 +237,7 @@ def test_render_writes_png_record_and_gallery(model_file, tmp_path, capsys):
         assert record["objective_repr"] == f"channel('2', {unit})"
         assert record["seed"] == 7
         assert record["batch"]["units"] == ([0, 1, 2, 3] if unit < 4 else [4])
-        assert record["batch"]["seed"] == rec.batch_seed(7, record["batch"]["units"])
+        assert record["batch"]["seed"] == batch_seed(7, "2", "channel", record["batch"]["units"])
         assert record["settings"]["seed"] == record["batch"]["seed"]
         assert record["settings"]["steps"] == 3 and record["settings"]["size"] == [32, 32]
         assert {"midnite", "torch", "python", "numpy", "pillow"} <= set(record["versions"])
@@ -287,13 +287,13 @@ def test_rerun_skips_finished_units_and_changed_settings_need_overwrite(
     assert run(*args, *FAST) == 0
     before = snapshot(out)
     calls = []
-    real_render = cli.render_config
+    real_render = executors.render_config
 
     def counting_render(model, config, **kw):
         calls.append([o.unit for o in config.objective.objectives])
         return real_render(model, config, **kw)
 
-    monkeypatch.setattr(cli, "render_config", counting_render)
+    monkeypatch.setattr(executors, "render_config", counting_render)
     capsys.readouterr()
     assert run(*args, *FAST) == 0
     assert calls == []
@@ -329,7 +329,7 @@ def test_interrupted_run_leaves_complete_files_and_resumes_exactly(
     assert run(*args, "--out", reference) == 0
 
     out = tmp_path / "out"
-    real_render = cli.render_config
+    real_render = executors.render_config
     calls: list[list[int]] = []
 
     def render_then_interrupt(model, config, **kw):
@@ -338,7 +338,7 @@ def test_interrupted_run_leaves_complete_files_and_resumes_exactly(
             raise KeyboardInterrupt
         return real_render(model, config, **kw)
 
-    monkeypatch.setattr(cli, "render_config", render_then_interrupt)
+    monkeypatch.setattr(executors, "render_config", render_then_interrupt)
     capsys.readouterr()
     assert run(*args, "--out", out) == 130
     err = capsys.readouterr().err
@@ -407,12 +407,14 @@ def test_ctrl_c_while_writing_finishes_the_batch_then_stops(model_file, tmp_path
 
     monkeypatch.setattr(rec, "atomic_write_bytes", write_and_press_ctrl_c)
     args = ["render", model_file, "--layer", "2", "--units", "0-5", "--batch", "3", "--out", out]
+    before = signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)
     assert run(*args, *FAST) == 130
     assert len(sent) == 1
     # the whole first batch was written, nothing of the second
     assert sorted(r["unit"] for _, r in rec.read_records(out)) == [0, 1, 2]
     assert len(list(out.glob("*.png"))) == 6  # image and alpha map
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    # the handlers are the ones the run found (not Python's default, whatever that was)
+    assert (signal.getsignal(signal.SIGINT), signal.getsignal(signal.SIGTERM)) == before
 
 
 def test_gallery_command(model_file, tmp_path, capsys):

@@ -22,6 +22,9 @@ import torch
 from torch import nn
 
 import midnite
+import midnite.gallery
+import midnite.jobs.executors
+import midnite.jobs.memory
 from midnite import objectives as obj
 from midnite import records as rec
 from midnite.cli import main
@@ -249,13 +252,13 @@ def unit_files(folder: Path) -> list[str]:
 
 def count_renders(monkeypatch) -> list[list[int]]:
     calls: list[list[int]] = []
-    real = midnite.cli.render_config
+    real = midnite.jobs.executors.render_config
 
     def counting(model, config, **kw):
         calls.append([o.unit for o in config.objective.objectives])
         return real(model, config, **kw)
 
-    monkeypatch.setattr(midnite.cli, "render_config", counting)
+    monkeypatch.setattr(midnite.jobs.executors, "render_config", counting)
     return calls
 
 
@@ -313,14 +316,14 @@ def test_a_non_finite_image_never_reaches_disk_even_unreported(
     model_path, tmp_path, monkeypatch, capsys
 ):
     # an engine (or a patched one) that hands back NaN images without naming them in .failed
-    real = midnite.cli.render_config
+    real = midnite.jobs.executors.render_config
 
     def nan_images(model, config, **kw):
         result = real(model, config, **kw)
         result.images[0] = float("nan")
         return result
 
-    monkeypatch.setattr(midnite.cli, "render_config", nan_images)
+    monkeypatch.setattr(midnite.jobs.executors, "render_config", nan_images)
     out = tmp_path / "out"
     assert cli("render", f"{model_path}:net", "--layer", "0", "--units", "0-1", *TINY,
                "--out", out) == 1  # fmt: skip
@@ -415,7 +418,8 @@ def test_a_damaged_unit_outside_the_units_asked_for_is_reported_and_left(
     ("change", "words"),
     [
         ({"format": "midnite.record/9"}, "'format' must be one of midnite.record/1, "
-                                         "midnite.record/2, got string 'midnite.record/9'"),
+                                         "midnite.record/2, midnite.record/3, got string "
+                                         "'midnite.record/9'"),
         ({"format": None}, "'format' must be one of"),
         ({"unit": -1}, "'unit' must be an integer >= 0, got number -1"),
         ({"image": {"file": "../../etc/passwd", "sha256": "0" * 64}},
@@ -531,7 +535,7 @@ def test_overwrite_removes_nothing_when_the_run_cannot_start(
     args = ["render", f"{model_path}:net", "--layer", "2", "--units", "0-3", *TINY, "--out", out]
     assert cli(*args) == 0
     before = {n: (out / n).read_bytes() for n in unit_files(out)}
-    monkeypatch.setattr(midnite.cli, "_available_memory", lambda dev: 0)
+    monkeypatch.setattr(midnite.jobs.memory, "available_memory", lambda dev: 0)
     assert cli(*args, "--seed", "9", "--overwrite") == 4
     (line,) = err_lines(capsys)
     assert "but 0 MiB is available; even --batch 1 needs" in line
@@ -570,7 +574,7 @@ def test_a_render_that_will_not_fit_is_refused_with_a_batch_that_fits(
     model = midnite.models.load(f"{model_path}:net")
     config = RenderConfig.resolve(model, obj.channel("2", 0), size=16, steps=2)
     need = renderer.estimate_memory(model, config)
-    monkeypatch.setattr(midnite.cli, "_available_memory", lambda dev: need.bytes(3) + 1)
+    monkeypatch.setattr(midnite.jobs.memory, "available_memory", lambda dev: need.bytes(3) + 1)
     calls = count_renders(monkeypatch)
     out = tmp_path / "out"
     args = ["render", f"{model_path}:net", "--layer", "2", "--units", "0-5", *TINY, "--out", out]
@@ -580,15 +584,15 @@ def test_a_render_that_will_not_fit_is_refused_with_a_batch_that_fits(
                      r"cpu, but .* is available; use --batch 3 \(or a smaller --size\)",
                      line)  # fmt: skip
     assert calls == [] and unit_files(out) == []
-    monkeypatch.setattr(midnite.cli, "_available_memory", lambda dev: need.bytes(1) // 2)
+    monkeypatch.setattr(midnite.jobs.memory, "available_memory", lambda dev: need.bytes(1) // 2)
     assert cli(*args) == 4
     assert "even --batch 1 needs" in err_lines(capsys)[0]
-    monkeypatch.setattr(midnite.cli, "_available_memory", lambda dev: need.bytes(3) + 1)
+    monkeypatch.setattr(midnite.jobs.memory, "available_memory", lambda dev: need.bytes(3) + 1)
     assert cli(*args, "--batch", "3") == 0  # the suggestion works
 
 
 def test_available_memory_on_the_cpu_is_known_here():
-    available = midnite.cli._available_memory(torch.device("cpu"))
+    available = midnite.jobs.memory.available_memory(torch.device("cpu"))
     assert available is None or 0 <= available < 2**50
 
 
@@ -612,7 +616,7 @@ def test_a_failure_inside_a_render_is_one_line_with_its_status(
     def fail(model, config, **kw):
         raise error
 
-    monkeypatch.setattr(midnite.cli, "render_config", fail)
+    monkeypatch.setattr(midnite.jobs.executors, "render_config", fail)
     out = tmp_path / "out"
     assert cli("render", f"{model_path}:net", "--layer", "0", "--units", "0-1", *TINY,
                "--out", out) == status  # fmt: skip
@@ -688,7 +692,7 @@ def test_an_unexpected_error_is_one_line_and_can_show_its_traceback(
     def broken(folder, **kw):
         raise KeyError("bug")
 
-    monkeypatch.setattr(midnite.cli.gallery, "build", broken)
+    monkeypatch.setattr(midnite.gallery, "build", broken)
     args = ["render", f"{model_path}:net", "--layer", "0", "--units", "0", *TINY,
             "--out", tmp_path / "out"]  # fmt: skip
     assert cli(*args) == 1

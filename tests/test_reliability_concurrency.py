@@ -106,7 +106,7 @@ def test_the_lock_is_released_after_an_error_and_an_interrupt(command, tmp_path,
     def interrupted(*args, **kw):
         raise KeyboardInterrupt
 
-    monkeypatch.setattr("midnite.cli.render_config", interrupted)
+    monkeypatch.setattr("midnite.jobs.executors.render_config", interrupted)
     assert main([*command, "--out", str(out)]) == 130
     assert not (out / rec.LOCK_NAME).exists()
     with rec.lock_folder(out):  # free again

@@ -1,0 +1,301 @@
+"""``midnite catalogue``: every unit of many layers, in several views, resumably.
+
+Plans with ``midnite.jobs`` (layers, views, ``LAYERS`` layout), computes dataset examples
+(``--images``), then runs the plan with the one runner (``jobs.run``) in this process or on
+Ray (``--ray``, ``jobs.ray.RayExecutor``); ``--dry-run`` prints the plan and its expected time.
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import functools
+import sys
+from collections.abc import Iterator
+from pathlib import Path
+from typing import Any
+
+import torch
+
+from midnite.cli.common import default_size, device, layer_table, load, prepare_out
+from midnite.cli.options import (
+    EPILOG,
+    add_run_options,
+    number,
+    parse_size,
+    parse_unit_ranges,
+    parse_units,
+    wrap,
+)
+from midnite.engine.checks import check_positive_int
+from midnite.errors import BusyError, MemoryShortage, RenderError, UsageError, WriteError
+from midnite.jobs import (
+    PROBE_STEPS,
+    Batch,
+    InProcess,
+    Settings,
+    add_examples,
+    check_memory,
+    estimate,
+    format_seconds,
+    plan,
+    select_layers,
+    todo,
+)
+from midnite.jobs import run as run_jobs
+from midnite.jobs.memory import is_out_of_memory, one_line
+from midnite.store import records as rec
+
+__all__ = ["TOP_K", "register", "run"]
+
+TOP_K = 9  # dataset examples per unit (--top-k)
+
+
+def register(sub: Any) -> None:
+    """Add the ``catalogue`` sub-parser to ``sub`` (argparse's subparsers)."""
+    cat = sub.add_parser(
+        "catalogue",
+        help="render every unit of many layers, in several views, resumably",
+        description=wrap(
+            "Render a catalogue into DIR: for each layer (default: the outputs of the model's "
+            "repeated blocks, i.e. the children of its largest group of nn.Sequential/ModuleList "
+            "blocks, with (C, H, W) outputs, plus the output when it reads as classes) and each "
+            "view, DIR/<layer>/<view>_<unit>.png + .json, a gallery per layer and DIR/index.html. "
+            "Records are keyed by the weights' digest, every setting and the midnite version: a "
+            "rerun renders only what is missing, changed or damaged. Views: channel (maximize the "
+            "channel), negative (minimize it), diversity (4 images of a unit that differ, one "
+            "strip; not for flat layers)."
+        ),
+        epilog=EPILOG,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    cat.add_argument("model", metavar="MODEL")
+    cat.add_argument(
+        "--layers",
+        metavar="PATTERN",
+        nargs="+",
+        help="fnmatch globs over 'midnite layers MODEL' names, e.g. 'blocks.*' ('(output)' is "
+        "the output); default: the repeated blocks' outputs and the class output",
+    )
+    cat.add_argument(
+        "--units", metavar="RANGE", help="unit indices per layer, e.g. 0-15 (default: all)"
+    )
+    cat.add_argument(
+        "--views",
+        metavar="V,...",
+        default="channel",
+        help="comma list of channel, negative, diversity (default channel)",
+    )
+    add_run_options(
+        cat,
+        batch_help="units rendered together (default 8; a diversity batch is one unit's images)",
+    )
+    cat.add_argument(
+        "--dry-run",
+        action="store_true",
+        help="print the plan and its expected time (from a short probe render); render nothing",
+    )
+    cat.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        nargs="?",
+        const="",
+        default=None,
+        help="render on Ray (pip install 'midnite[ray]'): without ADDRESS on a local Ray "
+        "instance started for the run, with ADDRESS (HEAD:6379) on that cluster; workers load "
+        "MODEL themselves, only this process writes files",
+    )
+    cat.add_argument(
+        "--images",
+        metavar="DIR",
+        help="a folder tree of JPEG/PNG photos (any sizes): each unit's page shows the --top-k "
+        "that excite it most, with the activating region marked (one pass over the folder; "
+        "unreadable files are skipped and counted)",
+    )
+    cat.add_argument(
+        "--top-k",
+        metavar="K",
+        type=number("--top-k", int, check_positive_int),
+        default=None,
+        help="dataset examples per unit, with --images (default 9)",
+    )
+    cat.add_argument(
+        "--workers",
+        metavar="N",
+        type=number("--workers", int, check_positive_int),
+        default=None,
+        help="Ray workers, each with one torch thread (default: the cluster's CPUs)",
+    )
+
+
+def _images_folder(text: str) -> tuple[Path, list[str]]:
+    """``--images DIR``: the folder and its files, checked before anything is loaded."""
+    from midnite.dataset_examples import list_images
+
+    folder = Path(text)
+    if not folder.is_dir():
+        raise UsageError(
+            f"--images: expected a folder of JPEG/PNG images, got {text!r} (no such folder)"
+        )
+    names = list_images(folder)
+    if not names:
+        raise UsageError(f"--images: the folder {text!r} holds no files (expected JPEG/PNG images)")
+    return folder, names
+
+
+def _dry_run(model, work, names, shapes, units, dev, out: Path) -> int:
+    print(f"plan: {len(names)} layer(s), {units} unit renders in {len(work)} batch(es) on {dev}")
+    for name in names:
+        mine = [b for b in work if b.layer == name]
+        views = ", ".join(dict.fromkeys(b.view for b in mine)) or "-"
+        count = len({u for b in mine for u in b.units})
+        shape = "x".join(map(str, shapes[name]))
+        print(
+            f"  {name or '(output)'}  [{shape}]  {count} units  views {views}  "
+            f"{len(mine)} batch(es)  {sum(len(b.units) for b in mine)} renders"
+        )
+    left, renders = work, units
+    if out.is_dir():
+        pending, done = todo(work, out)
+        left, renders = [b for b, _ in pending], units - done
+        print(f"{done} of {units} unit renders already done in {str(out)!r}")
+    if not left:
+        print("nothing to render")
+        return 0
+    try:
+        guess = estimate(model, left)
+    except Exception as err:
+        if is_out_of_memory(err):
+            raise MemoryShortage(f"the probe render ran out of memory: {one_line(err)}") from None
+        raise RenderError(
+            f"the probe render failed ({type(err).__name__}: {one_line(err)})"
+        ) from None
+    print(
+        f"expected time of {renders} renders (measured on {dev}: one "
+        f"batch per layer for 1 and {1 + PROBE_STEPS} steps): "
+        + ", ".join(
+            f"{n} worker{'s' if n > 1 else ''} {format_seconds(guess.workers(n))}"
+            for n in (1, 8, 64)
+        )
+        + " (each worker as fast as this process)"
+    )
+    print("dry run: nothing rendered")
+    return 0
+
+
+@contextlib.contextmanager
+def _executor(args: argparse.Namespace, model: torch.nn.Module) -> Iterator[Any]:
+    """The executor: in-process, or Ray's (``--ray``) for the ``with`` block."""
+    if args.ray is None:
+        yield InProcess(model)
+        return
+    from midnite.jobs import ray  # imports Ray itself only when an executor is made
+
+    executor = ray.RayExecutor(args.model, address=args.ray or None, workers=args.workers)
+    executor.__enter__()  # RayError (a UsageError): Ray missing, cluster unreachable
+    try:
+        yield executor
+    finally:
+        executor.close()
+
+
+def _check_options(args: argparse.Namespace) -> None:
+    if args.units is not None:
+        parse_unit_ranges(args.units)  # the syntax now; the range per layer in the plan
+    if args.top_k is not None and args.images is None:
+        raise UsageError("--top-k needs --images DIR (the photos to find examples in)")
+    if args.workers is not None and args.ray is None:
+        raise UsageError("--workers needs --ray (in-process rendering is one worker)")
+
+
+def _plan(args, model, table, size, dev) -> tuple[list[Batch], list[str], dict]:
+    """The plan of ``--layers``, ``--units`` and ``--views`` (a mistake: UsageError)."""
+    settings = Settings(
+        size=size, steps=args.steps, batch=args.batch, seed=args.seed, device=str(dev)
+    )
+    names = select_layers(model, table, args.layers)
+    shapes = {i.name: tuple(i.shape) for i in table if i.name in names and i.shape}
+    work = plan(
+        model,
+        args.model,
+        names,
+        shapes,
+        settings=settings,
+        views=[v.strip() for v in args.views.split(",")],
+        units=args.units,
+        parse_units=lambda text, count: parse_units(text, count=count),
+    )
+    if not work:
+        raise UsageError(
+            "nothing to render: the diversity view needs layers with positions (C, H, W); "
+            "add --views channel or pick other --layers"
+        )
+    return work, names, shapes
+
+
+def _examples(args, work, images, out, executor, report) -> None:
+    found = add_examples(
+        work, images[0], args.top_k or TOP_K, out, executor=executor,
+        progress=not args.no_progress, report=report,
+    )  # fmt: skip
+    done = f"{len(found.computed)} layer(s) computed" if found.computed else ""
+    fresh = f"{len(found.up_to_date)} up to date" if found.up_to_date else ""
+    print(
+        f"dataset examples: {', '.join(x for x in (done, fresh) if x)}; "
+        f"{found.seen} of {found.images} file(s) read"
+        + (f", {len(found.skipped)} unreadable skipped" if found.skipped else "")
+    )
+
+
+def run(args: argparse.Namespace) -> int:
+    """``midnite catalogue``: plan, then dry-run it or run it (``jobs.run``)."""
+    _check_options(args)
+    images = _images_folder(args.images) if args.images is not None else None
+    size = parse_size(args.size) if args.size else None
+    dev = device(args.device)
+    out = None if args.dry_run else prepare_out(args.out)
+    model = load(args.model)
+    size = size or default_size(args.model)
+    table = layer_table(model, args.model, size, dev)
+    work, names, shapes = _plan(args, model, table, size, dev)
+    units = sum(len(b.units) for b in work)
+    if args.dry_run:
+        if images is not None:
+            print(
+                f"dataset examples: top {args.top_k or TOP_K} per unit from {len(images[1])} "
+                f"file(s) in {str(images[0])!r}, one pass over the folder for all layers"
+            )
+        return _dry_run(model, work, names, shapes, units, dev, Path(args.out))
+    assert out is not None
+    # the deepest layer's forward pass is the longest: check it at the largest batch
+    check_memory(model, work[-1].probe(), max(b.images for b in work), dev)
+    report = functools.partial(print, "midnite:", file=sys.stderr)
+    try:
+        with rec.lock_folder(out), _executor(args, model) as executor:
+            if images is not None:
+                _examples(args, work, images, out, executor, report)
+            summary = run_jobs(
+                work, out, executor=executor, progress=not args.no_progress, report=report
+            )
+    except rec.FolderBusy as err:
+        raise BusyError(str(err)) from None
+    except OSError as err:  # the dataset examples or the pages; the runner names its own
+        raise WriteError(
+            f"writing results to {str(out)!r} failed ({err.strerror or err}); every file "
+            "written is complete. Run the same command again to resume."
+        ) from None
+    print(
+        f"rendered {summary.rendered} of {units} units ({summary.up_to_date} up to date"
+        f"{f', {len(summary.failed)} failed' if summary.failed else ''}) in "
+        f"{format_seconds(summary.seconds)}; index: {summary.index}"
+    )
+    if summary.failed:
+        first = next(iter(summary.failed.items()))
+        message = (
+            f"{len(summary.failed)} of {units} units failed, nothing saved for them (first: "
+            f"{first[0]}: {first[1]}); a rerun tries them again"
+        )
+        if any(is_out_of_memory(e) for e in summary.errors):
+            raise MemoryShortage(f"{message}; use a smaller --batch or --size")
+        raise RenderError(message)
+    return 0

@@ -1,0 +1,74 @@
+"""What the ``midnite`` commands share beyond parsing: the device, the model, the output
+folder and the layer table, each checked with a one-line ``UsageError``."""
+
+from __future__ import annotations
+
+import importlib.metadata
+import tempfile
+from pathlib import Path
+
+import torch
+
+from midnite import models
+from midnite.engine import layers, resolve_device
+from midnite.errors import UsageError
+
+__all__ = ["default_size", "device", "layer_table", "load", "own_version", "prepare_out"]
+
+
+def own_version() -> str:
+    try:
+        return importlib.metadata.version("midnite")
+    except importlib.metadata.PackageNotFoundError:
+        return "unknown"
+
+
+def device(spec: str | None) -> torch.device:
+    """The device ``spec`` names, or the engine's one-line reason why not (meta, no CUDA)."""
+    try:
+        return resolve_device(spec)
+    except (TypeError, ValueError) as err:
+        raise UsageError(f"--device: {err}") from None
+
+
+def load(name: str) -> torch.nn.Module:
+    try:
+        return models.load(name)
+    except Exception as err:  # one line for people, whatever the loader raised
+        msg = str(err) or type(err).__name__
+        if not isinstance(err, (ValueError, ImportError)):
+            msg = f"could not load model {name!r}: {type(err).__name__}: {msg}"
+        raise UsageError(msg) from None
+
+
+def default_size(name: str) -> tuple[int, int]:
+    side = models.input_size(name)
+    return side, side
+
+
+def prepare_out(folder: str) -> Path:
+    if not folder.strip():
+        raise UsageError(f"--out must name a folder, got {folder!r}")
+    out = Path(folder)
+    if out.exists() and not out.is_dir():
+        raise UsageError(f"output folder {folder!r} exists and is not a folder; give a folder")
+    try:
+        out.mkdir(parents=True, exist_ok=True)
+        with tempfile.TemporaryFile(dir=out) as fh:
+            fh.write(b"midnite")
+    except OSError as err:
+        reason = err.strerror or str(err)
+        raise UsageError(
+            f"cannot write to output folder {folder!r} ({reason}); give a writable folder"
+        ) from None
+    return out
+
+
+def layer_table(model, name: str, size: tuple[int, int], dev):
+    try:
+        return layers(model, size, device=dev)
+    except Exception as err:
+        raise UsageError(
+            f"{name} does not run on {size[0]}x{size[1]} images ({type(err).__name__}: "
+            f"{err}); try another --size"
+        ) from None

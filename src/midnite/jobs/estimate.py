@@ -1,0 +1,81 @@
+"""Expected time of a plan, from probe renders measured here (``midnite catalogue --dry-run``)."""
+
+from __future__ import annotations
+
+import math
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+
+import torch
+
+from midnite.engine import render_config
+from midnite.jobs.plan import Batch
+
+__all__ = ["PROBE_REPEATS", "PROBE_STEPS", "Estimate", "estimate", "format_seconds"]
+
+# steps of the probe renders that time each layer (estimate): with 3, load noise of 0.1 s on a
+# busy 2-core machine was ~30% of the cost per step (estimates of one layer: 26-73 s for 28 s)
+PROBE_STEPS = 8
+PROBE_REPEATS = 2  # each probe render is timed this often, the fastest kept (load only slows)
+
+
+@dataclass
+class Estimate:
+    """Expected seconds of a plan: ``total`` on one worker, ``longest`` batch, per layer."""
+
+    total: float
+    longest: float
+    per_layer: dict[str, float]
+
+    def workers(self, n: int) -> float:
+        """Seconds on ``n`` workers, batches spread evenly (never below the longest batch)."""
+        return max(self.total / n, self.longest)
+
+
+def estimate(model: torch.nn.Module, work: Sequence[Batch], steps: int = PROBE_STEPS) -> Estimate:
+    """Time ``work`` from a probe measured here: per layer, one batch for 1 and 1 + ``steps`` steps.
+
+    The cost of a step grows with the layer's depth (each forward pass ends after the layer),
+    so each layer is probed, with its batch of the most images, after one unmeasured warm-up
+    render; each probe render runs ``PROBE_REPEATS`` times and the fastest counts. The two
+    give a fixed cost per batch (set-up) and a cost per step; a batch of that layer is taken to
+    cost ``fixed + step * its steps * its images / the probe's images``. Writing files is not
+    counted (milliseconds per unit). ``Estimate.workers(n)`` assumes ``n`` workers each as fast
+    as this process: on a machine whose cores are busy with other work it is a lower bound.
+    """
+    if not work:
+        return Estimate(0.0, 0.0, {})
+    render_config(model, work[0].config.replace(steps=1), progress=False)  # warm-up
+    cost: dict[str, tuple[float, float, int]] = {}  # layer: (fixed, per step, probe images)
+    for layer in dict.fromkeys(b.layer for b in work):
+        biggest = max((b for b in work if b.layer == layer), key=lambda b: b.images)
+        took = []
+        for n in (1, 1 + steps):
+            times = []
+            for _ in range(PROBE_REPEATS):
+                began = time.perf_counter()
+                render_config(model, biggest.config.replace(steps=n), progress=False)
+                times.append(time.perf_counter() - began)
+            took.append(min(times))
+        step = max(took[1] - took[0], 0.0) / steps
+        cost[layer] = (max(took[0] - step, 0.0), step, biggest.images)
+    costs = []
+    for b in work:
+        fixed, step, images = cost[b.layer]
+        costs.append(fixed + step * b.config.steps * b.images / images)
+    per_layer: dict[str, float] = {}
+    for b, c in zip(work, costs, strict=True):
+        per_layer[b.layer] = per_layer.get(b.layer, 0.0) + c
+    return Estimate(sum(costs), max(costs), per_layer)
+
+
+def format_seconds(seconds: float) -> str:
+    """``42 s``, ``12.5 min`` or ``3.2 h``."""
+    if not math.isfinite(seconds):
+        return "?"
+    if seconds < 120:
+        return f"{seconds:.1f} s" if seconds < 10 else f"{seconds:.0f} s"
+    if seconds < 7200:
+        return f"{seconds / 60:.1f} min"
+    return f"{seconds / 3600:.1f} h"
