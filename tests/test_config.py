@@ -279,7 +279,7 @@ def test_cli_records_carry_the_configs_json(tmp_path: Path):
             [obj.channel("2", u) for u in batch],
             size=(16, 16),
             steps=2,
-            seed=rec.batch_seed(4, batch),
+            seed=rec.batch_seed(4, "2", "channel", batch),
         )
         assert record["settings"] == json.loads(json.dumps(config.to_json()))
         # the resume key takes the recipe's lr from the config, as the render did

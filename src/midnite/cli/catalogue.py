@@ -130,7 +130,7 @@ def register(sub: Any) -> None:
 
 def _images_folder(text: str) -> tuple[Path, list[str]]:
     """``--images DIR``: the folder and its files, checked before anything is loaded."""
-    from midnite.dataset_examples import list_images
+    from midnite.images import list_images
 
     folder = Path(text)
     if not folder.is_dir():

@@ -7,9 +7,9 @@ import sys
 from pathlib import Path
 from typing import Any
 
-from midnite import gallery
 from midnite.cli.options import EPILOG, wrap
 from midnite.errors import EXIT_FAILED, EXIT_OK, UsageError, WriteError
+from midnite.pages import gallery
 from midnite.store import records as rec
 
 __all__ = ["register", "run"]

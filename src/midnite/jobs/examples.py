@@ -10,11 +10,11 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from midnite import site
-from midnite.dataset_examples import UnreadableImageWarning, list_images
 from midnite.engine import versions
+from midnite.images import UnreadableImageWarning, list_images
 from midnite.jobs.executors import Executor
 from midnite.jobs.plan import Batch, CatalogueError, canonical
+from midnite.pages import catalogue as site
 
 __all__ = ["ExamplesSummary", "add_examples"]
 

@@ -13,7 +13,7 @@ from typing import Protocol
 
 import torch
 
-from midnite.dataset_examples import TopExamples, top_examples
+from midnite.analysis import TopExamples, top_examples
 from midnite.engine import RenderResult, render_config
 from midnite.jobs.plan import Batch
 

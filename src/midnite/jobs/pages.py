@@ -6,8 +6,9 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 from pathlib import Path
 
-from midnite import gallery, site
 from midnite.jobs.plan import Batch, canonical, layer_folder
+from midnite.pages import catalogue as site
+from midnite.pages import gallery
 from midnite.store import records as rec
 
 __all__ = ["build_index", "catalogue_pages", "default_pages", "folder_gallery"]

@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import torch
 
-from midnite.engine import RenderConfig, versions
+from midnite.engine import Init, RenderConfig, versions
 from midnite.engine.config import init_digest
 from midnite.errors import UsageError
 from midnite.jobs.views import View, get_view
@@ -153,7 +153,7 @@ class Batch:
         cfg = self.config
         if cfg.init is None:
             return {}
-        return {"init": init_digest(cfg.init), "init_penalty": cfg.init_penalty}
+        return {"init": init_digest(cfg.init.image), "init_penalty": cfg.init.penalty}
 
     def run_config(self) -> dict:
         """The run configuration (``records.RUN_FIELDS``) a ``one_run`` folder holds one of."""
@@ -168,8 +168,8 @@ class Batch:
             "batch": self.settings.batch if self.settings else len(self.units),
             "device": str(cfg.device),
             "recipe": cfg.to_json()["recipe"],
-            "init": None if cfg.init is None else init_digest(cfg.init),
-            "init_penalty": cfg.init_penalty,
+            "init": None if cfg.init is None else init_digest(cfg.init.image),
+            "init_penalty": 0.0 if cfg.init is None else cfg.init.penalty,
         }
 
     def probe(self) -> RenderConfig:
@@ -297,8 +297,9 @@ def _config(
             lr=settings.lr,
             device=settings.device,
             seed=seed,
-            init=settings.init,
-            init_penalty=settings.init_penalty,
+            init=None
+            if settings.init is None
+            else Init(settings.init, penalty=settings.init_penalty),
             recipe=settings.recipe,
             param=settings.param,
         )

@@ -37,9 +37,10 @@ from typing import Any
 
 from tqdm.auto import tqdm
 
-from midnite.dataset_examples import TopExamples, list_images, merge, top_examples
+from midnite.analysis import TopExamples, merge, top_examples
 from midnite.engine import RenderResult
 from midnite.errors import UsageError
+from midnite.images import list_images
 from midnite.jobs.plan import Batch
 
 __all__ = ["INSTALL", "Ray", "RayError", "RayExecutor", "import_ray"]

@@ -18,9 +18,9 @@ from typing import cast
 import torch
 
 from midnite.engine import RenderResult
+from midnite.evaluation.metrics import summary
 from midnite.images import alpha_png, png_bytes
 from midnite.jobs.plan import Batch, canonical
-from midnite.metrics import summary
 from midnite.store import records as rec
 from midnite.store.schema import Activation, AlphaFile, BatchPosition, ImageFile, Timing, UnitRecord
 

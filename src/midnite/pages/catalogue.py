@@ -26,9 +26,9 @@ from pathlib import Path
 
 from PIL import Image
 
-from midnite import records as rec
 from midnite.errors import UsageError
 from midnite.pages.templating import render
+from midnite.store import records as rec
 from midnite.store.site_files import (
     EXAMPLE_SIZE,
     EXAMPLES,

@@ -15,9 +15,9 @@ import os
 from collections.abc import Sequence
 from pathlib import Path
 
-from midnite import records as rec
 from midnite.errors import UsageError
 from midnite.pages.templating import fmt, render
+from midnite.store import records as rec
 
 __all__ = ["INDEX", "build", "page"]
 

@@ -34,12 +34,12 @@ from typing import TYPE_CHECKING
 
 import torch
 
-from midnite import records as rec
 from midnite.errors import UsageError
 from midnite.images import png_bytes
+from midnite.store import records as rec
 
 if TYPE_CHECKING:
-    from midnite.dataset_examples import TopExamples
+    from midnite.analysis import TopExamples
 
 __all__ = [
     "EXAMPLES",
