@@ -14,10 +14,9 @@ import functools
 import sys
 from typing import Any
 
-import numpy as np
 import torch
-from PIL import Image
 
+from midnite import images
 from midnite.cli.common import default_size, device, layer_table, load, prepare_out
 from midnite.cli.options import (
     EPILOG,
@@ -168,14 +167,10 @@ def _load_init(path: str, channels: int) -> torch.Tensor:
             f"--init needs a model that takes 1 or 3 channels, this one takes {channels}"
         )
     try:
-        with Image.open(path) as img:
-            img = img.convert("RGB" if channels == 3 else "L")
-            array = np.array(img, dtype=np.uint8)
-    except (OSError, ValueError) as err:  # missing, unreadable, not an image
+        image = images.load(path, channels=channels)
+    except UsageError as err:  # missing, unreadable, not an image
         raise UsageError(f"--init {path!r} cannot be read as an image ({one_line(err)})") from None
-    if array.ndim == 2:
-        array = array[..., None]
-    return torch.from_numpy(array).permute(2, 0, 1).contiguous()
+    return (image * 255).round().to(torch.uint8)  # the file's own 8-bit values
 
 
 def _units(args: argparse.Namespace, layer: str, shape: tuple[int, ...]) -> list[int]:
