@@ -18,13 +18,14 @@ from torch import Tensor, nn
 
 from midnite.engine.device import resolve_device
 from midnite.engine.tokens import TokenReader
+from midnite.errors import UsageError
 
 OUTPUT = ""  # the name of the root module in ``named_modules()``: the model's own output
 
 _SPEC = re.compile(r"^(?P<name>[^:]*?)(?::(?P<call>\d+))?$")
 
 
-class LayerNotFoundError(ValueError):
+class LayerNotFoundError(UsageError):
     """A layer name that ``model.named_modules()`` does not know."""
 
 

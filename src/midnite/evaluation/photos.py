@@ -18,7 +18,7 @@ from PIL import Image
 from torch import Tensor
 
 from midnite.engine.checks import as_images
-from midnite.errors import UsageError
+from midnite.errors import EXIT_USAGE, MidniteError, UsageError
 from midnite.images import decode, read_file
 
 __all__ = [
@@ -43,8 +43,10 @@ PHOTOS: dict[str, tuple[str, str]] = {
 }
 
 
-class PhotosMissingError(ImportError):
+class PhotosMissingError(MidniteError, ImportError):
     """scikit-image (which holds the photographs) is not installed, or lacks a file."""
+
+    exit_code = EXIT_USAGE
 
 
 def _data_folder() -> Path:

@@ -23,7 +23,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from midnite.engine import RenderResult
-from midnite.errors import MidniteError, UsageError, WriteError
+from midnite.errors import EXIT_INTERRUPTED, MidniteError, UsageError, WriteError
 from midnite.jobs.executors import Executor, InProcess
 from midnite.jobs.memory import render_failure
 from midnite.jobs.pages import default_pages
@@ -59,7 +59,13 @@ class Summary:
 
 
 class Interrupted(KeyboardInterrupt):
-    """Ctrl-C or SIGTERM: the batch being written was finished; ``summary`` says how far."""
+    """Ctrl-C or SIGTERM: the batch being written was finished; ``summary`` says how far.
+
+    The one midnite exception that is no ``MidniteError``: it must pass ``except Exception``
+    as Ctrl-C does. ``exit_code`` is the command's status for it all the same.
+    """
+
+    exit_code = EXIT_INTERRUPTED
 
     def __init__(self, summary: Summary):
         super().__init__()
