@@ -10,9 +10,9 @@ pip() { .venv/bin/python -m pip --disable-pip-version-check -q "$@"; }
 # torch first, pinned: on these machines 2.13.0 is a CPU build on local disk; an unpinned
 # install would fetch a multi-GB CUDA build.
 .venv/bin/python -c "import torch" 2>/dev/null || pip install "torch==2.13.0"
-extras="models,plot,photos"
+extras="models,plot,photos,concepts"
 if [ "${1:-}" = "--test" ]; then
-  extras="dev,models,plot,photos,ray"
+  extras="dev,models,plot,photos,ray,concepts"
   if ! { command -v chromium && command -v chromedriver; } >/dev/null 2>&1; then
     if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
       { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; } \
