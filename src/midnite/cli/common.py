@@ -12,6 +12,7 @@ import torch
 from midnite import models
 from midnite.engine import layers, resolve_device
 from midnite.errors import UsageError
+from midnite.store.paths import MAX_NAME_BYTES
 
 __all__ = ["default_size", "device", "layer_table", "load", "own_version", "prepare_out"]
 
@@ -32,8 +33,14 @@ def device(spec: str | None) -> torch.device:
 
 
 def load(name: str) -> torch.nn.Module:
+    """The model ``name`` (``models.load``); whatever loading raises, even ``SystemExit`` from a
+    user's model file, is one ``UsageError`` line."""
     try:
         return models.load(name)
+    except SystemExit as err:  # a model file calling sys.exit() on import
+        raise UsageError(
+            f"could not load model {name!r}: it called sys.exit({err.code!r}) while loading"
+        ) from None
     except Exception as err:  # one line for people, whatever the loader raised
         msg = str(err) or type(err).__name__
         if not isinstance(err, (ValueError, ImportError)):
@@ -47,8 +54,19 @@ def default_size(name: str) -> tuple[int, int]:
 
 
 def prepare_out(folder: str) -> Path:
+    """``--out``: made if missing and checked writable; each name in the path must be at most
+    255 bytes, NUL is refused (one ``UsageError`` line each)."""
     if not folder.strip():
         raise UsageError(f"--out must name a folder, got {folder!r}")
+    if "\0" in folder:
+        raise UsageError(f"--out must be a path without NUL characters, got {folder!r}")
+    for part in Path(folder).parts:
+        size = len(part.encode("utf-8", "surrogateescape"))
+        if size > MAX_NAME_BYTES:
+            raise UsageError(
+                f"--out: each folder name must be at most {MAX_NAME_BYTES} bytes, got one of "
+                f"{size} bytes ({part[:20]!r}...)"
+            )
     out = Path(folder)
     if out.exists() and not out.is_dir():
         raise UsageError(f"output folder {folder!r} exists and is not a folder; give a folder")

@@ -1,5 +1,6 @@
-"""The dataset-examples pass of a catalogue: each unit's top images of a folder, computed once
-per layer and key (``executor.examples``) and saved for the pages (``site.write_examples``)."""
+"""The dataset-examples pass of a catalogue: each unit's top images of a folder (the output
+folder excluded), computed once per layer and key (``executor.examples``), saved for the pages
+(``site.write_examples``) and computed again when a saved example file is missing or changed."""
 
 from __future__ import annotations
 
@@ -11,10 +12,11 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from midnite.engine import versions
-from midnite.images import UnreadableImageWarning, list_images
+from midnite.images import UnreadableImageWarning, describe_skipped, scan_folder
 from midnite.jobs.executors import Executor
 from midnite.jobs.plan import Batch, CatalogueError, canonical
 from midnite.pages import catalogue as site
+from midnite.store import site_files
 
 __all__ = ["ExamplesSummary", "add_examples"]
 
@@ -28,6 +30,7 @@ class ExamplesSummary:
     images: int = 0  # files in the folder
     seen: int = 0  # images that went through the model (0 when every layer was up to date)
     skipped: list[tuple[str, str]] = field(default_factory=list)  # (file, why) unreadable
+    repaired: list[str] = field(default_factory=list)  # layers whose saved files were damaged
 
 
 def _listing_digest(folder: Path, names: Sequence[str]) -> str:
@@ -54,18 +57,27 @@ def add_examples(
     One pass (``executor.examples``) over the layers whose examples are missing or stale reads
     every image once; ``site.write_examples`` saves them as ``DIR/<layer>/examples.json`` with
     a key of the folder's listing (names, sizes, times), ``k``, size, weights, units and midnite
-    version, so a rerun with the same key does nothing. Unreadable files are skipped, counted
-    and reported (``report``); a folder without files or without a readable image is a
+    version, so a rerun with the same key does nothing unless a saved example PNG is missing or
+    does not match its SHA-256 (then the layer is computed again, said in one line). The walk
+    leaves out the output folder ``out``. Entries the walk skips and unreadable files are
+    skipped, counted and reported (``report``), one line each; a damaged ``examples.json`` is
+    named and computed again; a folder without files or without a readable image is a
     ``CatalogueError``.
     """
     folder = Path(images)
+    out = Path(out)
     try:
-        names = list_images(folder)
+        listing = scan_folder(folder, exclude=[out])
     except ValueError as err:
         raise CatalogueError(f"--images: {str(err).removeprefix('images: ')}") from None
+    names = listing.files
+    if listing.skipped and report is not None:
+        report(
+            f"dataset examples: skipped {len(listing.skipped)} entries of {str(folder)!r}:\n"
+            + describe_skipped(listing.skipped)
+        )
     if not names:
         raise CatalogueError(f"--images: the folder {str(folder)!r} holds no files")
-    out = Path(out)
     summary = ExamplesSummary(images=len(names))
     if not work:
         return summary
@@ -82,7 +94,17 @@ def add_examples(
         "midnite": versions()["midnite"],
     }
     keys = {layer: canonical({**base, "units": units[layer]}) for layer in layers}
-    todo_layers = [x for x in layers if site.read_examples_key(out, x) != keys[x]]
+    todo_layers = [x for x in layers if site.read_examples_key(out, x, report) != keys[x]]
+    for layer in [x for x in layers if x not in todo_layers]:
+        bad = site_files.damaged_examples(out, layer)
+        if bad:
+            todo_layers.append(layer)
+            summary.repaired.append(layer)
+            if report is not None:
+                report(
+                    f"dataset examples of {layer!r}: {len(bad)} file(s) missing or changed "
+                    f"(first: {bad[0]}); computing them again"
+                )
     summary.up_to_date = [x for x in layers if x not in todo_layers]
     if not todo_layers:
         return summary
@@ -95,11 +117,10 @@ def add_examples(
     summary.seen = result.seen
     summary.skipped = [(str(i), why) for i, why in result.skipped]
     if summary.skipped and report is not None:
-        shown = "; ".join(f"{i}: {why}" for i, why in summary.skipped[:3])
-        more = f" (and {len(summary.skipped) - 3} more)" if len(summary.skipped) > 3 else ""
         report(
             f"dataset examples: skipped {len(summary.skipped)} of {len(names)} file(s) in "
-            f"{str(folder)!r} that are not readable JPEG or PNG images: {shown}{more}"
+            f"{str(folder)!r} that are not readable JPEG or PNG images:\n"
+            + describe_skipped(summary.skipped)
         )
     site.write_examples(out, result, todo_layers, units=units, keys=keys)
     summary.computed = todo_layers

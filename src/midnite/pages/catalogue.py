@@ -29,6 +29,7 @@ from PIL import Image
 from midnite.errors import UsageError
 from midnite.pages.templating import render
 from midnite.store import records as rec
+from midnite.store.paths import inside
 from midnite.store.site_files import (
     EXAMPLE_SIZE,
     EXAMPLES,
@@ -140,14 +141,16 @@ def read_catalogue(folder: str | os.PathLike) -> tuple[str, list[Layer], dict[st
     """``(model, layers, plan)`` of a catalogue folder, layers in the plan's order.
 
     Layers are the sub-folders holding records, plus planned layers with nothing rendered yet;
-    the model is the plan's, else the one most records name.
+    the model is the plan's, else the one most records name. Sub-folders that are symlinks are
+    not read (a page never shows a file from outside ``folder``).
     """
     out = Path(folder)
     if not out.is_dir():
         raise UsageError(f"build_site needs an existing catalogue folder, got {str(out)!r}")
     planned_model, planned = read_plan(out)
     layers = []
-    for sub in sorted((p for p in out.iterdir() if p.is_dir()), key=lambda p: _natural(p.name)):
+    subs = (p for p in out.iterdir() if p.is_dir() and not p.is_symlink())
+    for sub in sorted(subs, key=lambda p: _natural(p.name)):
         layer = None if sub.name.startswith(".") else _read_layer(sub)
         if layer is not None:
             layers.append(layer)
@@ -327,12 +330,15 @@ def build_site(folder: str | os.PathLike) -> Path:
     """Write the catalogue's pages in ``folder`` from its records; returns ``folder/index.html``.
 
     Layer folders are ``folder``'s sub-folders holding records; each gets ``index.html`` and a
-    page per unit ``<unit:04d>.html``. A damaged unit is shown as damaged, never an error.
+    page per unit ``<unit:04d>.html``. A damaged unit is shown as damaged, never an error. A
+    planned layer folder that is a symlink, or a folder where a page goes, is refused with
+    ``store.PathError`` (one line; nothing written through it); a page that is a symlink is
+    replaced by the page (the link's target is left alone).
     """
     out = Path(folder)
     model, layers, planned = read_catalogue(out)
     for layer in layers:
-        target = out / layer.folder
+        target = inside(out, layer.folder, write=True)
         target.mkdir(exist_ok=True)  # a planned layer with nothing rendered yet
         for unit in layer.units.values():
             page = _unit_html(layer, unit, model, target)

@@ -19,6 +19,7 @@ from collections.abc import Iterator, Mapping
 from pathlib import Path
 
 from midnite.errors import BusyError, MidniteError
+from midnite.store.paths import PathError
 
 __all__ = [
     "LOCK_NAME",
@@ -61,9 +62,15 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
     """Write ``data`` to a temporary file beside ``path``, fsync it, then rename it to ``path``.
 
     Readers see the old file or the new one, never a part; on any exception (also a
-    KeyboardInterrupt) the temporary file is removed and ``path`` is left as it was.
+    KeyboardInterrupt) the temporary file is removed and ``path`` is left as it was. A symlink
+    at ``path`` is replaced by the file (its target is not written); a folder at ``path`` is
+    refused with :class:`~midnite.store.paths.PathError` (nothing of the user's is removed).
     """
     path = Path(path)
+    if path.is_dir() and not path.is_symlink():
+        raise PathError(
+            f"{str(path)!r} is a folder where midnite writes a file; move it away and run again"
+        )
     # the writer's pid in the name: clean_temp leaves the files of live writers alone
     fd, tmp = tempfile.mkstemp(
         prefix=f".{path.name}.p{os.getpid()}.", suffix=TEMP_SUFFIX, dir=path.parent

@@ -140,6 +140,8 @@ def _check_files(folder: Path, record: UnitRecord) -> None:
         files.append(("alpha map", record.alpha.file, record.alpha.sha256))
     for what, name, sha256 in files:
         png = inside(folder, name)
+        if png.is_symlink():  # never followed: a page would show a file from elsewhere
+            raise RecordError(f"its {what} {name!r} is a symbolic link (not followed)")
         if not png.is_file():
             raise RecordError(f"its {what} {name!r} is missing")
         try:
@@ -232,7 +234,8 @@ def scan(folder: str | os.PathLike) -> Scan:
     unit's (``unit_stem``) or a PNG of the same name lies beside it; other JSON files are not
     midnite's and are passed over. A record is damaged when ``read_json`` refuses it (unreadable,
     over its size or depth limit, not UTF-8, not JSON), it is not a valid record, or its PNG (or
-    listed alpha map) is missing or does not match its SHA-256. Nothing in a folder raises.
+    listed alpha map) is missing, a symbolic link or does not match its SHA-256; a record that
+    is a symbolic link is damaged too (links are never followed). Nothing in a folder raises.
     """
     folder = Path(folder)
     found = Scan()
@@ -240,6 +243,10 @@ def scan(folder: str | os.PathLike) -> Scan:
         if path.name.startswith("."):
             continue
         ours = bool(_STEM.match(path.stem)) or path.with_suffix(".png").is_file()
+        if path.is_symlink():  # never followed: it could name a file outside the folder
+            if ours:
+                found.damaged.append(_damaged(path, "its record is a symbolic link (not followed)"))
+            continue
         try:
             record = read_json(path)
         except (OSError, DamagedError) as err:

@@ -1,16 +1,21 @@
 """The catalogue folder's data files: the plan, dataset examples, and the names of the pages.
 
 Reading and writing only (atomic writes through ``midnite.records``); the pages built from these
-files are ``midnite.pages``. A file that is absent or damaged reads as empty, never an error.
+files are ``midnite.pages``. A file that is absent or damaged (unreadable, beyond
+``store.files.read_json``'s size or depth limits, not the format) reads as empty, never an
+error: ``report`` gets one line naming it, and the next run rewrites it. Every path comes from
+names checked as single components (``store.paths``); symlinks under the folder are never
+followed for writing (``PathError``, one line) and example files that are symlinks are not read.
 
 Dataset examples (``EXAMPLES_FORMAT``), ``DIR/<layer>/examples.json``::
 
     {"format": "midnite.examples/1", "layer": "_blocks.8",
      "units": {"12": [{"file": "examples/3f2a....png", "value": 4.2,
-                       "box": [y0, x0, y1, x1] or null}, ...]}}
+                       "box": [y0, x0, y1, x1] or null, "sha256": "..."}, ...]}}
 
-``file`` is relative to the layer folder; ``box`` is in that PNG's pixels (bottom and right
-exclusive); ``key`` (optional) says what the examples were computed from, so a rerun can tell
+``file`` is ``examples/<name>.png``, relative to the layer folder; ``box`` is in that PNG's
+pixels (bottom and right exclusive); ``sha256`` is the PNG's digest (``damaged_examples``
+checks it); ``key`` (optional) says what the examples were computed from, so a rerun can tell
 whether they are up to date. ``write_examples`` writes it from a ``dataset_examples.TopExamples``.
 
 The plan (``PLAN_FORMAT``), ``DIR/catalogue.json``, one entry per layer folder (``write_plan``
@@ -25,10 +30,9 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import math
 import os
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
 
@@ -37,6 +41,9 @@ import torch
 from midnite.errors import UsageError
 from midnite.images import png_bytes
 from midnite.store import records as rec
+from midnite.store.files import DamagedError, read_json
+from midnite.store.keys import layer_folder as _folder_name
+from midnite.store.paths import PathError, component, inside
 
 if TYPE_CHECKING:
     from midnite.analysis import TopExamples
@@ -47,6 +54,7 @@ __all__ = [
     "EXAMPLE_SIZE",
     "PLAN",
     "PLAN_FORMAT",
+    "damaged_examples",
     "layer_folder",
     "read_examples",
     "read_examples_key",
@@ -70,20 +78,49 @@ def unit_page(unit: int) -> str:
     return f"{unit:04d}.html"
 
 
+Report = Callable[[str], None]
+
+
 def layer_folder(layer: str) -> str:
-    """The folder of a layer (``records.unit_stem``'s spelling; the output is ``output``)."""
+    """The folder of a layer (``store.keys.layer_folder``: ``unit_stem``'s spelling, ``output``
+    for the output), checked as one path component (``PathError`` if over 255 bytes)."""
     if not isinstance(layer, str):
         raise UsageError(f"a layer folder needs a layer name (str), got {layer!r}")
-    return rec.unit_stem(layer, "x", 0).rsplit("_x_", 1)[0]
+    return component(_folder_name(layer), what=f"the folder of layer {layer[:40]!r}")
 
 
-def _read_doc(path: Path, fmt: str) -> dict | None:
-    """The JSON object in ``path`` if its ``format`` is ``fmt``; None if absent or bad."""
+def _read_doc(path: Path, fmt: str, report: Report | None = None) -> dict | None:
+    """The JSON object in ``path`` (``read_json``: size and depth limits) if its ``format`` is
+    ``fmt``; None if absent or bad (a damaged file is named to ``report``)."""
     try:
-        doc = json.loads(path.read_text(encoding="utf-8"))
-    except (OSError, ValueError, RecursionError):
+        doc = read_json(path)
+    except FileNotFoundError:
         return None
-    return doc if isinstance(doc, dict) and doc.get("format") == fmt else None
+    except (OSError, DamagedError) as err:
+        if report is not None:
+            why = err.reason if isinstance(err, DamagedError) else str(err)
+            report(f"{str(path)!r} is damaged ({why}); it is written again")
+        return None
+    if isinstance(doc, dict) and doc.get("format") == fmt:
+        return doc
+    if report is not None:
+        report(f"{str(path)!r} is damaged (not a {fmt} file); it is written again")
+    return None
+
+
+def _real_folder(folder: Path) -> bool:
+    """Whether ``folder`` is a folder and not a symlink (links are not followed)."""
+    return folder.is_dir() and not folder.is_symlink()
+
+
+def _sha256(path: Path) -> str | None:
+    """The SHA-256 of a regular file that is not a symlink; None if it cannot be read."""
+    if path.is_symlink() or not path.is_file():
+        return None
+    try:
+        return rec.sha256_file(path)
+    except OSError:
+        return None
 
 
 # dataset examples ------------------------------------------------------------------------------
@@ -125,11 +162,12 @@ def write_examples(
 
     Each example image is scaled to at most ``size`` pixels a side and saved once per layer as
     ``examples/<digest>.png`` (decoded once for all ``layers``: a later layer copies the file);
-    ``examples.json`` lists per unit ``{file, value, box}`` with the receptive-field box in the
-    saved PNG's pixels (null for flat layers). Examples whose image is not kept (given as
-    tensors) are left out. ``units`` (``{layer: units}``) limits the units written (default:
-    all); ``keys`` (``{layer: JSON-able}``) are stored for ``read_examples_key``. Returns the
-    ``examples.json`` paths.
+    ``examples.json`` lists per unit ``{file, value, box, sha256}`` with the receptive-field box
+    in the saved PNG's pixels (null for flat layers) and the PNG's digest. Examples whose image
+    is not kept (given as tensors) are left out. ``units`` (``{layer: units}``) limits the
+    units written (default: all); ``keys`` (``{layer: JSON-able}``) are stored for
+    ``read_examples_key``. Returns the ``examples.json`` paths. A layer folder (or its
+    ``examples``) that is a symlink is refused (``PathError``) before anything is written.
     """
     if not isinstance(size, int) or isinstance(size, bool) or size < 1:
         raise UsageError(f"write_examples needs a size of at least 1 pixel, got {size!r}")
@@ -138,9 +176,9 @@ def write_examples(
     made: dict[str, tuple[Path, float]] = {}  # image id: (a saved PNG, scale), across layers
     for layer in layers:
         res = result[layer]
-        target = out / layer_folder(layer)
-        (target / "examples").mkdir(parents=True, exist_ok=True)
-        saved: dict[str, tuple[str, float]] = {}  # image id: (file, scale) in this layer
+        target = inside(out, layer_folder(layer), write=True)
+        inside(out, layer_folder(layer), "examples", write=True).mkdir(parents=True, exist_ok=True)
+        saved: dict[str, tuple[str, float, str]] = {}  # image id: (file, scale, sha256) here
         rows_of: dict[str, list[dict]] = {}
         wanted = range(res.units) if units is None or layer not in units else units[layer]
         for unit in wanted:
@@ -150,20 +188,20 @@ def write_examples(
                 if ident not in saved:
                     rel = f"examples/{hashlib.sha256(ident.encode()).hexdigest()[:16]}.png"
                     if ident in made:
-                        source, scale = made[ident]
-                        rec.atomic_write_bytes(target / rel, source.read_bytes())
+                        data, scale = made[ident]
                     else:
                         try:
                             image = result.image(layer, unit, rank)
                         except (ValueError, OSError):
                             continue
                         image, scale = _shrink(image, size)
-                        rec.atomic_write_bytes(target / rel, png_bytes(image))
-                        made[ident] = (target / rel, scale)
-                    saved[ident] = (rel, scale)
-                rel, scale = saved[ident]
+                        data = png_bytes(image)
+                        made[ident] = (data, scale)
+                    rec.atomic_write_bytes(target / rel, data)
+                    saved[ident] = (rel, scale, hashlib.sha256(data).hexdigest())
+                rel, scale, digest = saved[ident]
                 box = _scaled_box(ex.box, scale)
-                rows.append({"file": rel, "value": float(ex.value), "box": box})
+                rows.append({"file": rel, "value": float(ex.value), "box": box, "sha256": digest})
             rows_of[str(unit)] = rows
         doc: dict[str, object] = {"format": EXAMPLES_FORMAT, "layer": layer, "units": rows_of}
         if keys is not None and layer in keys:
@@ -172,10 +210,54 @@ def write_examples(
     return written
 
 
-def read_examples_key(folder: str | os.PathLike, layer: str) -> object:
-    """The ``key`` stored with ``layer``'s examples under ``folder``; None if absent or bad."""
-    doc = _read_doc(Path(folder) / layer_folder(layer) / EXAMPLES, EXAMPLES_FORMAT)
+def read_examples_key(
+    folder: str | os.PathLike, layer: str, report: Report | None = None
+) -> object:
+    """The ``key`` stored with ``layer``'s examples under ``folder``; None if absent, damaged
+    (named to ``report``) or in a layer folder that is a symlink."""
+    target = Path(folder) / layer_folder(layer)
+    if not _real_folder(target):
+        return None
+    doc = _read_doc(target / EXAMPLES, EXAMPLES_FORMAT, report)
     return None if doc is None else doc.get("key")
+
+
+def _example_file(folder: Path, file: object) -> Path | None:
+    """``folder/examples/<name>`` for a row's ``file``, None unless it is exactly that (one
+    plain name, neither step a symlink)."""
+    if not isinstance(file, str):
+        return None
+    parts = file.split("/")
+    if len(parts) != 2 or parts[0] != "examples":
+        return None
+    try:
+        path = inside(folder, *parts, write=True)
+    except PathError:
+        return None
+    return path
+
+
+def damaged_examples(folder: str | os.PathLike, layer: str) -> list[str]:
+    """The example files of ``layer``'s ``examples.json`` under ``folder`` that are missing, a
+    symlink or do not match their recorded SHA-256 (``"examples/x.png: why"``); [] if none (or
+    no examples)."""
+    target = Path(folder) / layer_folder(layer)
+    doc = _read_doc(target / EXAMPLES, EXAMPLES_FORMAT) if _real_folder(target) else None
+    units = None if doc is None else doc.get("units")
+    bad: dict[str, str] = {}
+    for rows in units.values() if isinstance(units, dict) else ():
+        for row in rows if isinstance(rows, list) else ():
+            file = row.get("file") if isinstance(row, dict) else None
+            if not isinstance(file, str) or file in bad:
+                continue
+            path = _example_file(target, file)
+            if path is None:
+                bad[file] = "not a file name under examples/"
+            elif path.is_symlink() or not path.is_file():
+                bad[file] = "missing"
+            elif _sha256(path) != row.get("sha256"):
+                bad[file] = "does not match its SHA-256 (changed or truncated)"
+    return [f"{file}: {why}" for file, why in bad.items()]
 
 
 def _good_box(box: object) -> bool:
@@ -189,11 +271,15 @@ def _good_box(box: object) -> bool:
 def read_examples(layer_dir: str | os.PathLike) -> dict[int, list[dict]]:
     """``{unit: [{file, value, box}]}`` of ``layer_dir/examples.json``; {} if absent or bad.
 
-    Rows whose file is absolute, leaves the folder (``..``) or is missing are left out; a box
-    that is not four numbers reads as None.
+    Rows whose file is not ``examples/<name>`` (absolute, ``..``, deeper), is a symlink, is
+    missing or does not match its ``sha256`` are left out; a box that is not four numbers reads
+    as None. A ``layer_dir`` that is a symlink has no examples.
     """
     folder = Path(layer_dir)
+    if not _real_folder(folder):
+        return {}
     doc = _read_doc(folder / EXAMPLES, EXAMPLES_FORMAT)
+    digests: dict[Path, str | None] = {}
     units = None if doc is None else doc.get("units")
     if not isinstance(units, dict):
         return {}
@@ -206,7 +292,12 @@ def read_examples(layer_dir: str | os.PathLike) -> dict[int, list[dict]]:
             if not isinstance(row, dict) or not isinstance(row.get("file"), str):
                 continue
             file = row["file"]
-            if file.startswith("/") or ".." in Path(file).parts or not (folder / file).is_file():
+            path = _example_file(folder, file)
+            if path is None:
+                continue
+            if path not in digests:
+                digests[path] = _sha256(path)
+            if digests[path] is None or row.get("sha256", digests[path]) != digests[path]:
                 continue
             box = row.get("box")
             good.append(
@@ -223,12 +314,26 @@ def _count(value: object) -> bool:
     return isinstance(value, int) and not isinstance(value, bool) and value >= 0
 
 
-def read_plan(folder: str | os.PathLike) -> tuple[str, dict[str, dict]]:
-    """``(model, {layer folder: entry})`` of ``folder/catalogue.json``; ``("", {})`` if absent.
+def _planned_folder(sub: object, entry: dict) -> bool:
+    """Whether ``sub`` is the folder of the entry's layer (so a path taken from the plan is
+    one checked component: never absolute, ``..``, ``a/b``, NUL or over 255 bytes)."""
+    layer = entry.get("layer")
+    try:
+        return isinstance(layer, str) and sub == layer_folder(layer)
+    except UsageError:
+        return False
 
-    Entries that lack a field or hold a wrong type are left out.
+
+def read_plan(
+    folder: str | os.PathLike, report: Report | None = None
+) -> tuple[str, dict[str, dict]]:
+    """``(model, {layer folder: entry})`` of ``folder/catalogue.json``; ``("", {})`` if absent
+    or damaged (named to ``report``).
+
+    Entries that lack a field, hold a wrong type, or whose key is not ``layer_folder`` of their
+    ``layer`` (a path, ``..``, NUL, a name over 255 bytes) are left out.
     """
-    doc = _read_doc(Path(folder) / PLAN, PLAN_FORMAT)
+    doc = _read_doc(Path(folder) / PLAN, PLAN_FORMAT, report)
     if doc is None:
         return "", {}
     layers = doc.get("layers")
@@ -237,9 +342,8 @@ def read_plan(folder: str | os.PathLike) -> tuple[str, dict[str, dict]]:
         if not isinstance(entry, dict):
             continue
         if (
-            isinstance(sub, str)
+            _planned_folder(sub, entry)
             and all(_count(entry.get(k)) for k in ("units", "planned", "done"))
-            and isinstance(entry.get("layer"), str)
             and isinstance(entry.get("views"), list)
         ):
             good[sub] = entry
@@ -247,15 +351,19 @@ def read_plan(folder: str | os.PathLike) -> tuple[str, dict[str, dict]]:
     return (model if isinstance(model, str) else ""), good
 
 
-def write_plan(folder: str | os.PathLike, model: str, layers: Sequence[dict]) -> Path:
+def write_plan(
+    folder: str | os.PathLike, model: str, layers: Sequence[dict], report: Report | None = None
+) -> Path:
     """Record in ``folder/catalogue.json`` what each of ``layers`` is to hold and how much is done.
 
     Each entry: ``{"layer", "units", "views", "planned", "done"}`` (``planned``/``done`` count
     renders: a unit in two views is two). Entries of other layers already there are kept (a
-    catalogue grows by runs over other layers); a changed ``model`` starts the plan afresh.
+    catalogue grows by runs over other layers); a changed ``model`` starts the plan afresh. A
+    damaged plan (``report`` names it) is written anew; entries ``read_plan`` refuses are
+    dropped.
     """
     out = Path(folder)
-    old_model, entries = read_plan(out)
+    old_model, entries = read_plan(out, report)
     if old_model != model:
         entries = {}
     for entry in layers:
@@ -267,7 +375,7 @@ def write_plan(folder: str | os.PathLike, model: str, layers: Sequence[dict]) ->
             "done": int(entry["done"]),
         }
     doc = {"format": PLAN_FORMAT, "model": model, "layers": entries}
-    with contextlib.suppress(OSError, ValueError):  # unchanged: left untouched (mtime kept)
-        if json.loads((out / PLAN).read_text(encoding="utf-8")) == rec.jsonable(doc):
+    with contextlib.suppress(OSError, DamagedError):  # unchanged: left untouched (mtime kept)
+        if read_json(out / PLAN) == rec.jsonable(doc):
             return out / PLAN
     return rec.write_json(out / PLAN, doc)
