@@ -210,7 +210,8 @@ def _views(layer: Layer, unit: Unit) -> list[dict]:
             )  # fmt: skip
         elif view in unit.damaged:
             path, reason = unit.damaged[view]
-            views.append({"view": view, "reason": reason, "record": path.name})
+            record = "#" if path.is_symlink() else path.name  # a link never leads out
+            views.append({"view": view, "reason": reason, "record": record})
     return views
 
 

@@ -75,7 +75,7 @@ def _damaged_tile(bad: rec.Damaged) -> dict:
         "objective": bad.objective or "",
         "stem": bad.stem,
         "reason": bad.reason,
-        "record": bad.path.name,
+        "record": "#" if bad.path.is_symlink() else bad.path.name,  # links lead nowhere out
     }
 
 
