@@ -9,6 +9,7 @@ from PIL import Image
 
 from midnite import records as rec
 from midnite.errors import UsageError
+from midnite.store import PathError
 from midnite.store import site_files as sf
 
 
@@ -72,3 +73,75 @@ def test_read_examples_keeps_only_files_inside_the_layer_folder(tmp_path):
 def test_write_examples_refuses_a_bad_size(tmp_path):
     with pytest.raises(UsageError, match=r"size of at least 1 pixel, got 0"):
         sf.write_examples(tmp_path, None, ["conv"], size=0)  # type: ignore[arg-type]
+
+
+def test_plan_keys_must_be_the_folder_of_their_layer(tmp_path):
+    entry = {"units": 1, "views": ["channel"], "planned": 1, "done": 1}
+    layers = {key: {**entry, "layer": key} for key in ("/abs", "../x", "a/b", "x\0y", "n" * 256)}
+    layers["..-x"] = {**entry, "layer": "../x"}  # the folder of layer '../x': kept
+    layers["liar"] = {**entry, "layer": "conv"}  # a key that is not its layer's folder
+    layers["conv"] = {**entry, "layer": "conv"}
+    rec.write_json(tmp_path / sf.PLAN, {"format": sf.PLAN_FORMAT, "model": "m", "layers": layers})
+    assert sorted(sf.read_plan(tmp_path)[1]) == ["..-x", "conv"]
+    assert sf.layer_folder("..") == "--" and sf.layer_folder("../x") == "..-x"
+    with pytest.raises(PathError, match=r"at most 255 bytes in UTF-8, got 300 bytes"):
+        sf.layer_folder("n" * 300)
+    with pytest.raises(PathError, match=r"at most 255 bytes"):
+        sf.write_plan(tmp_path, "m", [{**entry, "layer": "n" * 300}])
+
+
+def test_a_damaged_plan_is_named_and_written_again(tmp_path):
+    (tmp_path / sf.PLAN).write_text("[" * 200_000 + "]" * 200_000)
+    said: list[str] = []
+    entry = {"layer": "conv", "units": 1, "views": ["channel"], "planned": 1, "done": 0}
+    sf.write_plan(tmp_path, "m", [entry], report=said.append)
+    assert len(said) == 1 and "catalogue.json' is damaged (nests 200000 levels deep" in said[0]
+    assert sf.read_plan(tmp_path) == ("m", {"conv": entry})
+    (tmp_path / sf.PLAN).write_text('{"format": "other/1"}')
+    assert sf.read_plan(tmp_path, said.append) == ("", {})
+    assert "is damaged (not a midnite.catalogue/1 file)" in said[-1]
+
+
+def test_examples_behind_symlinks_are_neither_read_nor_written(tmp_path):
+    outside = tmp_path / "outside"
+    (outside / "examples").mkdir(parents=True)
+    Image.new("RGB", (4, 4)).save(outside / "examples" / "a.png")
+    rows = [{"file": "examples/a.png", "value": 1.0, "box": None}]
+    doc = {"format": sf.EXAMPLES_FORMAT, "layer": "conv", "units": {"0": rows}, "key": 1}
+    rec.write_json(outside / sf.EXAMPLES, doc)
+    out = tmp_path / "out"
+    out.mkdir()
+    (out / "conv").symlink_to(outside, target_is_directory=True)
+    assert sf.read_examples(out / "conv") == {} and sf.read_examples_key(out, "conv") is None
+    with pytest.raises(PathError, match=r"is a symbolic link; midnite writes only into"):
+        sf.write_examples(out, None, ["conv"])  # type: ignore[arg-type]  # refused first
+    (out / "conv").unlink()
+    (out / "conv" / "examples").mkdir(parents=True)
+    (out / "conv" / "examples" / "a.png").symlink_to(outside / "examples" / "a.png")
+    rec.write_json(out / "conv" / sf.EXAMPLES, doc)
+    assert sf.read_examples(out / "conv") == {0: []}  # a symlinked example file is left out
+    assert sf.damaged_examples(out, "conv") == ["examples/a.png: a symbolic link (not followed)"]
+
+
+def test_damaged_examples_checks_each_file_against_its_sha256(tmp_path):
+    layer = tmp_path / "conv"
+    (layer / "examples").mkdir(parents=True)
+    data = {}
+    for name, colour in (("a", "red"), ("b", "blue"), ("c", "cyan")):
+        Image.new("RGB", (4, 4), colour).save(layer / "examples" / f"{name}.png")
+        data[name] = rec.sha256_file(layer / "examples" / f"{name}.png")
+    rows = [
+        {"file": f"examples/{n}.png", "value": 1.0, "box": None, "sha256": data[n]} for n in data
+    ]
+    rows.append({"file": "../a.png", "value": 1.0, "box": None})
+    doc = {"format": sf.EXAMPLES_FORMAT, "layer": "conv", "units": {"0": rows, "1": rows[:1]}}
+    rec.write_json(layer / sf.EXAMPLES, doc)
+    assert sf.damaged_examples(tmp_path, "conv") == ["../a.png: not a file name under examples/"]
+    (layer / "examples" / "a.png").unlink()
+    (layer / "examples" / "b.png").write_bytes(b"\x89PNG")
+    assert sf.damaged_examples(tmp_path, "conv") == [
+        "examples/a.png: missing",
+        "examples/b.png: does not match its SHA-256 (changed or truncated)",
+        "../a.png: not a file name under examples/",
+    ]
+    assert [r["file"] for r in sf.read_examples(layer)[0]] == ["examples/c.png"]

@@ -210,8 +210,8 @@ def _views(layer: Layer, unit: Unit) -> list[dict]:
             )  # fmt: skip
         elif view in unit.damaged:
             path, reason = unit.damaged[view]
-            record = "#" if path.is_symlink() else path.name  # a link never leads out
-            views.append({"view": view, "reason": reason, "record": record})
+            link = "#" if path.is_symlink() else path.name  # a link never leads out
+            views.append({"view": view, "reason": reason, "record": link})
     return views
 
 

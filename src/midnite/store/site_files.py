@@ -172,12 +172,14 @@ def write_examples(
     if not isinstance(size, int) or isinstance(size, bool) or size < 1:
         raise UsageError(f"write_examples needs a size of at least 1 pixel, got {size!r}")
     out = Path(folder)
+    for layer in layers:  # every folder checked before anything is written
+        inside(out, layer_folder(layer), "examples", write=True)
     written = []
     made: dict[str, tuple[Path, float]] = {}  # image id: (a saved PNG, scale), across layers
     for layer in layers:
         res = result[layer]
-        target = inside(out, layer_folder(layer), write=True)
-        inside(out, layer_folder(layer), "examples", write=True).mkdir(parents=True, exist_ok=True)
+        target = out / layer_folder(layer)
+        (target / "examples").mkdir(parents=True, exist_ok=True)
         saved: dict[str, tuple[str, float, str]] = {}  # image id: (file, scale, sha256) here
         rows_of: dict[str, list[dict]] = {}
         wanted = range(res.units) if units is None or layer not in units else units[layer]
@@ -188,7 +190,8 @@ def write_examples(
                 if ident not in saved:
                     rel = f"examples/{hashlib.sha256(ident.encode()).hexdigest()[:16]}.png"
                     if ident in made:
-                        data, scale = made[ident]
+                        source, scale = made[ident]
+                        data = source.read_bytes()
                     else:
                         try:
                             image = result.image(layer, unit, rank)
@@ -196,7 +199,7 @@ def write_examples(
                             continue
                         image, scale = _shrink(image, size)
                         data = png_bytes(image)
-                        made[ident] = (data, scale)
+                        made[ident] = (target / rel, scale)
                     rec.atomic_write_bytes(target / rel, data)
                     saved[ident] = (rel, scale, hashlib.sha256(data).hexdigest())
                 rel, scale, digest = saved[ident]
@@ -224,17 +227,17 @@ def read_examples_key(
 
 def _example_file(folder: Path, file: object) -> Path | None:
     """``folder/examples/<name>`` for a row's ``file``, None unless it is exactly that (one
-    plain name, neither step a symlink)."""
+    plain name, ``examples`` not a symlink)."""
     if not isinstance(file, str):
         return None
     parts = file.split("/")
     if len(parts) != 2 or parts[0] != "examples":
         return None
     try:
-        path = inside(folder, *parts, write=True)
+        path = inside(folder, *parts)
     except PathError:
         return None
-    return path
+    return None if path.parent.is_symlink() else path
 
 
 def damaged_examples(folder: str | os.PathLike, layer: str) -> list[str]:
@@ -253,7 +256,9 @@ def damaged_examples(folder: str | os.PathLike, layer: str) -> list[str]:
             path = _example_file(target, file)
             if path is None:
                 bad[file] = "not a file name under examples/"
-            elif path.is_symlink() or not path.is_file():
+            elif path.is_symlink():
+                bad[file] = "a symbolic link (not followed)"
+            elif not path.is_file():
                 bad[file] = "missing"
             elif _sha256(path) != row.get("sha256"):
                 bad[file] = "does not match its SHA-256 (changed or truncated)"
