@@ -8,13 +8,17 @@ from __future__ import annotations
 
 import pytest
 import torch
+from PIL import Image
 from torch import nn
 
 import midnite
 import midnite.analysis
 from midnite import metrics, plot, store
+from midnite.cli import common
 from midnite.engine import Crops, Init
 from midnite.errors import UsageError
+from midnite.images import UnreadableImageError
+from midnite.images import load as load_image
 from midnite.models import load
 from midnite.visualization.base import ChannelSplit, PixelActivation, ResizeTransform, SplitSelector
 
@@ -42,9 +46,28 @@ def _record() -> dict:
     }  # fmt: skip
 
 
+def _mkdir(path):
+    path.mkdir()
+    return path
+
+
 def _write(path, text: str):
     path.write_text(text)
     return path
+
+
+def _linked_layer(tmp_path):
+    """An output folder whose layer folder ``conv`` is a symlink to a folder outside it."""
+    (tmp_path / "elsewhere").mkdir()
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "conv").symlink_to(tmp_path / "elsewhere", target_is_directory=True)
+    return tmp_path / "out"
+
+
+def _bomb(tmp_path):
+    """A PNG of 10000x10000 one-bit pixels: small on disk, over Pillow's pixel limit."""
+    Image.new("1", (10_000, 10_000)).save(tmp_path / "bomb.png")
+    return tmp_path / "bomb.png"
 
 
 def _model_file(tmp_path, source: str) -> str:
@@ -101,6 +124,54 @@ ROWS = [
         r"name must be at most 255 bytes in UTF-8, got 256 bytes",
     ),
     (
+        "layer folder of 300 bytes",
+        lambda t: store.site_files.layer_folder("n" * 300),
+        store.PathError,
+        r"the folder of layer 'n+' must be at most 255 bytes in UTF-8, got 300 bytes",
+    ),
+    (
+        "page where a folder stands",
+        lambda t: store.atomic_write_text(_mkdir(t / "index.html"), "<p>"),
+        store.PathError,
+        r"index.html' is a folder where midnite writes a file; move it away and run again",
+    ),
+    (
+        "examples into a symlinked layer folder",
+        lambda t: store.site_files.write_examples(_linked_layer(t), None, ["conv"]),
+        store.PathError,
+        r"conv' is a symbolic link; midnite writes only into real folders under",
+    ),
+    (
+        "--out name over 255 bytes",
+        lambda t: common.prepare_out(str(t / ("a" * 300) / "b")),
+        UsageError,
+        r"--out: each folder name must be at most 255 bytes, got one of 300 bytes",
+    ),
+    (
+        "--out with NUL",
+        lambda t: common.prepare_out(f"{t}/a\0b"),
+        UsageError,
+        r"--out must be a path without NUL characters, got",
+    ),
+    (
+        "model file calling sys.exit on import",
+        lambda t: common.load(_model_file(t, "import sys\nsys.exit(3)\n")),
+        UsageError,
+        r"could not load model '.*user_model.py:make': it called sys.exit\(3\) while loading",
+    ),
+    (
+        "command on a 5-channel model",
+        lambda t: common.layer_table(nn.Conv2d(5, 4, 3), "net5", (8, 8), "cpu"),
+        UsageError,
+        r"net5 takes 5 input channels; the commands save PNG images of 1, 3 or 4 channels",
+    ),
+    (
+        "decompression bomb",
+        lambda t: load_image(_bomb(t)),
+        UnreadableImageError,
+        r"bomb.png': 10000x10000 pixels, over Pillow's limit of \d+ \(a decompression bomb\?\)",
+    ),
+    (
         "JSON file nested 100 deep",
         lambda t: store.read_json(_write(t / "deep.json", "[" * 100 + "]" * 100)),
         store.DamagedError,
@@ -117,6 +188,22 @@ ROWS = [
         ),
         TypeError,
         r"objective 'custom' must return a tensor of one value per image, shape \(1,\), got list",
+    ),
+    (
+        "render a half-precision model",
+        lambda t: midnite.render(
+            nn.Conv2d(3, 4, 3).half(), midnite.objectives.channel("", 0), size=8, steps=1
+        ),
+        UsageError,
+        r"the model's weights must be float32, got torch.float16 \('weight'\); pass a float32 copy",
+    ),
+    (
+        "top_examples on a half-precision model",
+        lambda t: midnite.analysis.top_examples(
+            nn.Sequential(nn.Conv2d(3, 4, 3)).half(), ["0"], [torch.rand(3, 8, 8)]
+        ),
+        UsageError,
+        r"the model's weights must be float32, got torch.float16",
     ),
     (
         "PixelActivation layer=5",

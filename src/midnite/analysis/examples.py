@@ -37,6 +37,7 @@ from midnite.engine.checks import (
     check_size,
     resolve_index,
 )
+from midnite.engine.config import check_model_dtype
 from midnite.engine.device import resolve_device
 from midnite.engine.hooks import ActivationCapture, frozen, input_channels
 from midnite.engine.normalize import Normalize, as_normalize
@@ -375,6 +376,7 @@ def top_examples(
     """
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_model_dtype(model)  # float32 images go in: a half model is named before any pass
     specs = check_layers(layers)
     k = check_positive_int("k", k)
     batch = check_positive_int("batch", batch)

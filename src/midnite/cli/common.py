@@ -4,17 +4,26 @@ folder and the layer table, each checked with a one-line ``UsageError``."""
 from __future__ import annotations
 
 import importlib.metadata
+import sys
 import tempfile
 from pathlib import Path
 
 import torch
 
 from midnite import models
-from midnite.engine import layers, resolve_device
+from midnite.engine import input_channels, layers, resolve_device
 from midnite.errors import UsageError
 from midnite.store.paths import MAX_NAME_BYTES
 
-__all__ = ["default_size", "device", "layer_table", "load", "own_version", "prepare_out"]
+__all__ = [
+    "default_size",
+    "device",
+    "float32",
+    "layer_table",
+    "load",
+    "own_version",
+    "prepare_out",
+]
 
 
 def own_version() -> str:
@@ -36,7 +45,7 @@ def load(name: str) -> torch.nn.Module:
     """The model ``name`` (``models.load``); whatever loading raises, even ``SystemExit`` from a
     user's model file, is one ``UsageError`` line."""
     try:
-        return models.load(name)
+        model = models.load(name)
     except SystemExit as err:  # a model file calling sys.exit() on import
         raise UsageError(
             f"could not load model {name!r}: it called sys.exit({err.code!r}) while loading"
@@ -46,6 +55,18 @@ def load(name: str) -> torch.nn.Module:
         if not isinstance(err, (ValueError, ImportError)):
             msg = f"could not load model {name!r}: {type(err).__name__}: {msg}"
         raise UsageError(msg) from None
+    return float32(model)
+
+
+def float32(model: torch.nn.Module) -> torch.nn.Module:
+    """``model`` with float32 weights: the command loaded it, so a half-precision model is
+    converted in place (one note on stderr) rather than failing at its first forward pass."""
+    kinds = {t.dtype for t in (*model.parameters(), *model.buffers()) if t.is_floating_point()}
+    if kinds - {torch.float32}:
+        shown = ", ".join(sorted(str(k).removeprefix("torch.") for k in kinds))
+        print(f"midnite: the model's {shown} weights are used as float32", file=sys.stderr)
+        model.float()
+    return model
 
 
 def default_size(name: str) -> tuple[int, int]:
@@ -82,7 +103,18 @@ def prepare_out(folder: str) -> Path:
     return out
 
 
+PNG_CHANNELS = (1, 3, 4)  # grey, RGB, RGBA: what the files the commands write can hold
+
+
 def layer_table(model, name: str, size: tuple[int, int], dev):
+    """The model's layers on ``size`` images (``engine.layers``); one ``UsageError`` line if it
+    does not run, or takes a channel count no PNG of the commands can hold."""
+    channels = input_channels(model)
+    if channels not in PNG_CHANNELS:
+        raise UsageError(
+            f"{name} takes {channels} input channels; the commands save PNG images of 1, 3 or 4 "
+            "channels (midnite.render in Python renders any channel count)"
+        )
     try:
         return layers(model, size, device=dev)
     except Exception as err:

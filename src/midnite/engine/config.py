@@ -40,11 +40,13 @@ from midnite.engine.recipes import MACO_CROPS, Recipe, for_model, for_objective,
 from midnite.engine.regularizers import Regularizer, check_regularizers
 from midnite.engine.settings import Crops, Init, as_init
 from midnite.engine.transforms import STACKS
+from midnite.errors import UsageError
 
 __all__ = [
     "MAX_SEED",
     "MAX_STEPS",
     "RenderConfig",
+    "check_model_dtype",
     "check_settings",
     "check_steps",
     "init_digest",
@@ -316,10 +318,27 @@ def check_settings(caller: str, names: Iterable[str]) -> None:
             )
 
 
+def check_model_dtype(model: nn.Module) -> None:
+    """``UsageError`` (one line) unless the model's floating weights and buffers are float32:
+    the engine optimizes float32 images, and converting the user's model would change it."""
+    tensors = [*model.named_parameters(), *model.named_buffers()]
+    other = next(
+        ((n, t) for n, t in tensors if t.is_floating_point() and t.dtype != torch.float32), None
+    )
+    if other is not None:
+        name, tensor = other
+        raise UsageError(
+            f"the model's weights must be float32, got {tensor.dtype} ({name!r}); pass a float32 "
+            "copy: copy.deepcopy(model).float()"
+        )
+
+
 def _model_and_init(model: object, init: object) -> Init | None:
-    """Check ``model``; ``init`` as an ``Init`` whose layer, if any, is one of the model's."""
+    """Check ``model`` (float32 weights); ``init`` as an ``Init`` whose layer, if any, is one
+    of the model's."""
     if not isinstance(model, nn.Module):
         raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
+    check_model_dtype(model)
     init = as_init(init)
     if init is not None and init.layer is not None:
         resolve_layers(model, [init.layer])  # an unknown name: the closest ones in the error
