@@ -42,6 +42,35 @@ def _listing_digest(folder: Path, names: Sequence[str]) -> str:
     return h.hexdigest()[:16]
 
 
+def _walk(folder: Path, out: Path, report: Callable[[str], None] | None) -> list[str]:
+    """The files of ``folder`` (``out`` left out); entries skipped are reported, one a line."""
+    try:
+        listing = scan_folder(folder, exclude=[out])
+    except ValueError as err:
+        raise CatalogueError(f"--images: {str(err).removeprefix('images: ')}") from None
+    if listing.skipped and report is not None:
+        report(
+            f"dataset examples: skipped {len(listing.skipped)} entries of {str(folder)!r}:\n"
+            + describe_skipped(listing.skipped)
+        )
+    return listing.files
+
+
+def _damaged(out: Path, layers: list[str], report: Callable[[str], None] | None) -> list[str]:
+    """The ``layers`` whose saved example PNGs are missing or changed, each said in one line."""
+    found = []
+    for layer in layers:
+        bad = site_files.damaged_examples(out, layer)
+        if bad:
+            found.append(layer)
+            if report is not None:
+                report(
+                    f"dataset examples of {layer!r}: {len(bad)} file(s) missing or changed "
+                    f"(first: {bad[0]}); computing them again"
+                )
+    return found
+
+
 def add_examples(
     work: Sequence[Batch],
     images: str | os.PathLike,
@@ -66,16 +95,7 @@ def add_examples(
     """
     folder = Path(images)
     out = Path(out)
-    try:
-        listing = scan_folder(folder, exclude=[out])
-    except ValueError as err:
-        raise CatalogueError(f"--images: {str(err).removeprefix('images: ')}") from None
-    names = listing.files
-    if listing.skipped and report is not None:
-        report(
-            f"dataset examples: skipped {len(listing.skipped)} entries of {str(folder)!r}:\n"
-            + describe_skipped(listing.skipped)
-        )
+    names = _walk(folder, out, report)
     if not names:
         raise CatalogueError(f"--images: the folder {str(folder)!r} holds no files")
     summary = ExamplesSummary(images=len(names))
@@ -95,16 +115,8 @@ def add_examples(
     }
     keys = {layer: canonical({**base, "units": units[layer]}) for layer in layers}
     todo_layers = [x for x in layers if site.read_examples_key(out, x, report) != keys[x]]
-    for layer in [x for x in layers if x not in todo_layers]:
-        bad = site_files.damaged_examples(out, layer)
-        if bad:
-            todo_layers.append(layer)
-            summary.repaired.append(layer)
-            if report is not None:
-                report(
-                    f"dataset examples of {layer!r}: {len(bad)} file(s) missing or changed "
-                    f"(first: {bad[0]}); computing them again"
-                )
+    summary.repaired = _damaged(out, [x for x in layers if x not in todo_layers], report)
+    todo_layers += summary.repaired
     summary.up_to_date = [x for x in layers if x not in todo_layers]
     if not todo_layers:
         return summary
