@@ -248,10 +248,11 @@ def damaged_examples(folder: str | os.PathLike, layer: str) -> list[str]:
     doc = _read_doc(target / EXAMPLES, EXAMPLES_FORMAT) if _real_folder(target) else None
     units = None if doc is None else doc.get("units")
     bad: dict[str, str] = {}
+    good: set[str] = set()  # each file hashed once
     for rows in units.values() if isinstance(units, dict) else ():
         for row in rows if isinstance(rows, list) else ():
             file = row.get("file") if isinstance(row, dict) else None
-            if not isinstance(file, str) or file in bad:
+            if not isinstance(file, str) or file in bad or file in good:
                 continue
             path = _example_file(target, file)
             if path is None:
@@ -262,6 +263,8 @@ def damaged_examples(folder: str | os.PathLike, layer: str) -> list[str]:
                 bad[file] = "missing"
             elif _sha256(path) != row.get("sha256"):
                 bad[file] = "does not match its SHA-256 (changed or truncated)"
+            else:
+                good.add(file)
     return [f"{file}: {why}" for file, why in bad.items()]
 
 
