@@ -497,3 +497,21 @@ def grating_vit(
             vit.head.weight[k, k] = 1.0
     vit.requires_grad_(False)
     return vit.eval()
+
+
+# the planted superposition (concepts in fewer channels): see ``superposition``
+from midnite.evaluation.superposition import (  # noqa: E402
+    concept_pattern as concept_pattern,
+)
+from midnite.evaluation.superposition import (  # noqa: E402
+    concept_recovery as concept_recovery,
+)
+from midnite.evaluation.superposition import (  # noqa: E402
+    planted_directions as planted_directions,
+)
+from midnite.evaluation.superposition import (  # noqa: E402
+    superposition_images as superposition_images,
+)
+from midnite.evaluation.superposition import (  # noqa: E402
+    superposition_net as superposition_net,
+)
