@@ -6,8 +6,8 @@ import warnings
 
 import pytest
 import torch
-from tests.concepts_facade import Concepts, concepts
 
+from midnite import Concepts, concepts
 from midnite.analysis import concepts as C
 from midnite.analysis import dictionary as dic
 from midnite.analysis import top_examples

@@ -23,6 +23,7 @@ import os
 
 from midnite import engine as _engine
 from midnite.analysis import TopExamples, top_examples
+from midnite.analysis import concepts as _concepts_analysis
 from midnite.engine import (
     Crops,
     Init,
@@ -42,10 +43,12 @@ from midnite.engine import (
 )
 from midnite.errors import MidniteError, UsageError
 from midnite.images import load as load_image
+from midnite.store import concepts as _concepts_store
 
 __version__ = "0.3.0.dev0"
 
 __all__ = [
+    "Concepts",
     "Crops",
     "Init",
     "LayerNotFoundError",
@@ -56,6 +59,7 @@ __all__ = [
     "TopExamples",
     "UsageError",
     "__version__",
+    "concepts",
     "device",
     "get_device",
     "layers",
@@ -87,3 +91,30 @@ def render(*args, **settings):
 
 
 render.__doc__ = f"{_engine.render.__doc__}{_PATH_NOTE}"
+
+
+class Concepts(_concepts_analysis.Concepts):
+    """A layer's concept dictionary (``midnite.analysis.concepts.Concepts``) that saves itself."""
+
+    def save(self, path):
+        """Write the dictionary to ``path`` atomically (weights digest, layer, method, settings)."""
+        return _concepts_store.save_concepts(path, self)
+
+    @classmethod
+    def load(cls, path, model, layer=None):
+        """The dictionary saved at ``path`` on ``model``; another model's or layer's is refused."""
+        return cls._of(_concepts_store.load_concepts(path, model, layer))
+
+    @classmethod
+    def from_directions(cls, model, layer, directions, **options):
+        """Concepts from an ``(n, C)`` dictionary learned elsewhere (e.g. an Overcomplete SAE)."""
+        return cls._of(_concepts_analysis.from_directions(model, layer, directions, **options))
+
+    @classmethod
+    def _of(cls, base):
+        return cls(**{f: getattr(base, f) for f in base.__dataclass_fields__})
+
+
+def concepts(model, layer, images, n, method=None, **options):
+    """Learn ``n`` concepts of ``layer`` from ``images`` (see ``midnite.analysis.concepts.fit``)."""
+    return Concepts._of(_concepts_analysis.fit(model, layer, images, n, method, **options))
