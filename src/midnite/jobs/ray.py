@@ -108,25 +108,28 @@ def check_address(address: str) -> str:
     return address
 
 
-def _reachable(address: str, timeout: float) -> None:
-    """A :class:`RayError` unless a gRPC server answers at ``host:port`` within ``timeout``.
+def _reachable(address: str, timeout: float) -> str | None:
+    """A :class:`RayError` unless a gRPC server answers at ``host:port`` within ``timeout``;
+    else this machine's address on the way there (the driver's node address).
 
     ``ray.init`` waits minutes for a port that does not answer; this check takes seconds.
     """
     host, sep, port = address.rpartition(":")
     if not sep or not port.isdigit() or "://" in address:
-        return  # "auto", ray:// and the like: Ray's own checks
+        return None  # "auto", ray:// and the like: Ray's own checks
     hint = "start it with 'ray start --head' on the head node, or leave out the address"
     try:
         with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout) as s:
             s.settimeout(timeout)
             s.sendall(_PREFACE)
             head = s.recv(9)
+            here = str(s.getsockname()[0])
     except OSError as err:
         why = "no answer" if isinstance(err, TimeoutError) else (err.strerror or str(err))
         raise RayError(f"cannot reach the Ray cluster at {address!r} ({why}); {hint}") from None
     if len(head) < 4 or head[3] != 4:
         raise RayError(f"no Ray cluster answers at {address!r} (not a gRPC server); {hint}")
+    return here
 
 
 def _auth_probe(address: str, timeout: float) -> None:
@@ -137,10 +140,14 @@ def _auth_probe(address: str, timeout: float) -> None:
     from ray._raylet import AuthenticationTokenLoader, GcsClient  # type: ignore[attr-defined]
     from ray.exceptions import AuthenticationError
 
-    token = os.environ.get("RAY_AUTH_MODE") == "token"
-    if token and not AuthenticationTokenLoader.instance().has_token():
-        print("notoken")
-        return
+    if os.environ.get("RAY_AUTH_MODE") == "token":
+        try:
+            found = AuthenticationTokenLoader.instance().has_token(ignore_auth_mode=True)
+        except Exception:  # Ray raises when the token file is missing or empty
+            found = False
+        if not found:
+            print("notoken")
+            return
     try:
         GcsClient(address=address).internal_kv_get(b"midnite", None, timeout=timeout)
     except AuthenticationError:
@@ -213,9 +220,8 @@ def join_environ(address: str, *, insecure: bool = False, timeout: float = 10.0)
     raise RayError(f"cannot join the Ray cluster at {address!r}: {answer.removeprefix('error ')}")
 
 
-def _set_environ(changes: dict[str, str | None]) -> dict[str, str | None]:
-    """Set (``None``: unset) the variables and reload Ray's config; returns the old values."""
-    old = {name: os.environ.get(name) for name in changes}
+def _set_environ(changes: dict[str, str | None]) -> None:
+    """Set (``None``: unset) the variables, then reload Ray's config and token."""
     for name, value in changes.items():
         if value is None:
             os.environ.pop(name, None)
@@ -225,7 +231,6 @@ def _set_environ(changes: dict[str, str | None]) -> dict[str, str | None]:
 
     Config.initialize("")  # the config first, then the token cache (Ray's own order)
     AuthenticationTokenLoader.instance().reset_cache()
-    return old
 
 
 def _stat(pid: int) -> tuple[int, str] | None:
@@ -286,6 +291,26 @@ def _start_watchdog(before: set[int]) -> subprocess.Popen | None:
         stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
         start_new_session=True,  # out of reach of Ray's reaper and of Ctrl-C at the terminal
     )  # fmt: skip
+
+
+@contextlib.contextmanager
+def _native_stderr_hidden() -> Iterator[None]:
+    """File descriptor 2 into a discarded file for the block: Ray's native log lines (e.g.
+    "Failed to determine local IP" where there is no default route) are not shown; its
+    errors reach the caller as exceptions."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no stderr to hide
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as sink:
+            os.dup2(sink.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
 
 
 def _interrupt(signum: int, frame: object) -> None:
@@ -350,7 +375,7 @@ class RayExecutor:
         self.insecure = insecure
         self.actors: list[Any] = []
         self._connected = False
-        self._environ: dict[str, str | None] | None = None  # the values before ours
+        self._environ: dict[str, str] | None = None  # os.environ before Ray's and ours
         self._sigterm: tuple[Any] | None = None  # (SIGTERM's handler before Ray's,) if saved
         self._watchdog: subprocess.Popen | None = None
 
@@ -372,11 +397,13 @@ class RayExecutor:
         ray = self.ray
         quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
         if self.address is not None:
-            _reachable(self.address, min(self.timeout / 3, 5.0))
+            here = _reachable(self.address, min(self.timeout / 3, 5.0))
             changes = join_environ(self.address, insecure=self.insecure, timeout=self.timeout / 3)
-            self._environ = _set_environ(dict(changes))
+            self._environ = dict(os.environ)
+            _set_environ(dict(changes))
             try:
-                ray.init(address=self.address, **quiet)
+                with _native_stderr_hidden():  # the address facing the head is this node's
+                    ray.init(address=self.address, _node_ip_address=here, **quiet)
             except Exception as err:
                 raise RayError(
                     f"cannot join the Ray cluster at {self.address!r}: {type(err).__name__}: "
@@ -388,7 +415,8 @@ class RayExecutor:
 
         token = secrets.token_hex(32)  # this instance's own: nothing is written to ~/.ray
         changes = {LOOPBACK_MODE: "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
-        self._environ = _set_environ({**changes, "RAY_AUTH_TOKEN_PATH": None})
+        self._environ = dict(os.environ)
+        _set_environ({**changes, "RAY_AUTH_TOKEN_PATH": None})
         before = set(_descendants({os.getpid(): ""})) if os.path.isdir("/proc/self") else set()
         cluster, ray_constants.ENABLE_RAY_CLUSTER = ray_constants.ENABLE_RAY_CLUSTER, False
         try:  # this process's half of the loopback mode; the variable is the children's half
@@ -434,9 +462,11 @@ class RayExecutor:
                 with contextlib.suppress(OSError, subprocess.TimeoutExpired):
                     self._watchdog.communicate(b"stop", timeout=5)
                 self._watchdog = None
-            if self._environ is not None:
-                _set_environ(self._environ)
-                self._environ = None
+            if self._environ is not None:  # ours and Ray's (PYTHONBREAKPOINT, usage stats)
+                old, self._environ = self._environ, None
+                _set_environ(
+                    {k: old.get(k) for k in {*old, *os.environ} if os.environ.get(k) != old.get(k)}
+                )
             if self._sigterm is not None:
                 (previous,), self._sigterm = self._sigterm, None
                 signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
