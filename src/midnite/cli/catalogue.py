@@ -50,6 +50,10 @@ from midnite.store import records as rec
 __all__ = ["TOP_K", "register", "run"]
 
 TOP_K = 9  # dataset examples per unit (--top-k)
+RAY_INSECURE_HELP = (
+    "with --ray ADDRESS: join a cluster that has authentication disabled "
+    "(RAY_AUTH_MODE=disabled; refused without this flag)"
+)
 
 
 def register(sub: Any) -> None:
@@ -107,12 +111,7 @@ def register(sub: Any) -> None:
         "instance started for the run, with ADDRESS (HEAD:6379) on that cluster; workers load "
         "MODEL themselves, only this process writes files",
     )
-    cat.add_argument(
-        "--ray-insecure",
-        action="store_true",
-        help="with --ray ADDRESS: join a cluster that has authentication disabled "
-        "(RAY_AUTH_MODE=disabled; refused without this flag)",
-    )
+    cat.add_argument("--ray-insecure", action="store_true", help=RAY_INSECURE_HELP)
     cat.add_argument(
         "--images",
         metavar="DIR",
