@@ -2,8 +2,10 @@
 
 Each test that needs Ray starts its own local instance and stops it; they skip when Ray does
 not import. Those are marked ``ray_cluster`` and run only when asked (``pytest -m
-ray_cluster``): Ray 2.60 binds a local instance to the machine's own address as well as the
-loopback, and this project's machines allow test traffic on the loopback only.
+ray_cluster``), in a loopback-only network namespace: the local instance listens on 127.0.0.1
+only (``test_ray_footprint.py`` checks it), but a head of ``test_ray_auth.py`` and a plain
+``ray.init`` listen on every interface, and this project's machines allow test traffic on the
+loopback only.
 """
 
 from __future__ import annotations

@@ -20,6 +20,7 @@ import torch
 from midnite.cli.common import default_size, device, layer_table, load, prepare_out
 from midnite.cli.options import (
     EPILOG,
+    OptionError,
     add_run_options,
     number,
     parse_size,
@@ -49,6 +50,10 @@ from midnite.store import records as rec
 __all__ = ["TOP_K", "register", "run"]
 
 TOP_K = 9  # dataset examples per unit (--top-k)
+RAY_INSECURE_HELP = (
+    "with --ray ADDRESS: join a cluster that has authentication disabled "
+    "(RAY_AUTH_MODE=disabled; refused without this flag)"
+)
 
 
 def register(sub: Any) -> None:
@@ -101,10 +106,12 @@ def register(sub: Any) -> None:
         nargs="?",
         const="",
         default=None,
+        type=_ray_address,
         help="render on Ray (pip install 'midnite[ray]'): without ADDRESS on a local Ray "
         "instance started for the run, with ADDRESS (HEAD:6379) on that cluster; workers load "
         "MODEL themselves, only this process writes files",
     )
+    cat.add_argument("--ray-insecure", action="store_true", help=RAY_INSECURE_HELP)
     cat.add_argument(
         "--images",
         metavar="DIR",
@@ -183,15 +190,29 @@ def _dry_run(model, work, names, shapes, units, dev, out: Path) -> int:
     return 0
 
 
+def _ray_address(text: str) -> str:
+    """``--ray ADDRESS``: checked when parsed (one line, status 2), before anything loads."""
+    from midnite.jobs.ray import RayError, check_address  # Ray itself is not imported
+
+    try:
+        return check_address(text) if text else text
+    except RayError as err:
+        raise OptionError(str(err)) from None
+
+
 @contextlib.contextmanager
 def _executor(args: argparse.Namespace, model: torch.nn.Module) -> Iterator[Any]:
     """The executor: in-process, or Ray's (``--ray``) for the ``with`` block."""
     if args.ray is None:
+        if args.ray_insecure:
+            raise UsageError("--ray-insecure needs --ray ADDRESS (the cluster to join)")
         yield InProcess(model)
         return
     from midnite.jobs import ray  # imports Ray itself only when an executor is made
 
-    executor = ray.RayExecutor(args.model, address=args.ray or None, workers=args.workers)
+    executor = ray.RayExecutor(
+        args.model, address=args.ray or None, workers=args.workers, insecure=args.ray_insecure
+    )
     executor.__enter__()  # RayError (a UsageError): Ray missing, cluster unreachable
     try:
         yield executor

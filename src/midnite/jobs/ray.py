@@ -7,12 +7,17 @@ Imported only when asked for (``midnite catalogue --ray``): the rest of midnite 
 Ray; ``midnite.catalogue_ray`` is this module's old path (``Ray`` the class's old name).
 The contract (DESIGN section 7):
 
-- Without an address a local Ray instance is started (asked for 127.0.0.1, no dashboard, quiet
-  logs, ``num_cpus`` this machine's) and shut down at the end, also on an error or Ctrl-C.
-  Ray 2.60 turns 127.0.0.1 into the machine's own address and its servers listen on every
-  interface, so the local instance is not confined to the loopback. With an address
-  (``HEAD:6379``) an existing cluster is joined (a port that does not answer as a gRPC server
-  is an error within ``timeout`` seconds) and left running.
+- Without an address a local Ray instance is started for the run and shut down at the end, also
+  on an error or Ctrl-C: every server of it listens on 127.0.0.1 only (Ray's loopback mode,
+  ``RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER=0``, no dashboard), it uses a fresh token of its own
+  (nothing is written to ``~/.ray``), and a watchdog process SIGKILLs its processes within a
+  second when this process dies without closing it (SIGKILL, a crash).
+- With an address (``HEAD:6379``) an existing cluster is joined and left running. Its
+  authentication is probed first (in a child process, so Ray's log lines stay out of sight):
+  a cluster with token authentication is joined with the token Ray's own tools find
+  (``RAY_AUTH_TOKEN``, the file ``RAY_AUTH_TOKEN_PATH``, ``~/.ray/auth_token``); a cluster
+  without authentication is refused unless ``insecure``; a port that does not answer as a gRPC
+  server, a missing or rejected token are one-line :class:`RayError` s within seconds.
 - One actor per worker builds the model once, from its *name* (``models.load``), and keeps it:
   no shared filesystem is needed; for a file model (``path.py:function``) the file's source is
   sent along (a file that imports files next to it is not supported). Each worker pins torch
@@ -21,16 +26,24 @@ The contract (DESIGN section 7):
 - Each batch is one actor call returning its ``RenderResult``; results are taken as they
   complete (``ray.wait``) and only the driver writes files. A worker that dies mid-batch is
   restarted by Ray (``max_restarts``) and its call retried (``max_task_retries``).
+- While connected, SIGTERM raises ``KeyboardInterrupt`` (or calls the handler that was there
+  before, when one was set from Python) instead of Ray's ``sys.exit``; every environment
+  variable and signal handler changed is restored on close.
 """
 
 from __future__ import annotations
 
 import contextlib
 import dataclasses
+import inspect
 import logging
 import os
+import secrets
+import signal
 import socket
+import subprocess
 import sys
+import threading
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -43,11 +56,16 @@ from midnite.errors import UsageError
 from midnite.images import list_images
 from midnite.jobs.plan import Batch
 
-__all__ = ["INSTALL", "Ray", "RayError", "RayExecutor", "import_ray"]
+__all__ = ["INSTALL", "Ray", "RayError", "RayExecutor", "check_address", "import_ray"]
 
 INSTALL = "pip install 'midnite[ray]'"
 RESTARTS = 3  # restarts of a lost worker (and retries of the batch it held)
 CHUNK = 64  # images per dataset-examples task: the driver holds one chunk's bytes per worker
+LOOPBACK_MODE = "RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"  # "0": Ray's servers on 127.0.0.1 only
+TOKEN_HELP = (
+    "copy the head's token ('ray get-auth-token' on the head) into ~/.ray/auth_token here, or "
+    "set RAY_AUTH_TOKEN (or RAY_AUTH_TOKEN_PATH, a file holding it)"
+)
 
 
 class RayError(UsageError, RuntimeError):
@@ -76,25 +94,227 @@ def model_spec(name: str) -> tuple[str, str | None]:
 _PREFACE = b"PRI * HTTP/2.0\r\n\r\nSM\r\n\r\n" + bytes([0, 0, 0, 4, 0, 0, 0, 0, 0])
 
 
-def _reachable(address: str, timeout: float) -> None:
-    """A :class:`RayError` unless a gRPC server answers at ``host:port`` within ``timeout``.
+def check_address(address: str) -> str:
+    """``address`` when it reads as a Ray address (``HOST:PORT``, ``auto``, ``ray://HOST:PORT``),
+    else a one-line :class:`RayError` naming what was expected."""
+    rest = address.removeprefix("ray://")
+    host, sep, port = rest.rpartition(":")
+    bad = set(host) & set(" \t\r\n/@") or not host.strip("[]")
+    if address != "auto" and (not sep or bad or not port.isdigit() or not 0 < int(port) < 65536):
+        raise RayError(
+            "--ray: expected the address of a Ray head as HOST:PORT (e.g. 10.0.0.5:6379), "
+            f"'auto' or ray://HOST:PORT, got {address!r}"
+        )
+    return address
+
+
+def _reachable(address: str, timeout: float) -> str | None:
+    """A :class:`RayError` unless a gRPC server answers at ``host:port`` within ``timeout``;
+    else this machine's address on the way there (the driver's node address).
 
     ``ray.init`` waits minutes for a port that does not answer; this check takes seconds.
     """
     host, sep, port = address.rpartition(":")
     if not sep or not port.isdigit() or "://" in address:
-        return  # "auto", ray:// and the like: Ray's own checks
+        return None  # "auto", ray:// and the like: Ray's own checks
     hint = "start it with 'ray start --head' on the head node, or leave out the address"
     try:
-        with socket.create_connection((host or "127.0.0.1", int(port)), timeout=timeout) as s:
+        with socket.create_connection((host.strip("[]"), int(port)), timeout=timeout) as s:
             s.settimeout(timeout)
             s.sendall(_PREFACE)
             head = s.recv(9)
+            here = str(s.getsockname()[0])
     except OSError as err:
         why = "no answer" if isinstance(err, TimeoutError) else (err.strerror or str(err))
         raise RayError(f"cannot reach the Ray cluster at {address!r} ({why}); {hint}") from None
     if len(head) < 4 or head[3] != 4:
         raise RayError(f"no Ray cluster answers at {address!r} (not a gRPC server); {hint}")
+    return here
+
+
+def _auth_probe(address: str, timeout: float) -> None:
+    """Run in a child process (Ray's log lines go to its stderr): one word on stdout, ``ok``,
+    ``auth`` (rejected: no or a wrong token), ``notoken`` or ``error WHY``."""
+    import os
+
+    from ray._raylet import AuthenticationTokenLoader, GcsClient  # type: ignore[attr-defined]
+    from ray.exceptions import AuthenticationError
+
+    if os.environ.get("RAY_AUTH_MODE") == "token":
+        try:
+            found = AuthenticationTokenLoader.instance().has_token(ignore_auth_mode=True)
+        except Exception:  # Ray raises when the token file is missing or empty
+            found = False
+        if not found:
+            print("notoken")
+            return
+    try:
+        GcsClient(address=address).internal_kv_get(b"midnite", None, timeout=timeout)
+    except AuthenticationError:
+        print("auth")
+        return
+    except Exception as err:
+        print("error", " ".join(str(err).split())[:200] or type(err).__name__)
+        return
+    print("ok")
+
+
+def _ask(address: str, mode: str, timeout: float) -> str:
+    """:func:`_auth_probe` of ``address`` in a child with ``RAY_AUTH_MODE=mode``."""
+    code = inspect.getsource(_auth_probe) + f"\n_auth_probe({address!r}, {timeout!r})\n"
+    env = {**os.environ, "RAY_AUTH_MODE": mode}
+    try:
+        done = subprocess.run(
+            [sys.executable, "-c", code], env=env, capture_output=True, text=True,
+            timeout=timeout + 30, check=False,
+        )  # fmt: skip
+    except subprocess.TimeoutExpired:
+        return "error no answer"
+    said = done.stdout.strip().splitlines() or done.stderr.strip().splitlines() or ["?"]
+    return said[-1] if said[-1] in ("ok", "auth", "notoken") else f"error {said[-1][:200]}"
+
+
+def _token_source() -> str:
+    if os.environ.get("RAY_AUTH_TOKEN"):
+        return "RAY_AUTH_TOKEN"
+    path = os.environ.get("RAY_AUTH_TOKEN_PATH")
+    return f"RAY_AUTH_TOKEN_PATH ({path})" if path else "~/.ray/auth_token"
+
+
+def join_environ(address: str, *, insecure: bool = False, timeout: float = 10.0) -> dict:
+    """The environment that joins the cluster at ``address`` as its authentication asks.
+
+    ``{"RAY_AUTH_MODE": "token"}`` for a cluster with token authentication when the token Ray
+    finds here is accepted, ``{}`` for one without authentication when ``insecure``; otherwise a
+    one-line :class:`RayError` saying why and how to fix it. ``auto`` and ``ray://`` addresses
+    are left to Ray (``{}``).
+    """
+    if address == "auto" or address.startswith("ray://"):
+        return {}
+    plain = _ask(address, "disabled", timeout)
+    if plain == "ok":
+        if insecure:
+            return {}
+        raise RayError(
+            f"the Ray cluster at {address!r} has authentication disabled (RAY_AUTH_MODE="
+            "disabled): anyone who reaches it can run code there; restart it with token "
+            "authentication (see 'midnite catalogue --help') or pass --ray-insecure to join anyway"
+        )
+    if plain != "auth":
+        raise RayError(
+            f"cannot join the Ray cluster at {address!r}: {plain.removeprefix('error ')}"
+        )
+    answer = _ask(address, "token", timeout)
+    if answer == "ok":
+        return {"RAY_AUTH_MODE": "token"}
+    if answer == "notoken":
+        raise RayError(
+            f"the Ray cluster at {address!r} requires token authentication and no token was "
+            f"found here: {TOKEN_HELP}"
+        )
+    if answer == "auth":
+        raise RayError(
+            f"the Ray cluster at {address!r} rejected the authentication token from "
+            f"{_token_source()}: {TOKEN_HELP}"
+        )
+    raise RayError(f"cannot join the Ray cluster at {address!r}: {answer.removeprefix('error ')}")
+
+
+def _set_environ(changes: dict[str, str | None]) -> None:
+    """Set (``None``: unset) the variables, then reload Ray's config and token."""
+    for name, value in changes.items():
+        if value is None:
+            os.environ.pop(name, None)
+        else:
+            os.environ[name] = value
+    from ray._raylet import AuthenticationTokenLoader, Config  # type: ignore[attr-defined]
+
+    Config.initialize("")  # the config first, then the token cache (Ray's own order)
+    AuthenticationTokenLoader.instance().reset_cache()
+
+
+def _stat(pid: int) -> tuple[int, str] | None:
+    """``(parent pid, start time)`` of a live process from ``/proc``, ``None`` when gone."""
+    try:
+        with open(f"/proc/{pid}/stat") as f:
+            fields = f.read().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return (int(fields[1]), fields[19]) if fields[0] not in "ZX" else None
+
+
+def _descendants(roots: dict[int, str]) -> dict[int, str]:
+    """The processes below ``roots`` (pid: start time), with their start times."""
+    children: dict[int, list[int]] = {}
+    for name in os.listdir("/proc"):
+        if name.isdigit() and (found := _stat(int(name))):
+            children.setdefault(found[0], []).append(int(name))
+    below: dict[int, str] = {}
+    todo = list(roots)
+    while todo:
+        for child in children.get(todo.pop(), []):
+            if child not in below and (found := _stat(child)):
+                below[child] = found[1]
+                todo.append(child)
+    return below
+
+
+def _watch(pids: dict[int, str]) -> None:
+    """The watchdog's body, in its own process and session: when its stdin ends without
+    ``stop`` the driver is gone, so ``pids`` (pid: start time) and their children are killed."""
+    import os
+    import signal
+    import sys
+    import time
+
+    if sys.stdin.buffer.read().startswith(b"stop"):
+        return
+    for _ in range(5):  # again, for a child forked while the others went
+        pids.update(_descendants(pids))
+        for pid, start in pids.items():
+            found = _stat(pid)
+            if found and found[1] == start:  # the same process, not a new one with its id
+                with contextlib.suppress(OSError):
+                    os.kill(pid, signal.SIGKILL)
+        time.sleep(0.2)
+
+
+def _start_watchdog(before: set[int]) -> subprocess.Popen | None:
+    """A watchdog over the processes this one started since ``before`` (Linux only)."""
+    if not os.path.exists(f"/proc/{os.getpid()}/stat"):
+        return None
+    mine = {p: t for p, t in _descendants({os.getpid(): ""}).items() if p not in before}
+    parts = (_stat, _descendants, _watch)
+    code = "import contextlib, os\n" + "\n".join(inspect.getsource(f) for f in parts)
+    return subprocess.Popen(
+        [sys.executable, "-c", f"{code}\n_watch({mine!r})\n"],
+        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+        start_new_session=True,  # out of reach of Ray's reaper and of Ctrl-C at the terminal
+    )  # fmt: skip
+
+
+@contextlib.contextmanager
+def _native_stderr_hidden() -> Iterator[None]:
+    """File descriptor 2 into a discarded file for the block: Ray's native log lines (e.g.
+    "Failed to determine local IP" where there is no default route) are not shown; its
+    errors reach the caller as exceptions."""
+    try:
+        sys.stderr.flush()
+        saved = os.dup(2)
+    except (OSError, ValueError):  # no stderr to hide
+        yield
+        return
+    try:
+        with open(os.devnull, "wb") as sink:
+            os.dup2(sink.fileno(), 2)
+            yield
+    finally:
+        os.dup2(saved, 2)
+        os.close(saved)
+
+
+def _interrupt(signum: int, frame: object) -> None:
+    raise KeyboardInterrupt
 
 
 class _Worker:
@@ -142,20 +362,64 @@ class RayExecutor:
         workers: int | None = None,
         threads: int = 1,
         timeout: float = 30.0,
+        insecure: bool = False,
     ):
+        self.address = check_address(address) if address else None
+        if insecure and self.address is None:
+            raise RayError("--ray-insecure is for joining a cluster: give its --ray ADDRESS")
         self.ray = import_ray()
         self.model, self.source = model_spec(model)
-        self.address = address or None
         self.workers = workers
         self.threads = threads
         self.timeout = timeout
+        self.insecure = insecure
         self.actors: list[Any] = []
         self._connected = False
+        self._environ: dict[str, str] | None = None  # os.environ before Ray's and ours
+        self._sigterm: tuple[Any] | None = None  # (SIGTERM's handler before Ray's,) if saved
+        self._watchdog: subprocess.Popen | None = None
 
     def __enter__(self) -> RayExecutor:
+        main = threading.current_thread() is threading.main_thread()
+        self._sigterm = (signal.getsignal(signal.SIGTERM),) if main else None
+        try:
+            self._connect()
+            if self._sigterm is not None:  # Ray's is sys.exit(15) and a native stack dump
+                previous = self._sigterm[0]
+                signal.signal(signal.SIGTERM, previous if callable(previous) else _interrupt)
+            self._start_workers()
+        except BaseException:
+            self.close()
+            raise
+        return self
+
+    def _connect(self) -> None:
         ray = self.ray
         quiet = {"logging_level": logging.ERROR, "log_to_driver": False}
-        if self.address is None:
+        if self.address is not None:
+            here = _reachable(self.address, min(self.timeout / 3, 5.0))
+            changes = join_environ(self.address, insecure=self.insecure, timeout=self.timeout / 3)
+            self._environ = dict(os.environ)
+            _set_environ(dict(changes))
+            try:
+                with _native_stderr_hidden():  # the address facing the head is this node's
+                    ray.init(address=self.address, _node_ip_address=here, **quiet)
+            except Exception as err:
+                raise RayError(
+                    f"cannot join the Ray cluster at {self.address!r}: {type(err).__name__}: "
+                    f"{' '.join(str(err).split())[:200]}"
+                ) from None
+            self._connected = True
+            return
+        from ray._private import ray_constants
+
+        token = secrets.token_hex(32)  # this instance's own: nothing is written to ~/.ray
+        changes = {LOOPBACK_MODE: "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
+        self._environ = dict(os.environ)
+        _set_environ({**changes, "RAY_AUTH_TOKEN_PATH": None})
+        before = set(_descendants({os.getpid(): ""})) if os.path.isdir("/proc/self") else set()
+        cluster, ray_constants.ENABLE_RAY_CLUSTER = ray_constants.ENABLE_RAY_CLUSTER, False
+        try:  # this process's half of the loopback mode; the variable is the children's half
             ray.init(
                 address="local",
                 include_dashboard=False,
@@ -163,22 +427,10 @@ class RayExecutor:
                 num_cpus=os.cpu_count() or 1,
                 **quiet,
             )
-        else:
-            _reachable(self.address, min(self.timeout / 3, 5.0))
-            try:
-                ray.init(address=self.address, **quiet)
-            except Exception as err:
-                raise RayError(
-                    f"cannot join the Ray cluster at {self.address!r}: {type(err).__name__}: "
-                    f"{' '.join(str(err).split())[:200]}"
-                ) from None
+        finally:
+            ray_constants.ENABLE_RAY_CLUSTER = cluster
         self._connected = True
-        try:
-            self._start_workers()
-        except BaseException:
-            self.close()
-            raise
-        return self
+        self._watchdog = _start_watchdog(before)
 
     def _start_workers(self) -> None:
         ray = self.ray
@@ -195,14 +447,29 @@ class RayExecutor:
         self.close()
 
     def close(self) -> None:
-        """Let the workers go; shut Ray down when this executor started it."""
+        """Let the workers go; shut Ray down when this executor started it; put back the
+        environment, SIGTERM's handler and stop the watchdog."""
         for a in self.actors:
             with contextlib.suppress(Exception):  # already gone
                 self.ray.kill(a)
         self.actors = []
-        if self._connected:  # a local instance stops; a joined cluster only loses this driver
-            self.ray.shutdown()
-            self._connected = False
+        try:
+            if self._connected:  # a local instance stops; a joined cluster only loses this driver
+                self._connected = False
+                self.ray.shutdown()
+        finally:
+            if self._watchdog is not None:  # Ray is down: the watchdog leaves without a kill
+                with contextlib.suppress(OSError, subprocess.TimeoutExpired):
+                    self._watchdog.communicate(b"stop", timeout=5)
+                self._watchdog = None
+            if self._environ is not None:  # ours and Ray's (PYTHONBREAKPOINT, usage stats)
+                old, self._environ = self._environ, None
+                _set_environ(
+                    {k: old.get(k) for k in {*old, *os.environ} if os.environ.get(k) != old.get(k)}
+                )
+            if self._sigterm is not None:
+                (previous,), self._sigterm = self._sigterm, None
+                signal.signal(signal.SIGTERM, signal.SIG_DFL if previous is None else previous)
 
     def pids(self) -> list[int]:
         """The workers' process ids (for tests)."""
