@@ -195,8 +195,9 @@ LOOPBACK_ONLY = "unshare -rn sh -c 'ip link set lo up && exec python -m pytest -
 def _ray_cluster_guard(request):
     """``ray_cluster`` tests: only where the loopback is the only network, and bounded in time.
 
-    A local Ray instance listens on every interface of the machine; in a network namespace of
-    its own with only the loopback (``scripts/test.sh`` makes one), nothing can reach it.
+    midnite's local Ray instance listens on 127.0.0.1 only, but the heads the tests start (and a
+    plain ``ray.init``) listen on every interface; in a network namespace of its own with only
+    the loopback (``scripts/test.sh`` makes one), nothing can reach them.
     """
     if request.node.get_closest_marker("ray_cluster") is None:
         yield

@@ -85,9 +85,6 @@ def test_deleted_and_corrupted_example_pngs_are_computed_again(argv, tmp_path, c
     assert "1 up to date; 0 of 4 file(s) read" in capsys.readouterr().out
 
 
-@pytest.mark.xfail(
-    strict=True, reason="needs exclude= through Executor.examples (jobs/executors.py, ray.py)"
-)
 def test_out_inside_the_images_folder_is_not_read_as_photos(tmp_path, capsys):
     images = photos(tmp_path / "photos")
     (tmp_path / "tiny.py").write_text(MODEL_SRC)

@@ -123,7 +123,9 @@ def add_examples(
     with warnings.catch_warnings():
         warnings.simplefilter("ignore", UnreadableImageWarning)  # counted and reported below
         try:
-            result = executor.examples(todo_layers, folder, k, first.config.size, progress)
+            result = executor.examples(
+                todo_layers, folder, k, first.config.size, progress, exclude=[out]
+            )
         except ValueError as err:  # no readable image at all
             raise CatalogueError(f"--images: {str(err).removeprefix('images: ')}") from None
     summary.seen = result.seen

@@ -29,9 +29,16 @@ class Executor(Protocol):
         ...
 
     def examples(
-        self, layers: Sequence[str], folder: Path, k: int, size: tuple[int, int], progress: bool
+        self,
+        layers: Sequence[str],
+        folder: Path,
+        k: int,
+        size: tuple[int, int],
+        progress: bool,
+        exclude: Sequence[Path] = (),
     ) -> TopExamples:
-        """Every unit's top ``k`` images of ``folder`` (ids relative to it; ``root`` = folder)."""
+        """Every unit's top ``k`` images of ``folder`` (ids relative to it; ``root`` = folder),
+        never reading the ``exclude`` folders (the output folder)."""
         ...
 
 
@@ -62,9 +69,22 @@ class InProcess:
             yield batch, result
 
     def examples(
-        self, layers: Sequence[str], folder: Path, k: int, size: tuple[int, int], progress: bool
+        self,
+        layers: Sequence[str],
+        folder: Path,
+        k: int,
+        size: tuple[int, int],
+        progress: bool,
+        exclude: Sequence[Path] = (),
     ) -> TopExamples:
         device = next((p.device for p in self.model.parameters()), None)
         return top_examples(
-            self.model, layers, folder, k, size=size, device=device, progress=progress
+            self.model,
+            layers,
+            folder,
+            k,
+            size=size,
+            device=device,
+            progress=progress,
+            exclude=exclude,
         )

@@ -329,12 +329,12 @@ class _Worker:
 
         torch.set_num_threads(threads)
         if source is None:
-            self.model = models.load(name)
+            self.model = models.load(name).float()  # as the driver's command uses it
             return
         with tempfile.TemporaryDirectory(prefix="midnite-model-") as folder:  # loaded, removed
             file, _, function = name.partition(":")
             Path(folder, file).write_text(source)
-            self.model = models.load(f"{Path(folder, file)}:{function}")
+            self.model = models.load(f"{Path(folder, file)}:{function}").float()
 
     def pid(self) -> int:
         return os.getpid()
@@ -520,11 +520,17 @@ class RayExecutor:
         )
 
     def examples(
-        self, layers: Sequence[str], folder: Path, k: int, size: tuple[int, int], progress: bool
+        self,
+        layers: Sequence[str],
+        folder: Path,
+        k: int,
+        size: tuple[int, int],
+        progress: bool,
+        exclude: Sequence[Path] = (),
     ) -> TopExamples:
         """``top_examples`` over ``folder``, in chunks of ``CHUNK`` files sent (as bytes) to idle
         workers, merged here as they come: the cluster needs no shared filesystem."""
-        names = list_images(folder)
+        names = list_images(folder, exclude=exclude)
         chunks = [names[i : i + CHUNK] for i in range(0, len(names), CHUNK)]
         unreadable: list[tuple[str, str]] = []
 
