@@ -18,11 +18,13 @@ from typing import Any
 import torch
 
 from midnite.cli.common import default_size, device, layer_table, load, prepare_out
+from midnite.cli.folders import check_for
 from midnite.cli.options import (
     EPILOG,
+    add_recipe_options,
     add_run_options,
     number,
-    parse_size,
+    optional_size,
     parse_unit_ranges,
     parse_units,
     wrap,
@@ -89,6 +91,11 @@ def register(sub: Any) -> None:
     add_run_options(
         cat,
         batch_help="units rendered together (default 8; a diversity batch is one unit's images)",
+    )
+    add_recipe_options(
+        cat,
+        default="feature, or class for the class output, transformer for a vision "
+        "transformer's token layer",
     )
     cat.add_argument(
         "--dry-run",
@@ -211,8 +218,9 @@ def _check_options(args: argparse.Namespace) -> None:
 def _plan(args, model, table, size, dev) -> tuple[list[Batch], list[str], dict]:
     """The plan of ``--layers``, ``--units`` and ``--views`` (a mistake: UsageError)."""
     settings = Settings(
-        size=size, steps=args.steps, batch=args.batch, seed=args.seed, device=str(dev)
-    )
+        size=size, steps=args.steps, batch=args.batch, seed=args.seed, device=str(dev),
+        recipe=args.recipe, param=args.param,
+    )  # fmt: skip
     names = select_layers(model, table, args.layers)
     shapes = {i.name: tuple(i.shape) for i in table if i.name in names and i.shape}
     work = plan(
@@ -251,9 +259,11 @@ def run(args: argparse.Namespace) -> int:
     """``midnite catalogue``: plan, then dry-run it or run it (``jobs.run``)."""
     _check_options(args)
     images = _images_folder(args.images) if args.images is not None else None
-    size = parse_size(args.size) if args.size else None
+    size = optional_size(args.size)
     dev = device(args.device)
     out = None if args.dry_run else prepare_out(args.out)
+    if out is not None:
+        check_for(out, "catalogue")
     model = load(args.model)
     size = size or default_size(args.model)
     table = layer_table(model, args.model, size, dev)

@@ -29,7 +29,7 @@ from midnite.jobs.memory import render_failure
 from midnite.jobs.pages import default_pages
 from midnite.jobs.plan import Batch, canonical
 from midnite.jobs.runs import other_runs, remove_units
-from midnite.jobs.signals import deferred_interrupt
+from midnite.jobs.signals import deferred_interrupt, exit_status, signal_name
 from midnite.jobs.write import failures, unit_metrics, write_unit
 from midnite.store import records as rec
 
@@ -59,17 +59,22 @@ class Summary:
 
 
 class Interrupted(KeyboardInterrupt):
-    """Ctrl-C or SIGTERM: the batch being written was finished; ``summary`` says how far.
+    """Ctrl-C, SIGTERM or SIGHUP: the batch being written was finished; ``summary`` says how
+    far, ``by`` what stopped it (``Ctrl-C``, ``SIGTERM``, ``SIGHUP``).
 
     The one midnite exception that is no ``MidniteError``: it must pass ``except Exception``
-    as Ctrl-C does. ``exit_code`` is the command's status for it all the same.
+    as Ctrl-C does. ``exit_code`` is the command's status for it all the same: 130 for
+    Ctrl-C (the class's), 128 + the signal's number otherwise (143 SIGTERM, 129 SIGHUP).
     """
 
     exit_code = EXIT_INTERRUPTED
 
-    def __init__(self, summary: Summary):
+    def __init__(self, summary: Summary, stop: BaseException | None = None):
         super().__init__()
         self.summary = summary
+        self.by = "Ctrl-C" if stop is None else signal_name(stop)
+        if stop is not None:
+            self.exit_code = exit_status(stop)
 
 
 @dataclass
@@ -187,12 +192,12 @@ def run(
         if left:
             _render(executor, left, out, folders, summary, report, build, bar, stop_on_error,
                     command)  # fmt: skip
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         bar.close()
         with contextlib.suppress(Exception):
             summary.index = build(True)
         summary.seconds = time.perf_counter() - began
-        raise Interrupted(summary) from None
+        raise Interrupted(summary, stop) from None
     except OSError as err:
         bar.close()
         raise WriteError(
