@@ -171,7 +171,7 @@ def test_unit_page_prints_settings_once_and_timing_apart(tmp_path):
     assert [results.index(f">{n}<") for n in names] == sorted(
         results.index(f">{n}<") for n in names
     )
-    assert results.count("<th>total_variation</th>") == 1
+    assert results.count(">total_variation</th>") == 1
 
 
 def test_settings_that_differ_between_views_are_named_per_view(tmp_path):

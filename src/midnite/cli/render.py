@@ -242,7 +242,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         with rec.lock_folder(out):
             summary = run_jobs(
-                work, out, executor=InProcess(model, progress=progress), progress=progress,
+                work, out, executor=InProcess(model), progress=progress,
                 report=say, check=check, stop_on_error=True, overwrite=args.overwrite,
                 command=args.argv,
             )  # fmt: skip

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 import time
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import torch
 
@@ -22,11 +22,13 @@ PROBE_REPEATS = 2  # each probe render is timed this often, the fastest kept (lo
 
 @dataclass
 class Estimate:
-    """Expected seconds of a plan: ``total`` on one worker, ``longest`` batch, per layer."""
+    """Expected seconds of a plan: ``total`` on one worker, ``longest`` batch, per layer and
+    per batch (what the runner's progress bar starts its time left from)."""
 
     total: float
     longest: float
     per_layer: dict[str, float]
+    per_batch: dict[Batch, float] = field(default_factory=dict)
 
     def workers(self, n: int) -> float:
         """Seconds on ``n`` workers, batches spread evenly (never below the longest batch)."""
@@ -67,7 +69,7 @@ def estimate(model: torch.nn.Module, work: Sequence[Batch], steps: int = PROBE_S
     per_layer: dict[str, float] = {}
     for b, c in zip(work, costs, strict=True):
         per_layer[b.layer] = per_layer.get(b.layer, 0.0) + c
-    return Estimate(sum(costs), max(costs), per_layer)
+    return Estimate(sum(costs), max(costs), per_layer, dict(zip(work, costs, strict=True)))
 
 
 def format_seconds(seconds: float) -> str:

@@ -14,13 +14,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from tqdm.auto import tqdm
 
 from midnite.engine import RenderResult
 from midnite.errors import EXIT_INTERRUPTED, MidniteError, UsageError, WriteError
@@ -28,6 +25,7 @@ from midnite.jobs.executors import Executor, InProcess
 from midnite.jobs.memory import render_failure
 from midnite.jobs.pages import default_pages
 from midnite.jobs.plan import Batch, canonical
+from midnite.jobs.progress import Progress
 from midnite.jobs.runs import other_runs, remove_units
 from midnite.jobs.signals import deferred_interrupt, exit_status, signal_name
 from midnite.jobs.write import failures, unit_metrics, write_unit
@@ -153,6 +151,7 @@ def run(
     stop_on_error: bool = False,
     overwrite: bool = False,
     command: Sequence[str] | None = None,
+    expected: Mapping[Batch, float] | None = None,
 ) -> Summary:
     """Render the units of ``work`` not yet complete in ``out`` and write them.
 
@@ -166,7 +165,12 @@ def run(
     with ``stop_on_error`` ends the run as a ``RenderError`` or ``MemoryShortage``; a unit
     that turns non-finite is not saved. ``overwrite``: in a ``one_run`` layout, remove the
     units of another run configuration instead of refusing them.
-    Ctrl-C raises :class:`Interrupted` once the batch's files are written.
+    ``progress``: one bar (``jobs.progress``) naming the layer and view, with an in-process
+    executor the step of the batch, and the time left from per-batch costs (``expected``:
+    a probe's ``Estimate.per_batch``, before any batch is measured). The pages are built
+    before the first batch too, so a stopped run leaves its plan and pages.
+    Ctrl-C (and SIGTERM, SIGHUP under ``signals.stop_on_signals``) raises
+    :class:`Interrupted` once the batch's files are written and the pages are up to date.
     """
     if executor is None:
         if model is None:
@@ -186,10 +190,11 @@ def run(
     def build(final: bool) -> Path | None:
         return pages(folders.scans(), final)
 
-    bar = tqdm(total=summary.total, unit="unit", desc="midnite", disable=not progress,
-               file=sys.stderr)  # fmt: skip
+    bar = Progress([b for b, _ in left], summary.total, enabled=progress, expected=expected)
+    bar.attach(executor)  # an in-process batch's steps show on the bar
     try:
         if left:
+            build(False)  # the plan and the pages from the start: a stopped run leaves them
             _render(executor, left, out, folders, summary, report, build, bar, stop_on_error,
                     command)  # fmt: skip
     except KeyboardInterrupt as stop:
@@ -200,19 +205,26 @@ def run(
         raise Interrupted(summary, stop) from None
     except OSError as err:
         bar.close()
-        raise WriteError(
-            f"writing results to {str(out)!r} failed ({err.strerror or err}); "
-            f"{summary.state}. Run the same command again to resume."
-        ) from None
+        raise _write_error(out, err, summary) from None
     except MidniteError:
         bar.close()
         with contextlib.suppress(Exception):
             build(True)
         raise
     bar.close()
-    summary.index = build(True)
+    try:
+        summary.index = build(True)
+    except OSError as err:
+        raise _write_error(out, err, summary) from None
     summary.seconds = time.perf_counter() - began
     return summary
+
+
+def _write_error(out: Path, err: OSError, summary: Summary) -> WriteError:
+    return WriteError(
+        f"writing results to {str(out)!r} failed ({err.strerror or err}); "
+        f"{summary.state}. Run the same command again to resume."
+    )
 
 
 def _prepare(
@@ -258,11 +270,12 @@ def _render(executor, left, out, folders, summary, report, build, bar, stop_on_e
             for unit in units:
                 summary.failed[_where(batch, unit)] = why
                 summary.failed_units.append(unit)
-            bar.update(len(units))
+            bar.done(batch, None, len(units))
             continue
         with deferred_interrupt():
-            _write_batch(batch, units, result, out, folders, summary, report, bar, command)
+            _write_batch(batch, units, result, out, folders, summary, report, command)
             build(False)
+        bar.done(batch, result.seconds, len(units))
 
 
 def _where(batch: Batch, unit: int) -> str:
@@ -278,7 +291,6 @@ def _write_batch(
     folders: _Folders,
     summary: Summary,
     report: Callable[[str], None] | None,
-    bar: tqdm,
     command: Sequence[str] | None,
 ) -> None:
     """Write the batch's ``units`` that finished; name each one that did not."""
@@ -297,7 +309,6 @@ def _write_batch(
             summary.failed_units.append(unit)
             if report is not None:
                 report(f"unit {unit} ({where}) failed, nothing saved: {why}")
-            bar.update(1)
             continue
         written = write_unit(
             batch,
@@ -311,4 +322,3 @@ def _write_batch(
         folders.shown[batch.folder()][stem] = (written.path, written.record)
         folders.damaged[batch.folder()].pop(stem, None)
         summary.rendered += 1
-        bar.update(1)
