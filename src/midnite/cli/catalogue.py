@@ -51,6 +51,9 @@ from midnite.store import records as rec
 __all__ = ["TOP_K", "register", "run"]
 
 TOP_K = 9  # dataset examples per unit (--top-k)
+# a run of at least this many renders is timed by a quick probe before it starts, and says so
+LONG_RUN = 64
+QUICK_LAYERS, QUICK_STEPS = 3, 4  # the quick probe: layers timed, steps per probe render
 
 
 def register(sub: Any) -> None:
@@ -172,11 +175,7 @@ def _dry_run(model, work, names, shapes, units, dev, out: Path) -> int:
     try:
         guess = estimate(model, left)
     except Exception as err:
-        if is_out_of_memory(err):
-            raise MemoryShortage(f"the probe render ran out of memory: {one_line(err)}") from None
-        raise RenderError(
-            f"the probe render failed ({type(err).__name__}: {one_line(err)})"
-        ) from None
+        raise _probe_failed(err) from None
     print(
         f"expected time of {renders} renders (measured on {dev}: one "
         f"batch per layer for 1 and {1 + PROBE_STEPS} steps): "
@@ -204,6 +203,44 @@ def _executor(args: argparse.Namespace, model: torch.nn.Module) -> Iterator[Any]
         yield executor
     finally:
         executor.close()
+
+
+def _probe_failed(err: Exception) -> Exception:
+    if is_out_of_memory(err):
+        return MemoryShortage(f"the probe render ran out of memory: {one_line(err)}")
+    return RenderError(f"the probe render failed ({type(err).__name__}: {one_line(err)})")
+
+
+def _announce(model, left: list[tuple[Batch, list[int]]], dev) -> dict | None:
+    """Say what the run is about to do (one line on stderr): renders, layers, views, batches,
+    for a long run the time a quick probe expects here, and how to narrow it. Asks nothing.
+
+    Returns the probe's per-batch seconds (the progress bar's first time left), or None.
+    """
+    renders = sum(len(units) for _, units in left)
+    if not renders:
+        return None
+    layers = len({b.layer for b, _ in left})
+    views = ", ".join(dict.fromkeys(b.view for b, _ in left))
+    line = (
+        f"about to render {renders} unit(s) of {layers} layer(s) (views {views}) in "
+        f"{len(left)} batch(es) on {dev}"
+    )
+    expected = None
+    if renders >= LONG_RUN:
+        try:
+            guess = estimate(model, [b for b, _ in left], QUICK_STEPS, layers=QUICK_LAYERS)
+        except Exception as err:
+            raise _probe_failed(err) from None
+        expected = guess.per_batch
+        probed = min(QUICK_LAYERS, layers)
+        line += (
+            f"; expected about {format_seconds(guess.total)} on this machine (a quick probe of "
+            f"{probed} layer(s)). To narrow it: --layers PATTERN, --units RANGE (e.g. 0-15); "
+            "--dry-run prints the plan and renders nothing"
+        )
+    print(f"midnite: {line}", file=sys.stderr)
+    return expected
 
 
 def _check_options(args: argparse.Namespace) -> None:
@@ -279,14 +316,16 @@ def run(args: argparse.Namespace) -> int:
     assert out is not None
     # the deepest layer's forward pass is the longest: check it at the largest batch
     check_memory(model, work[-1].probe(), max(b.images for b in work), dev)
+    expected = _announce(model, todo(work, out)[0], dev)  # before anything is computed
     report = functools.partial(print, "midnite:", file=sys.stderr)
     try:
         with rec.lock_folder(out), _executor(args, model) as executor:
             if images is not None:
                 _examples(args, work, images, out, executor, report)
             summary = run_jobs(
-                work, out, executor=executor, progress=not args.no_progress, report=report
-            )
+                work, out, executor=executor, progress=not args.no_progress, report=report,
+                expected=expected,
+            )  # fmt: skip
     except rec.FolderBusy as err:
         raise BusyError(str(err)) from None
     except OSError as err:  # the dataset examples or the pages; the runner names its own

@@ -35,8 +35,18 @@ class Estimate:
         return max(self.total / n, self.longest)
 
 
-def estimate(model: torch.nn.Module, work: Sequence[Batch], steps: int = PROBE_STEPS) -> Estimate:
+def estimate(
+    model: torch.nn.Module,
+    work: Sequence[Batch],
+    steps: int = PROBE_STEPS,
+    *,
+    layers: int | None = None,
+) -> Estimate:
     """Time ``work`` from a probe measured here: per layer, one batch for 1 and 1 + ``steps`` steps.
+
+    ``layers``: probe at most this many layers, spread over the plan's order (first and last
+    included); a layer between two probed ones costs as the deeper of the two (the quick
+    estimate a long run prints before it starts; an upper bound when cost grows with depth).
 
     The cost of a step grows with the layer's depth (each forward pass ends after the layer),
     so each layer is probed, with its batch of the most images, after one unmeasured warm-up
@@ -50,7 +60,8 @@ def estimate(model: torch.nn.Module, work: Sequence[Batch], steps: int = PROBE_S
         return Estimate(0.0, 0.0, {})
     render_config(model, work[0].config.replace(steps=1), progress=False)  # warm-up
     cost: dict[str, tuple[float, float, int]] = {}  # layer: (fixed, per step, probe images)
-    for layer in dict.fromkeys(b.layer for b in work):
+    names = list(dict.fromkeys(b.layer for b in work))
+    for layer in _probed(names, layers):
         biggest = max((b for b in work if b.layer == layer), key=lambda b: b.images)
         took = []
         for n in (1, 1 + steps):
@@ -62,6 +73,9 @@ def estimate(model: torch.nn.Module, work: Sequence[Batch], steps: int = PROBE_S
             took.append(min(times))
         step = max(took[1] - took[0], 0.0) / steps
         cost[layer] = (max(took[0] - step, 0.0), step, biggest.images)
+    for i, layer in enumerate(names):  # not probed: the next probed layer's cost
+        if layer not in cost:
+            cost[layer] = cost[next(n for n in names[i:] if n in cost)]
     costs = []
     for b in work:
         fixed, step, images = cost[b.layer]
@@ -70,6 +84,16 @@ def estimate(model: torch.nn.Module, work: Sequence[Batch], steps: int = PROBE_S
     for b, c in zip(work, costs, strict=True):
         per_layer[b.layer] = per_layer.get(b.layer, 0.0) + c
     return Estimate(sum(costs), max(costs), per_layer, dict(zip(work, costs, strict=True)))
+
+
+def _probed(names: list[str], most: int | None) -> list[str]:
+    """At most ``most`` of ``names``, evenly spread, the first and the last among them."""
+    if most is None or most >= len(names):
+        return names
+    if most <= 1:
+        return names[-1:]
+    picks = {round(i * (len(names) - 1) / (most - 1)) for i in range(most)}
+    return [names[i] for i in sorted(picks)]
 
 
 def format_seconds(seconds: float) -> str:

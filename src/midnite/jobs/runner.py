@@ -147,7 +147,7 @@ def run(
     progress: bool = True,
     report: Callable[[str], None] | None = None,
     pages: Pages | None = None,
-    check: Callable[[list[tuple[Batch, list[int]]]], None] | None = None,
+    check: Callable[[list[tuple[Batch, list[int]]]], Mapping[Batch, float] | None] | None = None,
     stop_on_error: bool = False,
     overwrite: bool = False,
     command: Sequence[str] | None = None,
@@ -160,7 +160,8 @@ def run(
     ``pages(scans, final)`` builds the pages after each batch and at the end (its result is
     ``Summary.index``; default: the layout's, ``jobs.pages.default_pages``).
     ``check(left)`` gets the ``(batch, units to render)`` pairs before anything is written or
-    removed (a memory check, a line saying what is to be done).
+    removed (a memory check, a line saying what is to be done); what it returns, if not
+    None, is taken as ``expected`` (a probe's per-batch seconds).
     A batch that raises is reported in ``Summary.failed`` (its exception in ``errors``), or
     with ``stop_on_error`` ends the run as a ``RenderError`` or ``MemoryShortage``; a unit
     that turns non-finite is not saved. ``overwrite``: in a ``one_run`` layout, remove the
@@ -182,7 +183,7 @@ def run(
     began = time.perf_counter()
     folders, others, left = _prepare(work, out, summary, report, overwrite)
     if left and check is not None:
-        check(left)
+        expected = check(left) or expected
     if others:  # --overwrite, once this run is known to start
         remove_units(out, others, report)
     pages = pages or default_pages(work, out)
