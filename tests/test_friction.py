@@ -115,8 +115,8 @@ def test_sigterm_and_sighup_stop_a_catalogue_like_ctrl_c(
     _signal_in_batch(monkeypatch, 2, signum)
     assert catalogue(model_file, out, "--views", "channel,negative", "--batch", "3") == status
     err = capsys.readouterr().err.strip().splitlines()
-    assert len(err) == 2 and err[0].startswith("midnite: about to render 12 unit(s)")
-    assert err[1].startswith(f"midnite: {words}; 3 of 12 units written") and "resume" in err[1]
+    assert len(err) == 1  # a short run starts without a word, and stops with one line
+    assert err[0].startswith(f"midnite: {words}; 3 of 12 units written") and "resume" in err[0]
     # the batch that was rendering is discarded, the pages show what is done of the plan
     assert sorted(p.name for p in (out / "2").glob("*.json")) == [
         f"channel_000{u}.json" for u in range(3)
@@ -281,6 +281,8 @@ def test_empty_size_is_refused(model_file, tmp_path, capsys, command):
 
 
 def test_a_long_run_says_what_it_is_about_to_do(model_file, tmp_path, monkeypatch, capsys):
+    assert catalogue(model_file, tmp_path / "short", "--units", "0") == 0
+    assert "about to render" not in capsys.readouterr().err  # a short run: not a word
     monkeypatch.setattr(cli_catalogue, "LONG_RUN", 4)
     assert catalogue(model_file, tmp_path / "cat") == 0
     err = capsys.readouterr().err

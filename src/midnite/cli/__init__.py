@@ -12,7 +12,9 @@ tries it again); a damaged unit (a record that is not valid, a PNG that does not
 record) is named and rendered again; one run writes into a folder at a time, and a folder
 holds the units of one run configuration (``--overwrite`` replaces those of another); the
 memory a render needs is estimated before it starts. Every problem is one line on stderr,
-never a traceback (``MIDNITE_TRACEBACK=1`` shows it for an unexpected error).
+never a traceback (``MIDNITE_TRACEBACK=1`` shows it for an unexpected error). SIGTERM and
+SIGHUP stop a run as Ctrl-C does (``jobs.signals``); ``render`` and ``catalogue`` refuse
+each other's folders (``cli.folders``), and ``gallery`` builds the pages of either.
 
 Exit statuses (``EXIT_*``):
     0    done: every unit asked for is complete

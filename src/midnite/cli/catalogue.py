@@ -1,8 +1,10 @@
 """``midnite catalogue``: every unit of many layers, in several views, resumably.
 
-Plans with ``midnite.jobs`` (layers, views, ``LAYERS`` layout), computes dataset examples
-(``--images``), then runs the plan with the one runner (``jobs.run``) in this process or on
-Ray (``--ray``, ``jobs.ray.RayExecutor``); ``--dry-run`` prints the plan and its expected time.
+Plans with ``midnite.jobs`` (layers, views, ``--recipe``/``--param``, ``LAYERS`` layout: each
+unit's PNG, alpha map and record), says what it is about to do (for a long run with the time a
+quick probe expects here), computes dataset examples (``--images``), then runs the plan with
+the one runner (``jobs.run``) in this process or on Ray (``--ray``, ``jobs.ray.RayExecutor``);
+``--dry-run`` prints the plan and its expected time. The site is up to date after every batch.
 """
 
 from __future__ import annotations
@@ -89,7 +91,9 @@ def register(sub: Any) -> None:
         "--views",
         metavar="V,...",
         default="channel",
-        help="comma list of channel, negative, diversity (default channel)",
+        help="comma list of channel, negative, diversity (default channel: each view is a "
+        "full pass over the units, so the default stays the one that shows what a unit looks "
+        "for; add negative for what it avoids)",
     )
     add_run_options(
         cat,
@@ -212,35 +216,30 @@ def _probe_failed(err: Exception) -> Exception:
 
 
 def _announce(model, left: list[tuple[Batch, list[int]]], dev) -> dict | None:
-    """Say what the run is about to do (one line on stderr): renders, layers, views, batches,
-    for a long run the time a quick probe expects here, and how to narrow it. Asks nothing.
+    """Before a long run (``LONG_RUN`` renders or more) starts, say what it is about to do
+    (one line on stderr): renders, layers, views, batches, the time a quick probe expects on
+    this machine, and how to narrow it. Asks nothing; a short run starts without a word.
 
     Returns the probe's per-batch seconds (the progress bar's first time left), or None.
     """
     renders = sum(len(units) for _, units in left)
-    if not renders:
+    if renders < LONG_RUN:
         return None
     layers = len({b.layer for b, _ in left})
     views = ", ".join(dict.fromkeys(b.view for b, _ in left))
-    line = (
-        f"about to render {renders} unit(s) of {layers} layer(s) (views {views}) in "
-        f"{len(left)} batch(es) on {dev}"
+    try:
+        guess = estimate(model, [b for b, _ in left], QUICK_STEPS, layers=QUICK_LAYERS)
+    except Exception as err:
+        raise _probe_failed(err) from None
+    print(
+        f"midnite: about to render {renders} unit(s) of {layers} layer(s) (views {views}) in "
+        f"{len(left)} batch(es) on {dev}; expected about {format_seconds(guess.total)} on this "
+        f"machine (a quick probe of {min(QUICK_LAYERS, layers)} layer(s)). To narrow it: "
+        "--layers PATTERN, --units RANGE (e.g. 0-15); --dry-run prints the plan and renders "
+        "nothing",
+        file=sys.stderr,
     )
-    expected = None
-    if renders >= LONG_RUN:
-        try:
-            guess = estimate(model, [b for b, _ in left], QUICK_STEPS, layers=QUICK_LAYERS)
-        except Exception as err:
-            raise _probe_failed(err) from None
-        expected = guess.per_batch
-        probed = min(QUICK_LAYERS, layers)
-        line += (
-            f"; expected about {format_seconds(guess.total)} on this machine (a quick probe of "
-            f"{probed} layer(s)). To narrow it: --layers PATTERN, --units RANGE (e.g. 0-15); "
-            "--dry-run prints the plan and renders nothing"
-        )
-    print(f"midnite: {line}", file=sys.stderr)
-    return expected
+    return guess.per_batch
 
 
 def _check_options(args: argparse.Namespace) -> None:

@@ -4,9 +4,10 @@
 
 It decides what is done (a valid record whose key is :meth:`Batch.key`; damaged units are
 named and rendered again), renders the rest through an executor, writes each unit
-(``jobs.write``: one finiteness check, one record builder, one PNG encoder) with Ctrl-C and
-SIGTERM held back until the batch's files are all written, reports progress and calls a page
-builder after each batch (``pages(scans, final)``). The caller holds the folder's lock
+(``jobs.write``: one finiteness check, one record builder, one PNG encoder) with Ctrl-C,
+SIGTERM and SIGHUP held back until the batch's files are all written, reports progress
+(``jobs.progress``) and calls a page builder before the first batch, after each batch and at
+the end (``pages(scans, final)``). The caller holds the folder's lock
 (``records.lock_folder``). Failed units are never saved: a rerun tries them again.
 """
 
