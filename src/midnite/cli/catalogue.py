@@ -91,9 +91,8 @@ def register(sub: Any) -> None:
         "--views",
         metavar="V,...",
         default="channel",
-        help="comma list of channel, negative, diversity (default channel: each view is a "
-        "full pass over the units, so the default stays the one that shows what a unit looks "
-        "for; add negative for what it avoids)",
+        help="comma list of channel, negative, diversity (default channel; each view is a "
+        "pass over every unit)",
     )
     add_run_options(
         cat,

@@ -167,10 +167,9 @@ def run(
     with ``stop_on_error`` ends the run as a ``RenderError`` or ``MemoryShortage``; a unit
     that turns non-finite is not saved. ``overwrite``: in a ``one_run`` layout, remove the
     units of another run configuration instead of refusing them.
-    ``progress``: one bar (``jobs.progress``) naming the layer and view, with an in-process
-    executor the step of the batch, and the time left from per-batch costs (``expected``:
-    a probe's ``Estimate.per_batch``, before any batch is measured). The pages are built
-    before the first batch too, so a stopped run leaves its plan and pages.
+    ``progress``: one bar (``jobs.progress``): layer, view, the step of an in-process batch,
+    time left from per-batch costs (``expected``: a probe's ``Estimate.per_batch``). The
+    pages are built before the first batch too, so a stopped run leaves its plan and pages.
     Ctrl-C (and SIGTERM, SIGHUP under ``signals.stop_on_signals``) raises
     :class:`Interrupted` once the batch's files are written and the pages are up to date.
     """
