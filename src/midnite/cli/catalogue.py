@@ -98,11 +98,7 @@ def register(sub: Any) -> None:
         cat,
         batch_help="units rendered together (default 8; a diversity batch is one unit's images)",
     )
-    add_recipe_options(
-        cat,
-        default="feature, or class for the class output, transformer for a vision "
-        "transformer's token layer",
-    )
+    add_recipe_options(cat, default="feature; class for a class output; transformer for ViT tokens")
     cat.add_argument(
         "--dry-run",
         action="store_true",
