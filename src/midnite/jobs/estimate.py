@@ -45,8 +45,8 @@ def estimate(
     """Time ``work`` from a probe measured here: per layer, one batch for 1 and 1 + ``steps`` steps.
 
     ``layers``: probe at most this many layers, spread over the plan's order (first and last
-    included); a layer between two probed ones costs as the deeper of the two (the quick
-    estimate a long run prints before it starts; an upper bound when cost grows with depth).
+    included); a layer between two probed ones costs what a straight line between theirs
+    gives at its place in the plan (the quick estimate a long run prints before it starts).
 
     The cost of a step grows with the layer's depth (each forward pass ends after the layer),
     so each layer is probed, with its batch of the most images, after one unmeasured warm-up
@@ -73,9 +73,7 @@ def estimate(
             took.append(min(times))
         step = max(took[1] - took[0], 0.0) / steps
         cost[layer] = (max(took[0] - step, 0.0), step, biggest.images)
-    for i, layer in enumerate(names):  # not probed: the next probed layer's cost
-        if layer not in cost:
-            cost[layer] = cost[next(n for n in names[i:] if n in cost)]
+    _interpolate(names, cost)
     costs = []
     for b in work:
         fixed, step, images = cost[b.layer]
@@ -84,6 +82,20 @@ def estimate(
     for b, c in zip(work, costs, strict=True):
         per_layer[b.layer] = per_layer.get(b.layer, 0.0) + c
     return Estimate(sum(costs), max(costs), per_layer, dict(zip(work, costs, strict=True)))
+
+
+def _interpolate(names: list[str], cost: dict[str, tuple[float, float, int]]) -> None:
+    """Fill in the cost of each layer not probed, on a line between its probed neighbours."""
+    probed = [i for i, n in enumerate(names) if n in cost]
+    for i, layer in enumerate(names):
+        if layer in cost:
+            continue
+        lo = max(j for j in probed if j < i)
+        hi = min(j for j in probed if j > i)
+        t = (i - lo) / (hi - lo)
+        (f0, s0, n0), (f1, s1, n1) = cost[names[lo]], cost[names[hi]]
+        # per image: the probes of two layers may have had batches of different sizes
+        cost[layer] = (f0 + t * (f1 - f0), (1 - t) * s0 / n0 + t * s1 / n1, 1)
 
 
 def _probed(names: list[str], most: int | None) -> list[str]:

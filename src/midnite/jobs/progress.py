@@ -53,14 +53,18 @@ class Progress:
         self.busy = 0.0  # render seconds of done batches (several at once on Ray)
         self.began = time.perf_counter()
         self.attached: InProcess | None = None
-        self.bar = tqdm(total=total, desc="midnite", disable=not enabled, file=sys.stderr,
+        self.bar = tqdm(total=total, desc=self._desc(), disable=not enabled, file=sys.stderr,
                         leave=False, bar_format=_FORMAT, dynamic_ncols=True)  # fmt: skip
-        self._name()
+
+    def _desc(self) -> str:
+        """``midnite <layer> <view>`` of the batch being rendered (the first pending)."""
+        if not self.pending:
+            return "midnite"
+        b = self.pending[0]
+        return f"midnite {b.layer or '(output)'} {b.view}"
 
     def _name(self) -> None:
-        if self.pending:
-            b = self.pending[0]
-            self.bar.set_description_str(f"midnite {b.layer or '(output)'} {b.view}", False)
+        self.bar.set_description_str(self._desc(), False)
 
     def cost(self, batch: Batch) -> float | None:
         """Expected seconds of ``batch`` (None: nothing to go by yet)."""
