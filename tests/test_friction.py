@@ -207,6 +207,9 @@ def test_gallery_builds_a_catalogue_site(model_file, tmp_path, capsys):
     assert run("gallery", out) == 0
     assert capsys.readouterr().out.startswith("catalogue: 1 layer(s), 3 units: ")
     assert (out / "index.html").is_file() and (out / "2" / "0002.html").is_file()
+    assert (
+        "maximizes channel 2: its mean activation reached" in (out / "2" / "0002.html").read_text()
+    )
 
 
 def test_gallery_of_an_empty_folder_names_the_commands(tmp_path, capsys):

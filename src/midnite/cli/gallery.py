@@ -11,6 +11,7 @@ from typing import Any
 from midnite.cli.folders import CATALOGUE, kind
 from midnite.cli.options import EPILOG, wrap
 from midnite.errors import EXIT_FAILED, EXIT_OK, UsageError, WriteError
+from midnite.jobs.views import captions
 from midnite.pages import catalogue, gallery
 from midnite.store import records as rec
 
@@ -37,7 +38,7 @@ def register(sub: Any) -> None:
 def _catalogue(folder: Path, text: str) -> int:
     """The site of a catalogue folder; exit 1 when damaged units are found."""
     try:
-        page = catalogue.build_site(folder)
+        page = catalogue.build_site(folder, captions())
     except OSError as err:
         raise WriteError(f"cannot write the pages into {text!r} ({err.strerror})") from None
     _, layers, _ = catalogue.read_catalogue(folder)
@@ -78,7 +79,7 @@ def run(args: argparse.Namespace) -> int:
     for bad in found.damaged:
         print(f"midnite: damaged unit {bad}", file=sys.stderr)
     try:
-        built = gallery.build(folder, found=found)
+        built = gallery.build(folder, found=found, captions=captions())
     except OSError as err:
         raise WriteError(
             f"cannot write the gallery into {args.folder!r} ({err.strerror})"
