@@ -192,6 +192,7 @@ def _pngs(folder: Path) -> dict[str, str]:
     return {
         str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
         for p in sorted(folder.rglob("*.png"))
+        if not p.name.endswith("_alpha.png")
     }
 
 

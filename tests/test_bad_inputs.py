@@ -469,7 +469,79 @@ ROWS = [
         ValueError,
         r"the folder '.*' holds no files",
     ),
+    # the command line's folders and options (#23, #24)
+    (
+        "--size '' (an empty size)",
+        lambda t: _cli_options().optional_size(""),
+        ValueError,
+        r"malformed size ''; accepted: N or HxW, e.g. 224 or 128x160",
+    ),
+    (
+        "render --out into a catalogue folder",
+        lambda t: _cli_folders().check_for(_catalogue_folder(t), "render"),
+        ValueError,
+        r"holds the results of 'midnite catalogue' .*; give another --out, or add to it with "
+        r"'midnite catalogue'",
+    ),
+    (
+        "catalogue --out into a render folder",
+        lambda t: _cli_folders().check_for(_render_folder(t), "catalogue"),
+        ValueError,
+        r"holds the results of 'midnite render' .*; give another --out, or add to it with "
+        r"'midnite render'",
+    ),
+    (
+        "index.html replaced by a folder",
+        lambda t: _cli_folders().check_for(_index_folder(t), "render"),
+        ValueError,
+        r"index.html' is not a file \(a folder or a link\), so the page midnite writes there "
+        r"cannot be; move it away or give another --out",
+    ),
+    (
+        "gallery of a folder without results",
+        lambda t: _cli_main(["gallery", str(t)]),
+        ValueError,
+        r"no midnite results \(PNG \+ JSON record\) in '.*'; 'midnite render \.\.\. --out DIR' "
+        r"or 'midnite catalogue \.\.\. --out DIR' writes them",
+    ),
 ]
+
+
+def _cli_options():
+    from midnite.cli import options
+
+    return options
+
+
+def _cli_folders():
+    from midnite.cli import folders
+
+    return folders
+
+
+def _cli_main(argv):
+    """Run a command; its one-line error raised, not printed."""
+    from midnite.cli import COMMANDS, build_parser
+
+    args = build_parser().parse_args(argv)
+    args.argv = argv
+    return COMMANDS[args.command].run(args)
+
+
+def _catalogue_folder(tmp_path):
+    (tmp_path / "catalogue.json").write_text("{}")
+    return tmp_path
+
+
+def _render_folder(tmp_path):
+    (tmp_path / "l_channel_0000.json").write_text("{}")
+    (tmp_path / "l_channel_0000.png").write_bytes(b"")
+    return tmp_path
+
+
+def _index_folder(tmp_path):
+    (tmp_path / "index.html").mkdir()
+    return tmp_path
 
 
 @pytest.mark.parametrize(

@@ -114,7 +114,12 @@ def run(*argv: object) -> int:
 
 
 def pngs(folder: Path) -> dict[str, bytes]:
-    return {str(p.relative_to(folder)): p.read_bytes() for p in sorted(folder.rglob("*.png"))}
+    """The unit images under ``folder`` (not their alpha maps)."""
+    return {
+        str(p.relative_to(folder)): p.read_bytes()
+        for p in sorted(folder.rglob("*.png"))
+        if not p.name.endswith("_alpha.png")
+    }
 
 
 def mtimes(folder: Path) -> dict[str, int]:
@@ -426,7 +431,9 @@ def test_interrupted_run_keeps_whole_units_and_resumes(tmp_path):
         cat.run(work, tmp_path, executor=Interrupted(model), progress=False)
     assert sorted(p.name for p in (tmp_path / "layer1.0").glob("*.png")) == [
         "channel_0000.png",
+        "channel_0000_alpha.png",
         "channel_0001.png",
+        "channel_0001_alpha.png",
     ]
     assert "2 of 4" in (tmp_path / "index.html").read_text()
     summary = cat.run(work, tmp_path, model=model, progress=False)

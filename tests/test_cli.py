@@ -497,7 +497,7 @@ def test_real_subprocess(model_file, tmp_path):
     proc = subprocess.run(cmd, capture_output=True, text=True, timeout=120)
     assert proc.returncode == 0, proc.stderr
     assert "rendered 2 units" in proc.stdout
-    assert "midnite: 100%" in proc.stderr  # the progress bar
+    assert "midnite 0 channel:" in proc.stderr  # the progress bar names the layer and view
     assert len(rec.read_records(out)) == 2
     assert cmd[5:7] == ["--layer", "0"]
     proc = subprocess.run([*cmd[:6], "nope", *cmd[7:]], capture_output=True, text=True, timeout=120)

@@ -177,9 +177,6 @@ def test_planned_layer_folder_that_is_a_symlink_is_refused(model_file, tmp_path,
     assert checksum(watched) == before
 
 
-@pytest.mark.xfail(
-    strict=True, reason="needs jobs/runner.py to write through store.inside(write=True)"
-)
 def test_rerun_does_not_write_through_a_symlinked_layer_folder(model_file, tmp_path, watched):
     out = tmp_path / "out"
     argv = ["catalogue", model_file, "--out", out, *FAST, "--layers", "0", "--units", "0-1"]

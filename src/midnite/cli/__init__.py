@@ -12,7 +12,9 @@ tries it again); a damaged unit (a record that is not valid, a PNG that does not
 record) is named and rendered again; one run writes into a folder at a time, and a folder
 holds the units of one run configuration (``--overwrite`` replaces those of another); the
 memory a render needs is estimated before it starts. Every problem is one line on stderr,
-never a traceback (``MIDNITE_TRACEBACK=1`` shows it for an unexpected error).
+never a traceback (``MIDNITE_TRACEBACK=1`` shows it for an unexpected error). SIGTERM and
+SIGHUP stop a run as Ctrl-C does (``jobs.signals``); ``render`` and ``catalogue`` refuse
+each other's folders (``cli.folders``), and ``gallery`` builds the pages of either.
 
 Exit statuses (``EXIT_*``):
     0    done: every unit asked for is complete
@@ -22,12 +24,16 @@ Exit statuses (``EXIT_*``):
          configuration)
     3    busy: another midnite run is writing to DIR
     4    not enough memory: the render would not fit (estimated before it starts), or ran out
-    130  interrupted (Ctrl-C): the current batch's files are all written or none is
+    130  interrupted (Ctrl-C): the current batch's files are all written or none is; the
+         pages are brought up to date
+    143  stopped by SIGTERM, 129 by SIGHUP: as for Ctrl-C
+    141  stdout was closed by its reader (``midnite layers M | head``): output ends quietly
 """
 
 from __future__ import annotations
 
 import argparse
+import contextlib
 import os
 import sys
 import traceback
@@ -38,7 +44,6 @@ from midnite.cli.common import own_version
 from midnite.cli.options import EPILOG, Parser, parse_size, parse_unit_ranges, parse_units
 from midnite.errors import (
     EXIT_FAILED,
-    EXIT_INTERRUPTED,
     EXIT_MEMORY,
     EXIT_USAGE,
     BusyError,
@@ -50,6 +55,7 @@ from midnite.errors import (
 )
 from midnite.jobs import Interrupted
 from midnite.jobs.memory import is_out_of_memory, one_line
+from midnite.jobs.signals import exit_status, signal_name, stop_on_signals
 
 __all__ = [
     "BusyError",
@@ -63,6 +69,8 @@ __all__ = [
     "parse_unit_ranges",
     "parse_units",
 ]
+
+EXIT_BROKEN_PIPE = 128 + 13  # 141, as a shell reports a command killed by SIGPIPE
 
 COMMANDS = {"layers": layers, "render": render, "gallery": gallery, "catalogue": catalogue}
 
@@ -85,12 +93,22 @@ def build_parser() -> argparse.ArgumentParser:
 def _interrupted(stop: Interrupted) -> int:
     s = stop.summary
     where = f" to {s.out}" if s.out is not None else ""
+    what = "interrupted" if stop.by == "Ctrl-C" else f"stopped by {stop.by}"
+    pages = f"; pages: {s.index}" if s.index is not None else ""
     print(
-        f"midnite: interrupted; {s.rendered} of {s.total} units written{where}, the rest not "
-        "started or discarded. Run the same command again to resume.",
+        f"midnite: {what}; {s.rendered} of {s.total} units written{where}, the rest not "
+        f"started or discarded{pages}. Run the same command again to resume.",
         file=sys.stderr,
     )
-    return EXIT_INTERRUPTED
+    return stop.exit_code
+
+
+def _broken_pipe() -> int:
+    """stdout's reader went away (``midnite layers M | head``): no more output, status 141."""
+    with contextlib.suppress(OSError, ValueError):
+        devnull = os.open(os.devnull, os.O_WRONLY)
+        os.dup2(devnull, sys.stdout.fileno())  # so the interpreter's last flush finds no pipe
+    return EXIT_BROKEN_PIPE
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -106,16 +124,23 @@ def main(argv: Sequence[str] | None = None) -> int:
             parser.print_help(sys.stderr)
             return EXIT_USAGE
         args.argv = argv
-        return COMMANDS[args.command].run(args)
+        with stop_on_signals():
+            status = COMMANDS[args.command].run(args)
+            sys.stdout.flush()  # a closed pipe shows here, not in the interpreter's last flush
+        return status
+    except BrokenPipeError:
+        return _broken_pipe()
     except MidniteError as err:
         message = " ".join(str(err).split())
         print(f"midnite: error: {message}", file=sys.stderr)
         return err.exit_code
     except Interrupted as stop:
         return _interrupted(stop)
-    except KeyboardInterrupt:
-        print("midnite: interrupted", file=sys.stderr)
-        return EXIT_INTERRUPTED
+    except KeyboardInterrupt as stop:
+        by = signal_name(stop)
+        print(f"midnite: {'interrupted' if by == 'Ctrl-C' else f'stopped by {by}'}",
+              file=sys.stderr)  # fmt: skip
+        return exit_status(stop)
     except Exception as err:  # a bug, or a failure nobody foresaw: still one line
         if os.environ.get("MIDNITE_TRACEBACK"):
             raise

@@ -1,8 +1,10 @@
 """``midnite catalogue``: every unit of many layers, in several views, resumably.
 
-Plans with ``midnite.jobs`` (layers, views, ``LAYERS`` layout), computes dataset examples
-(``--images``), then runs the plan with the one runner (``jobs.run``) in this process or on
-Ray (``--ray``, ``jobs.ray.RayExecutor``); ``--dry-run`` prints the plan and its expected time.
+Plans with ``midnite.jobs`` (layers, views, ``--recipe``/``--param``, ``LAYERS`` layout: each
+unit's PNG, alpha map and record), says what it is about to do (for a long run with the time a
+quick probe expects here), computes dataset examples (``--images``), then runs the plan with
+the one runner (``jobs.run``) in this process or on Ray (``--ray``, ``jobs.ray.RayExecutor``);
+``--dry-run`` prints the plan and its expected time. The site is up to date after every batch.
 """
 
 from __future__ import annotations
@@ -18,12 +20,14 @@ from typing import Any
 import torch
 
 from midnite.cli.common import default_size, device, layer_table, load, prepare_out
+from midnite.cli.folders import check_for
 from midnite.cli.options import (
     EPILOG,
     OptionError,
+    add_recipe_options,
     add_run_options,
     number,
-    parse_size,
+    optional_size,
     parse_unit_ranges,
     parse_units,
     wrap,
@@ -54,6 +58,9 @@ RAY_INSECURE_HELP = (
     "with --ray ADDRESS: join a cluster that has authentication disabled "
     "(RAY_AUTH_MODE=disabled; refused without this flag)"
 )
+# a run of at least this many renders is timed by a quick probe before it starts, and says so
+LONG_RUN = 64
+QUICK_LAYERS, QUICK_STEPS = 3, 4  # the quick probe: layers timed, steps per probe render
 
 
 def register(sub: Any) -> None:
@@ -89,12 +96,14 @@ def register(sub: Any) -> None:
         "--views",
         metavar="V,...",
         default="channel",
-        help="comma list of channel, negative, diversity (default channel)",
+        help="comma list of channel, negative, diversity (default channel; each view is a "
+        "pass over every unit)",
     )
     add_run_options(
         cat,
         batch_help="units rendered together (default 8; a diversity batch is one unit's images)",
     )
+    add_recipe_options(cat, default="feature; class for a class output; transformer for ViT tokens")
     cat.add_argument(
         "--dry-run",
         action="store_true",
@@ -172,11 +181,7 @@ def _dry_run(model, work, names, shapes, units, dev, out: Path) -> int:
     try:
         guess = estimate(model, left)
     except Exception as err:
-        if is_out_of_memory(err):
-            raise MemoryShortage(f"the probe render ran out of memory: {one_line(err)}") from None
-        raise RenderError(
-            f"the probe render failed ({type(err).__name__}: {one_line(err)})"
-        ) from None
+        raise _probe_failed(err) from None
     print(
         f"expected time of {renders} renders (measured on {dev}: one "
         f"batch per layer for 1 and {1 + PROBE_STEPS} steps): "
@@ -220,6 +225,39 @@ def _executor(args: argparse.Namespace, model: torch.nn.Module) -> Iterator[Any]
         executor.close()
 
 
+def _probe_failed(err: Exception) -> Exception:
+    if is_out_of_memory(err):
+        return MemoryShortage(f"the probe render ran out of memory: {one_line(err)}")
+    return RenderError(f"the probe render failed ({type(err).__name__}: {one_line(err)})")
+
+
+def _announce(model, left: list[tuple[Batch, list[int]]], dev) -> dict | None:
+    """Before a long run (``LONG_RUN`` renders or more) starts, say what it is about to do
+    (one line on stderr): renders, layers, views, batches, the time a quick probe expects on
+    this machine, and how to narrow it. Asks nothing; a short run starts without a word.
+
+    Returns the probe's per-batch seconds (the progress bar's first time left), or None.
+    """
+    renders = sum(len(units) for _, units in left)
+    if renders < LONG_RUN:
+        return None
+    layers = len({b.layer for b, _ in left})
+    views = ", ".join(dict.fromkeys(b.view for b, _ in left))
+    try:
+        guess = estimate(model, [b for b, _ in left], QUICK_STEPS, layers=QUICK_LAYERS)
+    except Exception as err:
+        raise _probe_failed(err) from None
+    print(
+        f"midnite: about to render {renders} unit(s) of {layers} layer(s) (views {views}) in "
+        f"{len(left)} batch(es) on {dev}; expected about {format_seconds(guess.total)} on this "
+        f"machine (a quick probe of {min(QUICK_LAYERS, layers)} layer(s)). To narrow it: "
+        "--layers PATTERN, --units RANGE (e.g. 0-15); --dry-run prints the plan and renders "
+        "nothing",
+        file=sys.stderr,
+    )
+    return guess.per_batch
+
+
 def _check_options(args: argparse.Namespace) -> None:
     if args.units is not None:
         parse_unit_ranges(args.units)  # the syntax now; the range per layer in the plan
@@ -232,8 +270,9 @@ def _check_options(args: argparse.Namespace) -> None:
 def _plan(args, model, table, size, dev) -> tuple[list[Batch], list[str], dict]:
     """The plan of ``--layers``, ``--units`` and ``--views`` (a mistake: UsageError)."""
     settings = Settings(
-        size=size, steps=args.steps, batch=args.batch, seed=args.seed, device=str(dev)
-    )
+        size=size, steps=args.steps, batch=args.batch, seed=args.seed, device=str(dev),
+        recipe=args.recipe, param=args.param,
+    )  # fmt: skip
     names = select_layers(model, table, args.layers)
     shapes = {i.name: tuple(i.shape) for i in table if i.name in names and i.shape}
     work = plan(
@@ -272,9 +311,11 @@ def run(args: argparse.Namespace) -> int:
     """``midnite catalogue``: plan, then dry-run it or run it (``jobs.run``)."""
     _check_options(args)
     images = _images_folder(args.images) if args.images is not None else None
-    size = parse_size(args.size) if args.size else None
+    size = optional_size(args.size)
     dev = device(args.device)
     out = None if args.dry_run else prepare_out(args.out)
+    if out is not None:
+        check_for(out, "catalogue")
     model = load(args.model)
     size = size or default_size(args.model)
     table = layer_table(model, args.model, size, dev)
@@ -290,14 +331,16 @@ def run(args: argparse.Namespace) -> int:
     assert out is not None
     # the deepest layer's forward pass is the longest: check it at the largest batch
     check_memory(model, work[-1].probe(), max(b.images for b in work), dev)
+    expected = _announce(model, todo(work, out)[0], dev)  # before anything is computed
     report = functools.partial(print, "midnite:", file=sys.stderr)
     try:
         with rec.lock_folder(out), _executor(args, model) as executor:
             if images is not None:
                 _examples(args, work, images, out, executor, report)
             summary = run_jobs(
-                work, out, executor=executor, progress=not args.no_progress, report=report
-            )
+                work, out, executor=executor, progress=not args.no_progress, report=report,
+                expected=expected,
+            )  # fmt: skip
     except rec.FolderBusy as err:
         raise BusyError(str(err)) from None
     except OSError as err:  # the dataset examples or the pages; the runner names its own

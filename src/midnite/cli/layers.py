@@ -6,7 +6,7 @@ import argparse
 from typing import Any
 
 from midnite.cli.common import default_size, device, layer_table, load
-from midnite.cli.options import parse_size
+from midnite.cli.options import optional_size
 
 __all__ = ["register", "run"]
 
@@ -23,7 +23,7 @@ def register(sub: Any) -> None:
 
 def run(args: argparse.Namespace) -> int:
     """Print the layer table of ``args.model`` at ``--size`` (default: its native size)."""
-    size = parse_size(args.size) if args.size else None
+    size = optional_size(args.size)
     dev = device(args.device)
     model = load(args.model)
     size = size or default_size(args.model)

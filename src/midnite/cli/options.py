@@ -8,6 +8,7 @@ import re
 import textwrap
 from collections.abc import Callable, Sequence
 
+from midnite.engine import recipes
 from midnite.engine.checks import check_int, check_positive_int
 from midnite.engine.config import check_steps
 from midnite.errors import EXIT_USAGE, MidniteError, UsageError
@@ -17,9 +18,11 @@ __all__ = [
     "MAX_UNITS",
     "OptionError",
     "Parser",
+    "add_recipe_options",
     "add_run_options",
     "format_ranges",
     "number",
+    "optional_size",
     "parse_size",
     "parse_unit_ranges",
     "parse_units",
@@ -117,6 +120,11 @@ def parse_size(text: str) -> tuple[int, int]:
     return height, width
 
 
+def optional_size(text: str | None) -> tuple[int, int] | None:
+    """``--size``: None when not given; given, it must be a size (``""`` is refused too)."""
+    return None if text is None else parse_size(text)
+
+
 class OptionError(MidniteError):
     """A refused option value (exit status 2); not a ValueError, so argparse lets it pass and
     its message is printed as it is."""
@@ -183,3 +191,22 @@ def add_run_options(parser: argparse.ArgumentParser, *, batch_help: str) -> None
         "--out", metavar="DIR", required=True, help="output folder (created if missing)"
     )
     parser.add_argument("--no-progress", action="store_true", help="no progress bars")
+
+
+def add_recipe_options(parser: argparse.ArgumentParser, *, default: str) -> None:
+    """``--recipe`` (every recipe by name) and ``--param``, as ``render`` and ``catalogue``
+    take them; ``default`` says which recipe is used without ``--recipe``."""
+    parser.add_argument(
+        "--recipe",
+        choices=sorted(recipes.RECIPES),
+        default=None,
+        help=f"render recipe by name (default: {default}); natural: MACO, natural-looking "
+        "images on a larger canvas",
+    )
+    parser.add_argument(
+        "--param",
+        choices=("fourier", "pixel", "maco"),
+        default=None,
+        help="image parameterization (default: the recipe's); maco: natural images' Fourier "
+        "magnitude, trained phase, random crops of a larger canvas",
+    )

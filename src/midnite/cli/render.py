@@ -18,17 +18,18 @@ import torch
 
 from midnite import images
 from midnite.cli.common import default_size, device, layer_table, load, prepare_out
+from midnite.cli.folders import check_for
 from midnite.cli.options import (
     EPILOG,
+    add_recipe_options,
     add_run_options,
     format_ranges,
     number,
-    parse_size,
+    optional_size,
     parse_unit_ranges,
     parse_units,
     wrap,
 )
-from midnite.engine import recipes
 from midnite.engine.checks import check_real
 from midnite.engine.hooks import input_channels, parse_layer
 from midnite.errors import BusyError, RenderError, UsageError
@@ -99,20 +100,10 @@ def register(sub: Any) -> None:
         help="with --init: add L x the mean squared pixel distance to it to the loss, keeping "
         "the result near it (default 0: the image only starts there)",
     )
-    ren.add_argument(
-        "--recipe",
-        choices=sorted(recipes.RECIPES),
-        default=None,
-        help="render recipe by name (default: class for --objective class, transformer for a "
-        "vision transformer's token layer, else feature); natural: MACO, natural-looking "
-        "images on a larger canvas",
-    )
-    ren.add_argument(
-        "--param",
-        choices=("fourier", "pixel", "maco"),
-        default=None,
-        help="image parameterization (default: the recipe's); maco: natural images' Fourier "
-        "magnitude, trained phase, random crops of a larger canvas",
+    add_recipe_options(
+        ren,
+        default="class for --objective class, transformer for a vision transformer's token "
+        "layer, else feature",
     )
     ren.add_argument(
         "--overwrite",
@@ -215,7 +206,7 @@ def _settings(args: argparse.Namespace, model: torch.nn.Module, size, dev) -> Se
 def run(args: argparse.Namespace) -> int:
     """``midnite render``: check everything, plan the units, run them (``jobs.run``)."""
     parse_unit_ranges(args.units)  # the syntax now; the range once the layer is known
-    size = parse_size(args.size) if args.size else None
+    size = optional_size(args.size)
     dev = device(args.device)
     if args.objective != "class" and args.layer is None:
         raise UsageError(
@@ -225,6 +216,7 @@ def run(args: argparse.Namespace) -> int:
     if args.init_penalty is not None and args.init is None:
         raise UsageError("--init-penalty needs --init PNG (the image to stay near)")
     out = prepare_out(args.out)
+    check_for(out, "render")
     model = load(args.model)
     settings = _settings(args, model, size, dev)
     table = layer_table(model, args.model, settings.size, dev)
@@ -250,7 +242,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         with rec.lock_folder(out):
             summary = run_jobs(
-                work, out, executor=InProcess(model, progress=progress), progress=progress,
+                work, out, executor=InProcess(model), progress=progress,
                 report=say, check=check, stop_on_error=True, overwrite=args.overwrite,
                 command=args.argv,
             )  # fmt: skip

@@ -7,14 +7,14 @@
 from __future__ import annotations
 
 import warnings
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import Protocol
+from typing import Any, Protocol
 
 import torch
 
 from midnite.analysis import TopExamples, top_examples
-from midnite.engine import RenderResult, render_config
+from midnite.engine import RenderResult, StepState, render_config
 from midnite.jobs.plan import Batch
 
 __all__ = ["Executor", "InProcess"]
@@ -45,14 +45,23 @@ class Executor(Protocol):
 class InProcess:
     """The default executor: renders the batches one after another in this process.
 
-    ``progress``: the engine's per-step progress bar for each batch.
+    ``progress``: the engine's per-step progress bar for each batch; ``callback``: the
+    engine's step callback (``render_config(..., callback=)``), e.g. the runner's bar.
     """
 
-    def __init__(self, model: torch.nn.Module, *, progress: bool = False):
+    def __init__(
+        self,
+        model: torch.nn.Module,
+        *,
+        progress: bool = False,
+        callback: Callable[[StepState], object] | None = None,
+    ):
         self.model = model
         self.progress = progress
+        self.callback = callback
 
     def run(self, batches: Sequence[Batch]) -> Iterator[tuple[Batch, RenderResult | Exception]]:
+        steps: dict[str, Any] = {} if self.callback is None else {"callback": self.callback}
         for batch in batches:
             try:
                 with warnings.catch_warnings():  # failed images are reported per unit instead
@@ -62,7 +71,7 @@ class InProcess:
                         category=RuntimeWarning,
                     )
                     result: RenderResult | Exception = render_config(
-                        self.model, batch.config, progress=self.progress
+                        self.model, batch.config, progress=self.progress, **steps
                     )
             except Exception as err:  # reported by the runner; KeyboardInterrupt goes on up
                 result = err

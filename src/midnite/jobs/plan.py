@@ -61,7 +61,7 @@ class Layout:
 
 
 FLAT = Layout("flat", per_layer=False, alpha=True, one_run=True)
-LAYERS = Layout("layers", per_layer=True, alpha=False, one_run=False)
+LAYERS = Layout("layers", per_layer=True, alpha=True, one_run=False)
 
 
 @dataclass(frozen=True)

@@ -4,9 +4,10 @@
 
 It decides what is done (a valid record whose key is :meth:`Batch.key`; damaged units are
 named and rendered again), renders the rest through an executor, writes each unit
-(``jobs.write``: one finiteness check, one record builder, one PNG encoder) with Ctrl-C and
-SIGTERM held back until the batch's files are all written, reports progress and calls a page
-builder after each batch (``pages(scans, final)``). The caller holds the folder's lock
+(``jobs.write``: one finiteness check, one record builder, one PNG encoder) with Ctrl-C,
+SIGTERM and SIGHUP held back until the batch's files are all written, reports progress
+(``jobs.progress``) and calls a page builder before the first batch, after each batch and at
+the end (``pages(scans, final)``). The caller holds the folder's lock
 (``records.lock_folder``). Failed units are never saved: a rerun tries them again.
 """
 
@@ -14,13 +15,10 @@ from __future__ import annotations
 
 import contextlib
 import os
-import sys
 import time
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
-
-from tqdm.auto import tqdm
 
 from midnite.engine import RenderResult
 from midnite.errors import EXIT_INTERRUPTED, MidniteError, UsageError, WriteError
@@ -28,10 +26,12 @@ from midnite.jobs.executors import Executor, InProcess
 from midnite.jobs.memory import render_failure
 from midnite.jobs.pages import default_pages
 from midnite.jobs.plan import Batch, canonical
+from midnite.jobs.progress import Progress
 from midnite.jobs.runs import other_runs, remove_units
-from midnite.jobs.signals import deferred_interrupt
+from midnite.jobs.signals import deferred_interrupt, exit_status, signal_name
 from midnite.jobs.write import failures, unit_metrics, write_unit
 from midnite.store import records as rec
+from midnite.store.paths import inside
 
 __all__ = ["Interrupted", "Pages", "Summary", "deferred_interrupt", "run", "scan_plan", "todo"]
 
@@ -59,17 +59,22 @@ class Summary:
 
 
 class Interrupted(KeyboardInterrupt):
-    """Ctrl-C or SIGTERM: the batch being written was finished; ``summary`` says how far.
+    """Ctrl-C, SIGTERM or SIGHUP: the batch being written was finished; ``summary`` says how
+    far, ``by`` what stopped it (``Ctrl-C``, ``SIGTERM``, ``SIGHUP``).
 
     The one midnite exception that is no ``MidniteError``: it must pass ``except Exception``
-    as Ctrl-C does. ``exit_code`` is the command's status for it all the same.
+    as Ctrl-C does. ``exit_code`` is the command's status for it all the same: 130 for
+    Ctrl-C (the class's), 128 + the signal's number otherwise (143 SIGTERM, 129 SIGHUP).
     """
 
     exit_code = EXIT_INTERRUPTED
 
-    def __init__(self, summary: Summary):
+    def __init__(self, summary: Summary, stop: BaseException | None = None):
         super().__init__()
         self.summary = summary
+        self.by = "Ctrl-C" if stop is None else signal_name(stop)
+        if stop is not None:
+            self.exit_code = exit_status(stop)
 
 
 @dataclass
@@ -144,10 +149,11 @@ def run(
     progress: bool = True,
     report: Callable[[str], None] | None = None,
     pages: Pages | None = None,
-    check: Callable[[list[tuple[Batch, list[int]]]], None] | None = None,
+    check: Callable[[list[tuple[Batch, list[int]]]], Mapping[Batch, float] | None] | None = None,
     stop_on_error: bool = False,
     overwrite: bool = False,
     command: Sequence[str] | None = None,
+    expected: Mapping[Batch, float] | None = None,
 ) -> Summary:
     """Render the units of ``work`` not yet complete in ``out`` and write them.
 
@@ -156,12 +162,17 @@ def run(
     ``pages(scans, final)`` builds the pages after each batch and at the end (its result is
     ``Summary.index``; default: the layout's, ``jobs.pages.default_pages``).
     ``check(left)`` gets the ``(batch, units to render)`` pairs before anything is written or
-    removed (a memory check, a line saying what is to be done).
+    removed (a memory check, a line saying what is to be done); what it returns, if not
+    None, is taken as ``expected`` (a probe's per-batch seconds).
     A batch that raises is reported in ``Summary.failed`` (its exception in ``errors``), or
     with ``stop_on_error`` ends the run as a ``RenderError`` or ``MemoryShortage``; a unit
     that turns non-finite is not saved. ``overwrite``: in a ``one_run`` layout, remove the
     units of another run configuration instead of refusing them.
-    Ctrl-C raises :class:`Interrupted` once the batch's files are written.
+    ``progress``: one bar (``jobs.progress``): layer, view, the step of an in-process batch,
+    time left from per-batch costs (``expected``: a probe's ``Estimate.per_batch``). The
+    pages are built before the first batch too, so a stopped run leaves its plan and pages.
+    Ctrl-C (and SIGTERM, SIGHUP under ``signals.stop_on_signals``) raises
+    :class:`Interrupted` once the batch's files are written and the pages are up to date.
     """
     if executor is None:
         if model is None:
@@ -173,7 +184,7 @@ def run(
     began = time.perf_counter()
     folders, others, left = _prepare(work, out, summary, report, overwrite)
     if left and check is not None:
-        check(left)
+        expected = check(left) or expected
     if others:  # --overwrite, once this run is known to start
         remove_units(out, others, report)
     pages = pages or default_pages(work, out)
@@ -181,33 +192,41 @@ def run(
     def build(final: bool) -> Path | None:
         return pages(folders.scans(), final)
 
-    bar = tqdm(total=summary.total, unit="unit", desc="midnite", disable=not progress,
-               file=sys.stderr)  # fmt: skip
+    bar = Progress([b for b, _ in left], summary.total, enabled=progress, expected=expected)
+    bar.attach(executor)  # an in-process batch's steps show on the bar
     try:
         if left:
+            build(False)  # the plan and the pages from the start: a stopped run leaves them
             _render(executor, left, out, folders, summary, report, build, bar, stop_on_error,
                     command)  # fmt: skip
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as stop:
         bar.close()
         with contextlib.suppress(Exception):
             summary.index = build(True)
         summary.seconds = time.perf_counter() - began
-        raise Interrupted(summary) from None
+        raise Interrupted(summary, stop) from None
     except OSError as err:
         bar.close()
-        raise WriteError(
-            f"writing results to {str(out)!r} failed ({err.strerror or err}); "
-            f"{summary.state}. Run the same command again to resume."
-        ) from None
+        raise _write_error(out, err, summary) from None
     except MidniteError:
         bar.close()
         with contextlib.suppress(Exception):
             build(True)
         raise
     bar.close()
-    summary.index = build(True)
+    try:
+        summary.index = build(True)
+    except OSError as err:
+        raise _write_error(out, err, summary) from None
     summary.seconds = time.perf_counter() - began
     return summary
+
+
+def _write_error(out: Path, err: OSError, summary: Summary) -> WriteError:
+    return WriteError(
+        f"writing results to {str(out)!r} failed ({err.strerror or err}); "
+        f"{summary.state}. Run the same command again to resume."
+    )
 
 
 def _prepare(
@@ -219,6 +238,8 @@ def _prepare(
 ) -> tuple[_Folders, list[tuple[Path, dict]], list[tuple[Batch, list[int]]]]:
     """What the folders hold, the units of another run (``one_run``), what is left to do."""
     for folder in {b.folder() for b in work}:
+        if folder:
+            inside(out, folder, write=True)  # a layer folder that is a symlink: refused now
         if (out / folder).is_dir():
             rec.clean_temp(out / folder)  # only files of writers that are gone: we hold the lock
 
@@ -253,11 +274,12 @@ def _render(executor, left, out, folders, summary, report, build, bar, stop_on_e
             for unit in units:
                 summary.failed[_where(batch, unit)] = why
                 summary.failed_units.append(unit)
-            bar.update(len(units))
+            bar.done(batch, None, len(units))
             continue
         with deferred_interrupt():
-            _write_batch(batch, units, result, out, folders, summary, report, bar, command)
+            _write_batch(batch, units, result, out, folders, summary, report, command)
             build(False)
+        bar.done(batch, result.seconds, len(units))
 
 
 def _where(batch: Batch, unit: int) -> str:
@@ -273,11 +295,10 @@ def _write_batch(
     folders: _Folders,
     summary: Summary,
     report: Callable[[str], None] | None,
-    bar: tqdm,
     command: Sequence[str] | None,
 ) -> None:
     """Write the batch's ``units`` that finished; name each one that did not."""
-    folder = out / batch.folder()
+    folder = inside(out, batch.folder(), write=True) if batch.folder() else out
     folder.mkdir(parents=True, exist_ok=True)
     failed = failures(result)
     one = not batch.spec.one_unit_per_batch
@@ -292,7 +313,6 @@ def _write_batch(
             summary.failed_units.append(unit)
             if report is not None:
                 report(f"unit {unit} ({where}) failed, nothing saved: {why}")
-            bar.update(1)
             continue
         written = write_unit(
             batch,
@@ -306,4 +326,3 @@ def _write_batch(
         folders.shown[batch.folder()][stem] = (written.path, written.record)
         folders.damaged[batch.folder()].pop(stem, None)
         summary.rendered += 1
-        bar.update(1)

@@ -9,6 +9,7 @@ records and pages look views up here and branch on nothing else.
 
 from __future__ import annotations
 
+import math
 from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 
@@ -21,6 +22,7 @@ __all__ = [
     "DIVERSITY_WEIGHT",
     "REGISTRY",
     "View",
+    "captions",
     "get_view",
     "register_view",
     "view_names",
@@ -44,7 +46,10 @@ class View:
     single objective rendered ``images`` times (``images > 1``: one unit per batch, saved as
     one strip of its images). ``positions``: the layer must output ``(C, H, W)`` (a plan leaves
     the view out for flat layers). ``caption``: what the picture does, in words. ``key``:
-    settings of the view that decide its pictures (added to each unit's key).
+    settings of the view that decide its pictures (added to each unit's key). ``aim``,
+    ``reached`` and ``sign``: the caption of one unit (:meth:`describe`): what it optimizes
+    (``{unit}`` is the unit) and what the value reached means, the objective times ``sign``
+    (``{value}``); ``note``: what else a reader must know (e.g. "not comparable").
     """
 
     name: str
@@ -53,6 +58,19 @@ class View:
     images: int = 1
     positions: bool = False
     key: Mapping[str, object] = field(default_factory=dict)
+    aim: str = "{view} of unit {unit}"
+    reached: str = "the objective reached {value}"
+    sign: float = 1.0
+    note: str = ""
+
+    def describe(self, unit: int, final: float | None) -> str:
+        """One unit's caption in words, e.g. "minimizes channel 5: its mean activation
+        reached -20.94" (``final``: the record's final objective; None or not finite: the
+        aim alone)."""
+        text = self.aim.format(view=self.name, unit=unit)
+        if final is not None and math.isfinite(final):
+            text += ": " + self.reached.format(value=f"{self.sign * final:.4g}")
+        return text + (f" ({self.note})" if self.note else "")
 
     @property
     def one_unit_per_batch(self) -> bool:
@@ -95,16 +113,25 @@ def get_view(name: str) -> View:
     return view
 
 
+def captions() -> dict[str, Callable[[int, float | None], str]]:
+    """Every registered view's :meth:`View.describe`, by name: what the pages caption with."""
+    return {name: view.describe for name, view in REGISTRY.items()}
+
+
 def _diversity(layer: str, units: Sequence[int]) -> Objective:
     (unit,) = units
     return objectives.channel(layer, unit) + DIVERSITY_WEIGHT * objectives.diversity(layer)
 
+
+_ACTIVATION = "its mean activation reached {value}"
 
 register_view(
     View(
         "channel",
         lambda layer, units: [objectives.channel(layer, u) for u in units],
         "maximizes the channel",
+        aim="maximizes channel {unit}",
+        reached=_ACTIVATION,
     )
 )
 register_view(
@@ -112,6 +139,9 @@ register_view(
         "negative",
         lambda layer, units: [-objectives.channel(layer, u) for u in units],
         "minimizes the channel",
+        aim="minimizes channel {unit}",
+        reached=_ACTIVATION,
+        sign=-1.0,
     )
 )
 register_view(
@@ -122,6 +152,10 @@ register_view(
         images=DIVERSITY_IMAGES,
         positions=True,
         key={"diversity": {"images": DIVERSITY_IMAGES, "weight": DIVERSITY_WEIGHT}},
+        aim=f"maximizes channel {{unit}} in {DIVERSITY_IMAGES} images that differ",
+        reached="the objective reached {value}",
+        note=f"it includes the diversity term (weight {DIVERSITY_WEIGHT:g}), so it is not "
+        "comparable to the other views' values",
     )
 )
 register_view(
@@ -129,6 +163,8 @@ register_view(
         "neuron",
         lambda layer, units: [objectives.neuron(layer, u) for u in units],
         "maximizes the centre neuron",
+        aim="maximizes the centre neuron of channel {unit}",
+        reached="its activation reached {value}",
     )
 )
 register_view(
@@ -136,6 +172,8 @@ register_view(
         "class",
         lambda layer, units: [objectives.class_logit(u, layer) for u in units],
         "maximizes the class logit",
+        aim="maximizes the logit of class {unit}",
+        reached="the logit reached {value}",
     )
 )
 

@@ -1,8 +1,9 @@
 """Writing a unit: the one finiteness check, the one record builder, the one unit writer.
 
-Each unit's files are its PNG (``midnite.images.png_bytes``), in the flat layout its
-attribution alpha map (``alpha_png``), and its record, written last: a record exists only
-beside the files it names, each written atomically (``records.atomic_write_bytes``).
+Each unit's files are its PNG (``midnite.images.png_bytes``), where the layout asks for it
+(render's and the catalogue's both do) and the unit has one image its attribution alpha map
+(``alpha_png``), and its record, written last: a record exists only beside the files it
+names, each written atomically (``records.atomic_write_bytes``).
 """
 
 from __future__ import annotations

@@ -19,8 +19,10 @@ as damaged; the templates escape every string read from a file.
 
 from __future__ import annotations
 
+import math
 import os
 import re
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -50,11 +52,15 @@ __all__ = [
     "EXAMPLES_FORMAT",
     "EXAMPLE_SIZE",
     "INDEX",
+    "MEANINGS",
     "PLAN",
     "PLAN_FORMAT",
+    "Captions",
     "Layer",
+    "Site",
     "Unit",
     "build_site",
+    "caption",
     "layer_folder",
     "read_catalogue",
     "read_examples_key",
@@ -64,6 +70,7 @@ __all__ = [
 ]
 
 INDEX = "index.html"
+Captions = Mapping[str, Callable[[int, "float | None"], str]]  # view: words for (unit, final)
 VIEW_ORDER = ("channel", "negative", "diversity")
 SETTINGS = ("model", "size", "steps", "lr", "seed", "device", "weights")  # shown of ``run``
 _STEM = re.compile(r"^(?P<view>[A-Za-z]+)_(?P<unit>\d{4,})$")
@@ -108,8 +115,8 @@ def _commonest(values: list[str], default: str) -> str:
     return max(sorted(set(values)), key=values.count) if values else default
 
 
-def _read_layer(folder: Path) -> Layer | None:
-    found = rec.scan(folder)
+def _read_layer(folder: Path, found: rec.Scan | None = None) -> Layer | None:
+    found = rec.scan(folder) if found is None else found
     if not found.units and not found.damaged:
         return None
     units: dict[int, Unit] = {}
@@ -198,7 +205,27 @@ def _examples(rows: list[dict], root: Path) -> list[dict]:
     return out
 
 
-def _views(layer: Layer, unit: Unit) -> list[dict]:
+def _number(value: object) -> float | None:
+    fine = isinstance(value, (int, float)) and not isinstance(value, bool)
+    return float(value) if fine and math.isfinite(value) else None  # type: ignore[arg-type]
+
+
+def caption(view: str, unit: int, final: object, captions: Captions | None = None) -> str:
+    """A view's caption in words: ``captions[view](unit, final)`` (the view registry's, e.g.
+    "minimizes channel 5: its mean activation reached -20.94"), else a neutral one."""
+    value = _number(final)
+    words = (captions or {}).get(view)
+    if words is not None:
+        return words(unit, value)
+    return f"{view} view of unit {unit}" + ("" if value is None else f": objective {value:.4g}")
+
+
+def _alpha(record: dict) -> str | None:
+    found = _obj(record.get("alpha")).get("file")
+    return found if isinstance(found, str) and found else None
+
+
+def _views(layer: Layer, unit: Unit, captions: Captions | None = None) -> list[dict]:
     views = []
     for view in layer.views():
         if view in unit.views:
@@ -206,7 +233,8 @@ def _views(layer: Layer, unit: Unit) -> list[dict]:
             final = _obj(record.get("activation")).get("final")
             views.append(
                 {"view": view, "reason": None, "png": path.with_suffix(".png").name,
-                 "src": _png(path, record), "final": final, "record": path.name}
+                 "src": _png(path, record), "final": final, "record": path.name,
+                 "caption": caption(view, unit.unit, final, captions), "alpha": _alpha(record)}
             )  # fmt: skip
         elif view in unit.damaged:
             path, reason = unit.damaged[view]
@@ -236,9 +264,22 @@ def _settings(views: list[tuple[str, Path, dict]]) -> list[tuple[str, str]]:
     return rows
 
 
+START, FINAL = "objective at the start", "objective at the end"
+# what each number of a unit's results means (metrics: midnite.evaluation.metrics)
+MEANINGS = {
+    START: "the value the view optimizes, on the starting image",
+    FINAL: "the value the view optimizes, on the saved image (its caption says it in words)",
+    "spectrum_slope": "slope of the image's power spectrum (log-log); natural photos about -2",
+    "high_frequency_energy": "share of the image's energy at high spatial frequencies",
+    "total_variation": "mean absolute difference of neighbouring pixels (noisiness)",
+    "colorfulness": "Hasler-Suesstrunk colourfulness of the image",
+    "saturated_fraction": "share of pixel values at 0 or 1",
+}
+
+
 def _results(views: list[tuple[str, Path, dict]]) -> tuple[list[str], list[dict], list[str]]:
     """``(row names, per view {view, record, results}, timings)`` of a unit's valid views."""
-    keys = ["objective start", "objective final"]
+    keys = [START, FINAL]
     records, timing = [], []
     for view, path, record in views:
         act = _obj(record.get("activation"))
@@ -246,7 +287,7 @@ def _results(views: list[tuple[str, Path, dict]]) -> tuple[list[str], list[dict]
             str(k): v for k, v in _obj(record.get("metrics")).items() if not isinstance(v, dict)
         }
         keys += [k for k in metrics if k not in keys]
-        results = {"objective start": act.get("start"), "objective final": act.get("final")}
+        results = {START: act.get("start"), FINAL: act.get("final")}
         records.append({"view": view, "record": path.name, "results": {**results, **metrics}})
         seconds = record.get("seconds")
         if isinstance(seconds, (int, float)) and not isinstance(seconds, bool):
@@ -258,7 +299,9 @@ def _neighbour(units: list[int], i: int) -> dict | None:
     return {"unit": units[i], "page": unit_page(units[i])} if 0 <= i < len(units) else None
 
 
-def _unit_html(layer: Layer, unit: Unit, model: str, root: Path) -> str:
+def _unit_html(
+    layer: Layer, unit: Unit, model: str, root: Path, captions: Captions | None = None
+) -> str:
     name = f"{layer.display} unit {unit.unit}"
     units = list(layer.units)
     i = units.index(unit.unit)
@@ -272,10 +315,10 @@ def _unit_html(layer: Layer, unit: Unit, model: str, root: Path) -> str:
         layer=layer.display,
         prev=_neighbour(units, i - 1),
         next=_neighbour(units, i + 1),
-        views=_views(layer, unit),
+        views=_views(layer, unit, captions),
         examples=_examples(layer.examples.get(unit.unit, []), root),
         settings=_settings(valid),
-        result_keys=keys,
+        result_keys=[(key, MEANINGS.get(key, "")) for key in keys],
         records=records,
         timing=timing,
     )
@@ -316,7 +359,7 @@ def _index_html(layers: list[Layer], model: str, planned: dict[str, dict]) -> st
                 "units": plan["units"] if plan else len(layer.units),
                 "done": sum(bool(u.views) and not u.damaged for u in layer.units.values()),
                 "views": plan["views"] if plan else layer.views(),
-                "renders": f"{plan['done']} of {plan['planned']}" if plan else rendered,
+                "renders": f"{plan['done']} of {plan['planned']} planned" if plan else rendered,
                 "damaged": sum(len(u.damaged) for u in layer.units.values()),
             }
         )
@@ -327,7 +370,7 @@ def _index_html(layers: list[Layer], model: str, planned: dict[str, dict]) -> st
     return render("catalogue_index.html", title=title, layers=rows, units=index)
 
 
-def build_site(folder: str | os.PathLike) -> Path:
+def build_site(folder: str | os.PathLike, captions: Captions | None = None) -> Path:
     """Write the catalogue's pages in ``folder`` from its records; returns ``folder/index.html``.
 
     Layer folders are ``folder``'s sub-folders holding records; each gets ``index.html`` and a
@@ -335,14 +378,57 @@ def build_site(folder: str | os.PathLike) -> Path:
     planned layer folder that is a symlink, or a folder where a page goes, is refused with
     ``store.PathError`` (one line; nothing written through it); a page that is a symlink is
     replaced by the page (the link's target is left alone).
+    ``captions``: each view's words (``midnite.jobs.views.captions()``; else neutral ones).
     """
-    out = Path(folder)
-    model, layers, planned = read_catalogue(out)
-    for layer in layers:
-        target = inside(out, layer.folder, write=True)
+    return Site(folder, captions).build()
+
+
+class Site:
+    """The pages of one catalogue folder, kept up to date layer by layer as a run writes.
+
+    ``Site(folder)`` reads the folder once (``read_catalogue``); :meth:`build` writes every
+    page; :meth:`update` takes one layer folder's new scan (the runner keeps it up to date) and
+    rewrites that layer's pages and the model page only, re-reading the plan (a small file).
+    """
+
+    def __init__(self, folder: str | os.PathLike, captions: Captions | None = None):
+        self.out = Path(folder)
+        self.captions = captions
+        self.model, layers, self.planned = read_catalogue(self.out)
+        self.layers = {layer.folder: layer for layer in layers}
+
+    def build(self) -> Path:
+        """Every layer's pages and the model page; returns ``index.html``."""
+        for layer in self.layers.values():
+            self._write_layer(layer)
+        return self._write_index()
+
+    def update(self, sub: str, found: rec.Scan) -> Path:
+        """Rewrite the pages of layer folder ``sub`` from ``found``, then the model page."""
+        planned_model, self.planned = read_plan(self.out)
+        layer = _read_layer(self.out / sub, found)
+        if layer is not None:
+            self.layers[sub] = layer
+            self._write_layer(layer)
+        models = [x.model for x in self.layers.values() if x.model]
+        self.model = planned_model or _commonest(models, "")
+        return self._write_index()
+
+    def _write_layer(self, layer: Layer) -> None:
+        target = inside(self.out, layer.folder, write=True)
         target.mkdir(exist_ok=True)  # a planned layer with nothing rendered yet
         for unit in layer.units.values():
-            page = _unit_html(layer, unit, model, target)
+            page = _unit_html(layer, unit, self.model, target, self.captions)
             rec.atomic_write_text(target / unit_page(unit.unit), page)
-        rec.atomic_write_text(target / INDEX, _layer_html(layer, model))
-    return rec.atomic_write_text(out / INDEX, _index_html(layers, model, planned))
+        rec.atomic_write_text(target / INDEX, _layer_html(layer, self.model))
+
+    def _write_index(self) -> Path:
+        for sub, entry in self.planned.items():  # planned layers with nothing rendered yet
+            if sub not in self.layers:
+                self.layers[sub] = Layer(sub, entry["layer"], {}, {}, self.model)
+                self._write_layer(self.layers[sub])
+        layers = list(self.layers.values())
+        order = list(self.planned)
+        layers.sort(key=lambda x: order.index(x.folder) if x.folder in order else len(order))
+        page = _index_html(layers, self.model, self.planned)
+        return rec.atomic_write_text(self.out / INDEX, page)

@@ -16,6 +16,7 @@ from collections.abc import Sequence
 from pathlib import Path
 
 from midnite.errors import UsageError
+from midnite.pages.catalogue import Captions, caption
 from midnite.pages.templating import fmt, render
 from midnite.store import records as rec
 
@@ -38,7 +39,16 @@ def _sort_key(layer: object, objective: object, unit: object, model: object = ""
     return (str(layer or ""), str(objective or ""), unit if whole else -1, str(model or ""))
 
 
-def _tile(json_path: Path, record: dict) -> dict:
+def _caption(record: dict, final: float | None, captions: Captions | None) -> str:
+    """The tile's words: what its view optimizes and the value it reached."""
+    view = str(record.get("view") or record.get("objective") or "")
+    unit = record.get("unit")
+    if not view or not isinstance(unit, int) or isinstance(unit, bool):
+        return ""
+    return caption(view, unit, final, captions)
+
+
+def _tile(json_path: Path, record: dict, captions: Captions | None = None) -> dict:
     """What the template shows of a valid unit."""
     image = _object(record.get("image"))
     layer = str(record.get("layer", ""))
@@ -62,6 +72,7 @@ def _tile(json_path: Path, record: dict) -> dict:
         "tip": "; ".join(f"{k} {fmt(v)}" for k, v in metrics.items() if not isinstance(v, dict)),
         "small": isinstance(height, int) and height < 128,
         "alpha": alpha if isinstance(alpha, str) and alpha else None,
+        "caption": _caption(record, final, captions),
     }
 
 
@@ -95,16 +106,21 @@ def page(
     records: Sequence[tuple[Path, dict]],
     title: str = "midnite gallery",
     damaged: Sequence[rec.Damaged] = (),
+    captions: Captions | None = None,
 ) -> str:
     """The HTML of a gallery of ``(json path, record)`` pairs (paths relative to the page).
 
     Tiles are sorted by layer, objective, unit and model; ``damaged`` units (``records.scan``)
-    get a tile that says why instead of an image.
+    get a tile that says why instead of an image. ``captions``: each view's words
+    (``midnite.jobs.views.captions()``; else neutral ones).
     """
     if not isinstance(title, str):
         raise UsageError(f"a gallery's title must be a str, got {title!r}")
     items = [
-        (_sort_key(r.get("layer"), r.get("objective"), r.get("unit"), r.get("model")), _tile(p, r))
+        (
+            _sort_key(r.get("layer"), r.get("objective"), r.get("unit"), r.get("model")),
+            _tile(p, r, captions),
+        )
         for p, r in records
     ]
     items += [(_sort_key(d.layer, d.objective, d.unit), _damaged_tile(d)) for d in damaged]
@@ -120,7 +136,11 @@ def page(
 
 
 def build(
-    folder: str | os.PathLike, title: str | None = None, *, found: rec.Scan | None = None
+    folder: str | os.PathLike,
+    title: str | None = None,
+    *,
+    found: rec.Scan | None = None,
+    captions: Captions | None = None,
 ) -> Path:
     """Write ``folder/index.html`` for the units in ``folder`` (atomically); returns its path.
 
@@ -132,4 +152,4 @@ def build(
         raise UsageError(f"gallery needs an existing folder of results, got {str(folder)!r}")
     found = rec.scan(folder) if found is None else found
     name = title or f"midnite gallery: {folder.resolve().name}"
-    return rec.atomic_write_text(folder / INDEX, page(found.units, name, found.damaged))
+    return rec.atomic_write_text(folder / INDEX, page(found.units, name, found.damaged, captions))
