@@ -50,6 +50,7 @@ from midnite.jobs import (
 from midnite.jobs import run as run_jobs
 from midnite.jobs.memory import is_out_of_memory, one_line
 from midnite.store import records as rec
+from midnite.store.site_files import read_plan
 
 __all__ = ["TOP_K", "register", "run"]
 
@@ -335,6 +336,7 @@ def run(args: argparse.Namespace) -> int:
     report = functools.partial(print, "midnite:", file=sys.stderr)
     try:
         with rec.lock_folder(out), _executor(args, model) as executor:
+            read_plan(out, report)  # a damaged catalogue.json is named here, rewritten later
             if images is not None:
                 _examples(args, work, images, out, executor, report)
             summary = run_jobs(
