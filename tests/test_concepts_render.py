@@ -23,6 +23,7 @@ from torch import nn
 from midnite.analysis import concepts as C
 from midnite.analysis import dictionary as dic
 from midnite.engine import objectives, render
+from midnite.errors import UsageError
 from midnite.evaluation.superposition import (
     concept_recovery,
     planted_directions,
@@ -79,3 +80,86 @@ def test_stock_net_gradient_vanishes_at_grey():
     obj2 = model.mix(model.act(model.detect(grey2))) * planted_directions()[0][None, :, None, None]
     (grad2,) = torch.autograd.grad(obj2.sum(), grey2)
     assert float(grad2.abs().max()) > 1e-5
+
+
+# ---------------------------------------------------------------- the concept view and job
+@pytest.fixture(scope="module")
+def small():
+    net = superposition_net()
+    x, labels = superposition_images(120, seed=0)
+    return net, x, labels, C.fit(net, "mix", x, K, seed=0, size=32)
+
+
+def test_concept_views_key_and_objective(small):
+    from midnite.jobs import Settings, get_view
+    from midnite.jobs import concepts as J
+
+    net, x, _, c = small
+    names = J.concept_views(c)
+    assert set(names) == set(J.RECIPES) and all(n.startswith("concept_") for n in names.values())
+    view = get_view(names["natural"])
+    objs = view.objective("mix", [0, 3])
+    assert len(objs) == 2 and torch.allclose(objs[1].vector, c.directions[3])
+    with pytest.raises(UsageError, match="not 'detect'"):
+        view.objective("detect", [0])
+    other = C.fit(net, "mix", x, K, seed=3, size=32, iters=5)
+    assert J.dictionary_digest(other) != J.dictionary_digest(c)
+    state = c.state()  # the same saved dictionary, loaded twice: one digest
+    assert J.dictionary_digest(C.from_state(net, state)) == J.dictionary_digest(
+        C.from_state(net, state)
+    )
+    work = J.plan_concepts(c, "sup", Settings(size=(32, 32), steps=2, batch=12))
+    assert [b.view for b in work] == [names["natural"], names["feature"]]
+    assert work[0].key(0)["concepts"] == J.dictionary_digest(c)
+    assert work[0].config.to_json()["recipe"] == "natural"
+    assert work[1].config.to_json()["recipe"] == "feature"
+    with pytest.raises(UsageError, match="concept recipes"):
+        J.plan_concepts(c, "sup", Settings(size=(32, 32)), recipes=("class",))
+
+
+def test_render_concepts_resumes_and_refit_renders_again(small, tmp_path):
+    from midnite.jobs import Settings
+    from midnite.jobs import concepts as J
+
+    net, x, _, c = small
+    settings = Settings(size=(32, 32), steps=3, batch=12)
+    ex = J.write_examples(c, x, tmp_path, k=3)
+    assert set(ex) == {str(i) for i in range(K)} and len(ex["0"]) == 3
+    folder = tmp_path / "mix"
+    assert (folder / ex["0"][0]["heat"]).is_file() and (folder / ex["0"][0]["crop"]).is_file()
+    first = J.render_concepts(c, "sup", tmp_path, settings, examples=ex)
+    assert first.rendered == 2 * K and first.index == folder / "concepts.html"
+    work = J.plan_concepts(c, "sup", settings)
+    assert J.done_units(work, tmp_path) == 2 * K
+    again = J.render_concepts(c, "sup", tmp_path, settings, examples=ex)
+    assert again.rendered == 0 and again.up_to_date == 2 * K
+    refit = C.fit(net, "mix", x, K, seed=3, size=32, iters=5)
+    third = J.render_concepts(refit, "sup", tmp_path, settings, recipes=("feature",))
+    assert third.rendered == K
+    assert J.done_units(J.plan_concepts(refit, "sup", settings), tmp_path) == K
+    page = (folder / "concept_0002.html").read_text()
+    assert "concept_examples/0002_00_heat.png" not in page  # the refit's pages: no examples
+    grid = (folder / "concepts.html").read_text()
+    assert grid.count('class="tile concept"') == K
+
+
+def test_concept_pages_links_resolve(small, tmp_path):
+    import re
+
+    from midnite.jobs import Settings
+    from midnite.jobs import concepts as J
+
+    _net, x, _, c = small
+    ex = J.write_examples(c, x, tmp_path, k=2)
+    J.render_concepts(c, "sup", tmp_path, Settings(size=(32, 32), steps=2, batch=12), examples=ex)
+    folder = tmp_path / "mix"
+    page = (folder / "concept_0004.html").read_text()
+    srcs = re.findall(r'(?:src|href)="([^"]+)"', page)
+    local = [s for s in srcs if not s.startswith("../")]
+    assert any(s.endswith("_heat.png") for s in local) and any(s.endswith(".png") for s in local)
+    unit_links = [s for s in local if re.fullmatch(r"\d{4}\.html", s)]
+    assert {int(s[:4]) for s in unit_links} == {u for u, _ in c.units(4, 5)}
+    for s in local:
+        if not re.fullmatch(r"\d{4}\.html", s):  # unit pages are the catalogue's, not ours
+            assert (folder / s).is_file(), s
+    assert "r2" in page and "concept 3" in page and "concept 5" in page
