@@ -156,6 +156,12 @@ def write_examples(concepts: Concepts, images: object, out: str | os.PathLike, k
     return found
 
 
+def _weighty(units: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    """The units whose weight is at least 1% of the largest (rounding noise left out)."""
+    top = max(abs(w) for _, w in units)
+    return [(u, w) for u, w in units if abs(w) >= 0.01 * top]
+
+
 def _describe(concepts: Concepts, names: Mapping[str, str]) -> dict:
     return {
         "layer": concepts.layer,
@@ -163,7 +169,7 @@ def _describe(concepts: Concepts, names: Mapping[str, str]) -> dict:
         "digest": dictionary_digest(concepts),
         "quality": dict(concepts.quality),
         "views": dict(names),
-        "units": [concepts.units(i, 5) for i in range(concepts.n)],
+        "units": [_weighty(concepts.units(i, 5)) for i in range(concepts.n)],
     }
 
 
