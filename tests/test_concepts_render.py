@@ -158,7 +158,7 @@ def test_concept_pages_links_resolve(small, tmp_path):
     local = [s for s in srcs if not s.startswith("../")]
     assert any(s.endswith("_heat.png") for s in local) and any(s.endswith(".png") for s in local)
     unit_links = [s for s in local if re.fullmatch(r"\d{4}\.html", s)]
-    assert {int(s[:4]) for s in unit_links} == {u for u, _ in c.units(4, 5)}
+    assert {int(s[:4]) for s in unit_links} == {u for u, w in c.units(4, 5) if abs(w) > 0.1}
     for s in local:
         if not re.fullmatch(r"\d{4}\.html", s):  # unit pages are the catalogue's, not ours
             assert (folder / s).is_file(), s
