@@ -1,0 +1,225 @@
+"""Concepts through the one runner: a view per dictionary, its batches, its examples, its pages.
+
+``concept_views(concepts)`` registers the views ``concept_<digest>`` (natural recipe) and
+``concept_<digest>_feature`` (feature recipe) whose objective for unit ``i`` is
+``concepts.objective(i)`` and whose key holds the dictionary's digest, so a rerun with the same
+dictionary renders nothing and a refit renders again. ``plan_concepts`` makes their batches
+(``jobs.plan``, ``LAYERS`` layout: ``DIR/<layer>/concept_<digest>[_feature]_<i:04d>.png``);
+``write_examples`` writes each concept's top crops and heatmaps; ``render_concepts`` runs the
+plan with ``jobs.run`` and builds ``pages.concepts``.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import hashlib
+import os
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+import torch
+import torch.nn.functional as F
+from torch import Tensor
+
+from midnite.analysis.concepts import Concepts
+from midnite.errors import UsageError
+from midnite.images import png_bytes
+from midnite.jobs.executors import Executor
+from midnite.jobs.plan import LAYERS, Batch, Settings, canonical, layer_folder, plan
+from midnite.jobs.runner import Summary, run
+from midnite.jobs.views import REGISTRY, View, register_view
+from midnite.pages import concepts as concept_pages
+from midnite.store import records as rec
+from midnite.store.files import atomic_write_bytes, write_json
+
+__all__ = [
+    "EXAMPLES",
+    "RECIPES",
+    "concept_views",
+    "concepts_pages",
+    "dictionary_digest",
+    "done_units",
+    "plan_concepts",
+    "render_concepts",
+    "write_examples",
+]
+
+RECIPES = ("natural", "feature")  # the views of a concept, first the default
+EXAMPLES = "concept_examples"  # the sub-folder of a layer's folder holding crops and heatmaps
+
+
+def dictionary_digest(concepts: Concepts) -> str:
+    """16 hex digits over what decides a concept's render: layer, method, directions, encoder."""
+    if not isinstance(concepts, Concepts):
+        raise UsageError(f"expected Concepts, got {type(concepts).__name__}")
+    h = hashlib.sha256(f"{concepts.layer}\0{concepts.method}\0".encode())
+    h.update(concepts.directions.detach().float().cpu().contiguous().numpy().tobytes())
+    for name, value in sorted((concepts.encoder or {}).items()):
+        h.update(name.encode())
+        h.update(value.detach().float().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()[:16]
+
+
+def _builder(concepts: Concepts) -> Callable[[str, Sequence[int]], list]:
+    def build(layer: str, units: Sequence[int]) -> list:
+        if layer != concepts.layer:
+            raise UsageError(f"this dictionary is of layer {concepts.layer!r}, not {layer!r}")
+        return [concepts.objective(u) for u in units]
+
+    return build
+
+
+def concept_views(concepts: Concepts) -> dict[str, str]:
+    """Register (again, harmlessly) the views of ``concepts``; ``{recipe: view name}``."""
+    digest = dictionary_digest(concepts)
+    names = {}
+    for recipe in RECIPES:
+        name = f"concept_{digest}" + ("" if recipe == RECIPES[0] else f"_{recipe}")
+        view = View(
+            name,
+            _builder(concepts),
+            f"maximizes concept direction (dictionary {digest}, {recipe} recipe)",
+            key={"concepts": digest},
+        )
+        register_view(view, replace=name in REGISTRY)
+        names[recipe] = name
+    return names
+
+
+def plan_concepts(
+    concepts: Concepts,
+    model_name: str,
+    settings: Settings,
+    *,
+    recipes: Sequence[str] = RECIPES,
+    units: Sequence[int] | None = None,
+) -> list[Batch]:
+    """The batches rendering ``units`` (default: every concept) in each of ``recipes``."""
+    names = concept_views(concepts)
+    unknown = [r for r in recipes if r not in names]
+    if unknown or not recipes:
+        raise UsageError(f"concept recipes must be some of {', '.join(RECIPES)}, got {recipes}")
+    shapes: dict[str, tuple[int, ...]] = {concepts.layer: (concepts.n,)}
+    work: list[Batch] = []
+    for recipe in dict.fromkeys(recipes):
+        chosen = dataclasses.replace(settings, recipe=recipe)
+        work += plan(
+            concepts.model,
+            model_name,
+            [concepts.layer],
+            shapes,
+            settings=chosen,
+            views=[names[recipe]],
+            units=units,
+            layout=LAYERS,
+        )
+    return work
+
+
+def _examples_of(images: object, te, layer: str, i: int) -> list[tuple[float, Tensor]]:
+    out = []
+    for rank, ex in enumerate(te.examples(layer, i)):
+        given = images[int(ex.image)] if isinstance(images, Tensor) else None
+        out.append((ex.value, te.image(layer, i, rank, image=given)))
+    return out
+
+
+def write_examples(concepts: Concepts, images: object, out: str | os.PathLike, k: int = 6) -> dict:
+    """Each concept's ``k`` top images: the crop at its maximum and the image under its heatmap,
+    as PNGs in ``out/<layer>/concept_examples/``; returns (and writes as
+    ``concept_examples.json``) ``{concept: [{value, crop, heat}, ...]}`` with relative paths."""
+    folder = Path(out) / layer_folder(concepts.layer)
+    (folder / EXAMPLES).mkdir(parents=True, exist_ok=True)
+    te = concepts.top_examples(images, k)
+    layer = concepts.layer
+    found: dict[str, list[dict]] = {}
+    for i in range(concepts.n):
+        rows = []
+        pics = _examples_of(images, te, layer, i)
+        maps = concepts.maps(torch.stack([p for _, p in pics]))[:, i] if pics else None
+        for rank, (value, pic) in enumerate(pics):
+            assert maps is not None  # pics is not empty here
+            heat = F.interpolate(maps[rank][None, None], size=pic.shape[1:], mode="bilinear")[0]
+            heat = heat / heat.max().clamp_min(1e-12)
+            shaded = pic * (0.25 + 0.75 * heat.clamp(0, 1))
+            stem = f"{EXAMPLES}/{i:04d}_{rank:02d}"
+            atomic_write_bytes(folder / f"{stem}_heat.png", png_bytes(shaded))
+            try:
+                crop = te.crop(layer, i, rank, image=pic)
+                atomic_write_bytes(folder / f"{stem}_crop.png", png_bytes(crop))
+                crop_file = f"{stem}_crop.png"
+            except UsageError:  # a flat layer or no receptive field: no crop
+                crop_file = None
+            rows.append({"value": value, "heat": f"{stem}_heat.png", "crop": crop_file})
+        found[str(i)] = rows
+    write_json(folder / f"{EXAMPLES}.json", found)
+    return found
+
+
+def _weighty(units: list[tuple[int, float]]) -> list[tuple[int, float]]:
+    """The units whose weight is at least 1% of the largest (rounding noise left out)."""
+    top = max(abs(w) for _, w in units)
+    return [(u, w) for u, w in units if abs(w) >= 0.01 * top]
+
+
+def _describe(concepts: Concepts, names: Mapping[str, str]) -> dict:
+    return {
+        "layer": concepts.layer,
+        "method": concepts.method,
+        "digest": dictionary_digest(concepts),
+        "quality": dict(concepts.quality),
+        "views": dict(names),
+        "units": [_weighty(concepts.units(i, 5)) for i in range(concepts.n)],
+    }
+
+
+def concepts_pages(
+    concepts: Concepts, out: str | os.PathLike, examples: Mapping | None = None, model: str = ""
+):
+    """A ``pages`` callback for ``jobs.run``: the layer's concept pages from the runner's scan."""
+    folder = Path(out) / layer_folder(concepts.layer)
+    info = {**_describe(concepts, concept_views(concepts)), "model": model}
+
+    def build(scans: Mapping[str, rec.Scan], final: bool) -> Path:
+        scan = scans.get(layer_folder(concepts.layer))
+        valid = scan.valid() if scan is not None else {}
+        return concept_pages.build(folder, info, set(valid), examples or {})
+
+    return build
+
+
+def render_concepts(
+    concepts: Concepts,
+    model_name: str,
+    out: str | os.PathLike,
+    settings: Settings,
+    *,
+    recipes: Sequence[str] = RECIPES,
+    examples: Mapping | None = None,
+    executor: Executor | None = None,
+    progress: bool = False,
+    report: Callable[[str], None] | None = None,
+) -> Summary:
+    """Render every concept of ``concepts`` into ``out`` (resumable) and build its pages."""
+    work = plan_concepts(concepts, model_name, settings, recipes=recipes)
+    return run(
+        work,
+        out,
+        executor=executor,
+        model=concepts.model,
+        progress=progress,
+        report=report,
+        pages=concepts_pages(concepts, out, examples, model_name),
+    )
+
+
+def done_units(work: Sequence[Batch], out: str | os.PathLike) -> int:
+    """How many units of ``work`` hold a record with their key in ``out``."""
+    total = 0
+    for b in work:
+        folder = Path(out) / b.folder()
+        valid = rec.scan(folder).valid() if folder.is_dir() else {}
+        total += sum(
+            (valid.get(b.stem(u)) or {}).get("key") == canonical(b.key(u)) for u in b.units
+        )
+    return total

@@ -1,0 +1,77 @@
+"""A layer's concept pages: ``concepts.html`` (a grid: each concept's render and top crop) and
+``concept_<i:04d>.html`` (its renders, top images under its heatmap with crops, its units
+linked to their catalogue pages, the dictionary's quality figures). Relative links only, so
+the pages work from ``file://``; values are escaped by the templates.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Collection, Mapping
+from pathlib import Path
+
+from midnite.errors import UsageError
+from midnite.pages.catalogue import unit_page
+from midnite.pages.templating import render
+from midnite.store import records as rec
+
+__all__ = ["LAYER_PAGE", "build", "concept_page"]
+
+LAYER_PAGE = "concepts.html"
+
+
+def concept_page(i: int) -> str:
+    """The file name of concept ``i``'s page (in the layer's folder)."""
+    return f"concept_{i:04d}.html"
+
+
+def _renders(info: Mapping, done: Collection[str], i: int) -> list[dict]:
+    out = []
+    for recipe, view in info["views"].items():
+        stem = f"{view}_{i:04d}"
+        out.append({"recipe": recipe, "png": f"{stem}.png" if stem in done else None})
+    return out
+
+
+def _concept(info: Mapping, done: Collection[str], examples: Mapping, i: int) -> dict:
+    units = [
+        {"unit": int(u), "weight": float(w), "page": unit_page(int(u))} for u, w in info["units"][i]
+    ]
+    return {
+        "index": i,
+        "page": concept_page(i),
+        "renders": _renders(info, done, i),
+        "examples": list(examples.get(str(i), [])),
+        "units": units,
+    }
+
+
+def build(
+    folder: str | os.PathLike, info: Mapping, done: Collection[str], examples: Mapping
+) -> Path:
+    """Write the layer's concept pages in ``folder`` (atomically); returns the grid's path.
+
+    ``info``: ``layer``, ``method``, ``digest``, ``quality``, ``views`` (``{recipe: view}``),
+    ``units`` (per concept ``[(channel, weight), ...]``), ``model``; ``done``: the stems of
+    the renders present; ``examples``: ``{str(i): [{value, heat, crop}, ...]}``.
+    """
+    missing = {"layer", "method", "digest", "quality", "views", "units", "model"} - set(info)
+    if missing:
+        raise UsageError(f"concept pages need {sorted(missing)} in info, got {sorted(info)}")
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    items = [_concept(info, done, examples, i) for i in range(len(info["units"]))]
+    quality = sorted(info["quality"].items())
+    common = {"info": info, "quality": quality, "count": len(items)}
+    for pos, item in enumerate(items):
+        page = render(
+            "concept.html",
+            title=f"concept {item['index']} of {info['layer']}",
+            c=item,
+            prev=items[pos - 1] if pos > 0 else None,
+            next=items[pos + 1] if pos + 1 < len(items) else None,
+            **common,
+        )
+        rec.atomic_write_text(folder / item["page"], page)
+    grid = render("concepts.html", title=f"concepts of {info['layer']}", items=items, **common)
+    return rec.atomic_write_text(folder / LAYER_PAGE, grid)
