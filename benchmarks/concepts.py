@@ -24,7 +24,7 @@ from pathlib import Path
 import torch
 
 sys.path.insert(0, str(Path(__file__).parent))
-from _common import machine, table, write_json  # noqa: E402
+from _common import machine, table, write_json
 
 
 def one(photos: str, count: int, layer: str, n: int, size: int, seed: int, save: str) -> dict:

@@ -1,4 +1,5 @@
-"""The ``midnite`` command (floor 6): ``layers``, ``render``, ``gallery`` and ``catalogue``.
+"""The ``midnite`` command (floor 6): ``layers``, ``render``, ``gallery``, ``catalogue``,
+``concepts``.
 
 One module per command (``midnite.cli.<command>``: ``register(subparsers)`` and
 ``run(args) -> int``), shared parsing in ``cli.options``; ``render`` and ``catalogue`` plan
@@ -39,7 +40,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from midnite.cli import catalogue, gallery, layers, render
+from midnite.cli import catalogue, concepts, gallery, layers, render
 from midnite.cli.common import own_version
 from midnite.cli.options import EPILOG, Parser, parse_size, parse_unit_ranges, parse_units
 from midnite.errors import (
@@ -72,7 +73,13 @@ __all__ = [
 
 EXIT_BROKEN_PIPE = 128 + 13  # 141, as a shell reports a command killed by SIGPIPE
 
-COMMANDS = {"layers": layers, "render": render, "gallery": gallery, "catalogue": catalogue}
+COMMANDS = {
+    "layers": layers,
+    "render": render,
+    "gallery": gallery,
+    "catalogue": catalogue,
+    "concepts": concepts,
+}
 
 
 def build_parser() -> argparse.ArgumentParser:

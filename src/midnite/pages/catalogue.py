@@ -324,7 +324,7 @@ def _unit_html(
     )
 
 
-def _layer_html(layer: Layer, model: str) -> str:
+def _layer_html(layer: Layer, model: str, has_concepts: bool = False) -> str:
     tiles = []
     for unit in layer.units.values():
         tile = {"unit": unit.unit, "page": unit_page(unit.unit), "damaged": bool(unit.damaged)}
@@ -344,6 +344,7 @@ def _layer_html(layer: Layer, model: str) -> str:
         views=layer.views(),
         tiles=tiles,
         damaged=sum(bool(u.damaged) for u in layer.units.values()),
+        has_concepts=has_concepts,  # `midnite concepts` wrote this layer's concept pages
     )
 
 
@@ -420,7 +421,8 @@ class Site:
         for unit in layer.units.values():
             page = _unit_html(layer, unit, self.model, target, self.captions)
             rec.atomic_write_text(target / unit_page(unit.unit), page)
-        rec.atomic_write_text(target / INDEX, _layer_html(layer, self.model))
+        concepts = (target / "concepts.html").is_file()
+        rec.atomic_write_text(target / INDEX, _layer_html(layer, self.model, concepts))
 
     def _write_index(self) -> Path:
         for sub, entry in self.planned.items():  # planned layers with nothing rendered yet
