@@ -211,7 +211,17 @@ def test_each_command_registers_its_own_sub_parser():
 
     parser = build_parser()
     sub = next(a for a in parser._actions if a.dest == "command")
-    assert list(sub.choices) == list(cli.COMMANDS) == ["layers", "render", "gallery", "catalogue"]
+    assert (
+        list(sub.choices)
+        == list(cli.COMMANDS)
+        == [
+            "layers",
+            "render",
+            "gallery",
+            "catalogue",
+            "concepts",
+        ]
+    )
     for module in cli.COMMANDS.values():
         assert callable(module.register) and callable(module.run)
 
