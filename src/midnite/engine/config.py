@@ -359,11 +359,7 @@ def _default_crops(crops: object, recipe: Recipe, param: object, size: object) -
         crops = recipe.crops if recipe.crops is not None or param != "maco" else MACO_CROPS
         if crops is None:
             return None
-    if not isinstance(crops, Crops):
-        raise TypeError(
-            "crops must be a Crops(count, scale, noise, canvas) or None, got "
-            f"{type(crops).__name__} {crops!r}"
-        )
+    crops = _crops_type(crops)
     if crops.canvas is None:
         h, w = check_size("size", size)
         ratio = recipe.canvas
@@ -373,15 +369,20 @@ def _default_crops(crops: object, recipe: Recipe, param: object, size: object) -
     return crops
 
 
-def _check_crops(crops: object) -> Crops | None:
-    """A ``Crops`` whose canvas is set (``resolve`` fills it in), or None."""
-    if crops is None:
-        return None
+def _crops_type(crops: object) -> Crops:
     if not isinstance(crops, Crops):
         raise TypeError(
             "crops must be a Crops(count, scale, noise, canvas) or None, got "
             f"{type(crops).__name__} {crops!r}"
         )
+    return crops
+
+
+def _check_crops(crops: object) -> Crops | None:
+    """A ``Crops`` whose canvas is set (``resolve`` fills it in), or None."""
+    if crops is None:
+        return None
+    crops = _crops_type(crops)
     if crops.canvas is None:
         raise ValueError(
             "crops.canvas must be set in a RenderConfig (RenderConfig.resolve fills it in from "
