@@ -12,6 +12,39 @@ import pytest
 import torch
 from torch import nn
 
+# Model files the command-line tests load as `path/to/file.py:net` (written to tmp_path)
+CLI_MODEL_SRC = """
+import torch
+from torch import nn
+
+
+def net():
+    torch.manual_seed(0)
+    return nn.Sequential(
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.ReLU(),
+        nn.Conv2d(4, 6, 3, padding=1, stride=2),
+        nn.ReLU(),
+        nn.AdaptiveAvgPool2d(1),
+        nn.Flatten(),
+        nn.Linear(6, 5),
+    )
+
+
+def not_a_model():
+    return 42
+"""
+
+CONV_MODEL_SRC = """
+import torch
+from torch import nn
+
+
+def net():
+    torch.manual_seed(0)
+    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 3, 3, padding=1))
+"""
+
 
 def gen(seed: int = 0) -> torch.Generator:
     """A CPU generator seeded with ``seed``."""

@@ -21,27 +21,7 @@ from midnite import records as rec
 from midnite.cli import UsageError, main, parse_size, parse_units
 from midnite.jobs import batch_seed, executors
 
-MODEL_SRC = """
-import torch
-from torch import nn
-
-
-def net():
-    torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(4, 6, 3, padding=1, stride=2),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(6, 5),
-    )
-
-
-def not_a_model():
-    return 42
-"""
+from conftest import CLI_MODEL_SRC
 
 FAST = ["--steps", "3", "--size", "32x32", "--no-progress"]
 
@@ -49,7 +29,7 @@ FAST = ["--steps", "3", "--size", "32x32", "--no-progress"]
 @pytest.fixture
 def model_file(tmp_path: Path) -> str:
     path = tmp_path / "tiny.py"
-    path.write_text(MODEL_SRC)
+    path.write_text(CLI_MODEL_SRC)
     return f"{path}:net"
 
 

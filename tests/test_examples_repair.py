@@ -14,15 +14,8 @@ from PIL import Image
 from midnite.cli import main
 from midnite.store import site_files
 
-MODEL_SRC = """
-import torch
-from torch import nn
+from conftest import CONV_MODEL_SRC
 
-
-def net():
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 3, 3, padding=1))
-"""
 FAST = ["--steps", "2", "--size", "16", "--no-progress", "--layers", "0", "--units", "0-1"]
 DEEP = "[" * 200_000 + "]" * 200_000
 
@@ -42,7 +35,7 @@ def photos(folder: Path, n: int = 4) -> Path:
 
 @pytest.fixture
 def argv(tmp_path: Path) -> list[object]:
-    (tmp_path / "tiny.py").write_text(MODEL_SRC)
+    (tmp_path / "tiny.py").write_text(CONV_MODEL_SRC)
     model = f"{tmp_path / 'tiny.py'}:net"
     return ["catalogue", model, "--out", tmp_path / "out", *FAST]
 
@@ -87,7 +80,7 @@ def test_deleted_and_corrupted_example_pngs_are_computed_again(argv, tmp_path, c
 
 def test_out_inside_the_images_folder_is_not_read_as_photos(tmp_path, capsys):
     images = photos(tmp_path / "photos")
-    (tmp_path / "tiny.py").write_text(MODEL_SRC)
+    (tmp_path / "tiny.py").write_text(CONV_MODEL_SRC)
     model = f"{tmp_path / 'tiny.py'}:net"
     out = images / "catalogue"
     assert run("catalogue", model, "--out", out, *FAST) == 0  # renders PNGs under --out

@@ -24,23 +24,7 @@ from midnite.pages import catalogue as site
 from midnite.pages import gallery
 from midnite.store import records as rec
 
-MODEL_SRC = """
-import torch
-from torch import nn
-
-
-def net():
-    torch.manual_seed(0)
-    return nn.Sequential(
-        nn.Conv2d(3, 4, 3, padding=1),
-        nn.ReLU(),
-        nn.Conv2d(4, 6, 3, padding=1, stride=2),
-        nn.ReLU(),
-        nn.AdaptiveAvgPool2d(1),
-        nn.Flatten(),
-        nn.Linear(6, 5),
-    )
-"""
+from conftest import CLI_MODEL_SRC
 
 FAST = ["--steps", "2", "--size", "16", "--no-progress"]
 POSIX = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
@@ -49,7 +33,7 @@ POSIX = pytest.mark.skipif(sys.platform == "win32", reason="POSIX signals")
 @pytest.fixture
 def model_file(tmp_path: Path) -> str:
     path = tmp_path / "tiny.py"
-    path.write_text(MODEL_SRC)
+    path.write_text(CLI_MODEL_SRC)
     return f"{path}:net"
 
 

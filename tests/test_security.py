@@ -19,15 +19,8 @@ from midnite.pages import catalogue as site
 from midnite.pages import gallery
 from midnite.store import PathError
 
-MODEL_SRC = """
-import torch
-from torch import nn
+from conftest import CONV_MODEL_SRC
 
-
-def net():
-    torch.manual_seed(0)
-    return nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.ReLU(), nn.Conv2d(4, 3, 3, padding=1))
-"""
 FAST = ["--steps", "2", "--size", "16", "--no-progress"]
 HOSTILE_KEYS = ["/abs/evil", "../watched", "../watched/deep", "a/b", "x\0y", "n" * 256, "..", ""]
 
@@ -84,7 +77,7 @@ def links_stay_inside(folder: Path) -> list[str]:
 @pytest.fixture
 def model_file(tmp_path: Path) -> str:
     path = tmp_path / "tiny.py"
-    path.write_text(MODEL_SRC)
+    path.write_text(CONV_MODEL_SRC)
     return f"{path}:net"
 
 
