@@ -20,7 +20,7 @@ if [ "${1:-}" = "--ray" ]; then
   extras="$extras,ray"
 fi
 if [ "${1:-}" = "--test" ]; then
-  extras="dev,models,plot,photos,ray,concepts"
+  extras="dev,models,plot,photos,ray,concepts,serve"
   if ! { command -v chromium && command -v chromedriver; } >/dev/null 2>&1; then
     if command -v apt-get >/dev/null 2>&1 && [ "$(id -u)" = 0 ]; then
       { apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq chromium chromium-driver; } \
