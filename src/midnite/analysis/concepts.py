@@ -18,10 +18,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
+from midnite.analysis import attribution
 from midnite.analysis import dictionary as dic
 from midnite.analysis.examples import TopExamples, _report, _result, _Running, _stream
 from midnite.analysis.fields import probe_layers
-from midnite.analysis.stream import image_source, loaded
+from midnite.analysis.stream import image_source
 from midnite.engine import objectives
 from midnite.engine.checks import check_int, check_positive_int, check_size
 from midnite.engine.device import resolve_device
@@ -29,7 +30,6 @@ from midnite.engine.hooks import ActivationCapture, frozen, input_channels
 from midnite.engine.normalize import as_normalize
 from midnite.engine.objectives import Objective
 from midnite.errors import UsageError
-from midnite.images import load
 
 __all__ = ["METHODS", "Concepts", "fit", "from_directions", "from_state", "stability"]
 
@@ -227,38 +227,31 @@ class Concepts:
 
     def importance(self, target: object, images: object, *, batch: int = 16) -> Tensor:
         """How much each concept drives ``target`` (a class index of the model's output, or a
-        function of the output giving ``(B,)``): the mean over images of gradient x
-        activation of the concept's part ``u_i d_i`` of the layer. Shape: ``(n,)``."""
-        fn = _target(target)
-        hw = check_size("size", self.settings.get("size", 224))
-        dev = resolve_device(self.settings.get("device"))
-        norm = as_normalize(self.settings.get("normalize"))
-        norm = None if norm is None else norm.to(dev)
+        function of the output giving ``(B,)``, e.g. a unit downstream): the mean over images
+        of gradient x activation of the concept's part ``u_i d_i`` of the layer (token layers:
+        of their patch grid). Shape: ``(n,)``."""
         total, count = torch.zeros(self.n, dtype=torch.float64), 0
-        source = image_source(images, (0, 1))
-        module = dict(self.model.named_modules())[self.layer]  # fit found it: it exists
-        seen: list[Tensor] = []
-        with frozen(self.model, dev):
-            handle = module.register_forward_hook(lambda m, a, out: seen.append(out))
-            try:
-                for chunk in _batches(source.items, hw, input_channels(self.model), batch):
-                    x = chunk.to(dev).requires_grad_()  # so the layer's output has a graph
-                    seen.clear()
-                    out = self.model(norm(x) if norm is not None else x)
-                    act = seen[0]
-                    self._check_width(tuple(act.shape[1:]))
-                    grad = torch.autograd.grad(fn(out).sum(), act)[0]
-                    codes = self.encode_layer(act)
-                    d = self.directions.to(dev)
-                    g = torch.einsum("bc...,nc->bn...", grad.float(), d)
-                    per = (g * codes).flatten(2).sum(2) if g.dim() > 2 else g * codes
-                    total += per.double().sum(0).cpu()
-                    count += x.shape[0]
-            finally:
-                handle.remove()
-        if count == 0:
-            raise UsageError(f"images: no readable image in {source.where}")
+        for per, _ in attribution.concept_attribution(self, images, target, batch=batch):
+            total += per.sum(0)
+            count += per.shape[0]
         return (total / count).float()
+
+    def classes(
+        self, images: object, k: int = 5, *, batch: int = 16
+    ) -> list[list[tuple[int, float]]]:
+        """The ``k`` classes each concept matters most for: per concept, ``(class, share)``
+        largest first, where ``share`` is the concept's gradient x activation toward each
+        image's predicted class, summed over the images predicted as that class, divided by
+        all images. Needs a ``(batch, classes)`` output; classes with no share are left out."""
+        k = check_positive_int("k", k)
+        table, counts = attribution.by_class(self, images, batch=batch)
+        count = float(max(1, int(counts.sum())))
+        out = []
+        for i in range(self.n):
+            col = table[:, i] / count
+            top = col.topk(min(k, col.numel())).indices
+            out.append([(int(c), float(col[c])) for c in top if col[c] > 0])
+        return out
 
     # ---------------------------------------------------------------- state
     def stability(self, other: Concepts) -> float:
@@ -282,30 +275,6 @@ class Concepts:
 def _sinks(layer: str, sink: object) -> dict[str, _Running]:
     """``{layer: sink}`` for ``_stream``, which calls only ``update(act, keys)`` of a sink."""
     return {layer: sink}  # type: ignore[dict-item]
-
-
-def _target(target: object) -> Callable[[Tensor], Tensor]:
-    if callable(target):
-        return target
-    if isinstance(target, int) and not isinstance(target, bool) and target >= 0:
-        return lambda out: out.flatten(1)[:, target]
-    raise UsageError(
-        f"target must be a class index (int >= 0) or a function of the output, got {target!r}"
-    )
-
-
-def _batches(items: Iterable, hw: tuple[int, int], channels: int, batch: int):
-    """The readable images of ``items`` as ``(b, channels, H, W)`` batches, each decoded once."""
-    chunk: list[Tensor] = []
-    for *_, img, _reason in loaded(items, lambda item: load(item, size=hw, channels=channels), 0):
-        if img is None:
-            continue
-        chunk.append(img)
-        if len(chunk) == batch:
-            yield torch.stack(chunk)
-            chunk = []
-    if chunk:
-        yield torch.stack(chunk)
 
 
 def _check_model(model: object, layer: object) -> str:

@@ -1,0 +1,88 @@
+"""Which concepts drive an output: importance on conv and token layers, classes per concept."""
+
+from __future__ import annotations
+
+from collections import OrderedDict
+
+import pytest
+import torch
+
+from midnite.analysis import attribution as A
+from midnite.analysis import concepts as C
+from midnite.analysis import dictionary as dic
+from midnite.errors import UsageError
+from midnite.evaluation.known_answer import TinyViT, superposition_images, superposition_net
+from midnite.evaluation.superposition import concept_pattern, planted_directions
+
+K = 12
+
+
+@pytest.fixture(scope="module", params=[0, 1])
+def fitted(request):
+    net = superposition_net()
+    x, _ = superposition_images(300, seed=request.param)
+    return net, C.fit(net, "mix", x, K, seed=request.param, size=32)
+
+
+def test_classes_name_the_planted_class_of_each_concept(fitted):
+    net, c = fitted
+    _, match = dic.match(planted_directions(), c.directions)
+    # an image of each single pattern: the head predicts its class
+    tiles = torch.stack([concept_pattern(k).repeat(1, 4, 4) for k in range(K)])
+    assert torch.equal(net(tiles).argmax(1), torch.arange(K))
+    found = c.classes(tiles, k=3)
+    assert len(found) == K
+    for k in range(K):
+        top = found[int(match[k])]
+        assert top[0][0] == k, (k, top)
+        shares = [s for _, s in top]
+        assert shares == sorted(shares, reverse=True) and all(s > 0 for s in shares)
+
+
+def test_classes_need_a_class_output():
+    net = superposition_net()
+    x, _ = superposition_images(40, seed=0)
+    c = C.fit(net, "mix", x, K, seed=0, size=32)
+    kept = list(net.named_children())[:-3]  # ends at mix: a (B, C, h, w) output
+    c.model = torch.nn.Sequential(OrderedDict(kept))
+    with pytest.raises(UsageError, match=r"\(batch, classes\)"):
+        c.classes(x[:4])
+
+
+def test_class_target_checks_its_argument():
+    out = torch.arange(6.0).reshape(2, 3)
+    assert torch.equal(A.class_target(2)(out), torch.tensor([2.0, 5.0]))
+    with pytest.raises(UsageError, match=r"0\.\.2.*got 3"):
+        A.class_target(3)(out)
+    for bad in (-1, True, "cat"):
+        with pytest.raises(UsageError, match="class index"):
+            A.class_target(bad)
+
+
+def _by_hand(vit, layer, d, x, target):
+    """Gradient x activation on the patch tokens, written out: prefix tokens dropped."""
+    seen = []
+    h = dict(vit.named_modules())[layer].register_forward_hook(lambda m, a, o: seen.append(o))
+    try:
+        x = x.clone().requires_grad_()
+        out = vit(x)
+        grad = torch.autograd.grad(out[:, target].sum(), seen[0])[0]
+    finally:
+        h.remove()
+    act, grad = seen[0][:, vit.num_prefix_tokens :], grad[:, vit.num_prefix_tokens :]
+    codes = torch.relu(act.detach() @ d.T)  # (B, P, n): 'given' codes
+    return ((grad @ d.T) * codes).sum(1).mean(0)
+
+
+def test_importance_on_a_token_layer_reads_the_patch_grid():
+    torch.manual_seed(0)
+    vit = TinyViT(img_size=32, reg_tokens=2).eval()
+    layer = "blocks.0"
+    d = torch.nn.functional.normalize(torch.randn(5, 16), dim=1)
+    c = C.from_directions(vit, layer, d, size=32)
+    x = torch.rand(6, 3, 32, 32)
+    imp = c.importance(3, x, batch=4)
+    assert imp.shape == (5,)
+    assert torch.allclose(imp, _by_hand(vit, layer, d, x, 3).float(), rtol=1e-4, atol=1e-6)
+    assert imp.abs().sum() > 0
+    assert not any(p.requires_grad is False for p in vit.parameters())  # model left as found
