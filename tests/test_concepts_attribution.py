@@ -86,3 +86,24 @@ def test_importance_on_a_token_layer_reads_the_patch_grid():
     assert torch.allclose(imp, _by_hand(vit, layer, d, x, 3).float(), rtol=1e-4, atol=1e-6)
     assert imp.abs().sum() > 0
     assert not any(p.requires_grad is False for p in vit.parameters())  # model left as found
+
+
+def test_concept_page_lists_its_classes_named_and_linked(tmp_path):
+    from midnite.pages import concepts as pages
+
+    folder = tmp_path / "mix"
+    (tmp_path / "output").mkdir()
+    (tmp_path / "output" / "0007.html").write_text("class 7")
+    info = {
+        "layer": "mix", "method": "nmf", "digest": "ab", "quality": {"r2": 0.9},
+        "views": {"natural": "concept_ab"}, "units": [[(1, 0.7)], [(2, 0.5)]], "model": "m",
+        "classes": [[(7, 0.25), (3, 0.125)], []],
+        "class_names": [f"<b>class {k}</b>" for k in range(10)],
+    }  # fmt: skip
+    pages.build(folder, info, set(), {})
+    page = (folder / "concept_0000.html").read_text()
+    assert "classes it matters most for" in page
+    assert '<a href="../output/0007.html">7 &lt;b&gt;class 7&lt;/b&gt;</a>' in page
+    assert "3 &lt;b&gt;class 3&lt;/b&gt;" in page and "../output/0003.html" not in page
+    assert page.index("class 7") < page.index("class 3")
+    assert "classes it matters most for" not in (folder / "concept_0001.html").read_text()

@@ -14,10 +14,12 @@ from midnite.errors import UsageError
 from midnite.pages.catalogue import unit_page
 from midnite.pages.templating import render
 from midnite.store import records as rec
+from midnite.store.keys import layer_folder
 
 __all__ = ["LAYER_PAGE", "build", "concept_page"]
 
 LAYER_PAGE = "concepts.html"
+OUTPUT = layer_folder("")  # the class output's folder beside the layer's
 
 
 def concept_page(i: int) -> str:
@@ -33,11 +35,29 @@ def _renders(info: Mapping, done: Collection[str], i: int) -> list[dict]:
     return out
 
 
-def _concept(info: Mapping, done: Collection[str], examples: Mapping, i: int) -> dict:
+def _classes(info: Mapping, folder: Path, i: int) -> list[dict]:
+    """Concept ``i``'s classes (``info["classes"]``, optional): named by ``class_names`` when
+    given, linked to the class output's unit page when the catalogue has one."""
+    rows = info.get("classes") or []
+    names = info.get("class_names") or []
+    out = []
+    for c, share in rows[i] if i < len(rows) else []:
+        page = f"../{OUTPUT}/{unit_page(int(c))}"
+        out.append({
+            "index": int(c),
+            "name": names[int(c)] if int(c) < len(names) else None,
+            "share": float(share),
+            "page": page if (folder / page).is_file() else None,
+        })  # fmt: skip
+    return out
+
+
+def _concept(info: Mapping, done: Collection[str], examples: Mapping, folder: Path, i: int) -> dict:
     units = [
         {"unit": int(u), "weight": float(w), "page": unit_page(int(u))} for u, w in info["units"][i]
     ]
     return {
+        "classes": _classes(info, folder, i),
         "index": i,
         "page": concept_page(i),
         "renders": _renders(info, done, i),
@@ -52,15 +72,17 @@ def build(
     """Write the layer's concept pages in ``folder`` (atomically); returns the grid's path.
 
     ``info``: ``layer``, ``method``, ``digest``, ``quality``, ``views`` (``{recipe: view}``),
-    ``units`` (per concept ``[(channel, weight), ...]``), ``model``; ``done``: the stems of
-    the renders present; ``examples``: ``{str(i): [{value, heat, crop}, ...]}``.
+    ``units`` (per concept ``[(channel, weight), ...]``), ``model``; optionally ``classes``
+    (per concept ``[(class, share), ...]``, ``Concepts.classes``) and ``class_names``;
+    ``done``: the stems of the renders present; ``examples``: ``{str(i): [{value, heat,
+    crop}, ...]}``.
     """
     missing = {"layer", "method", "digest", "quality", "views", "units", "model"} - set(info)
     if missing:
         raise UsageError(f"concept pages need {sorted(missing)} in info, got {sorted(info)}")
     folder = Path(folder)
     folder.mkdir(parents=True, exist_ok=True)
-    items = [_concept(info, done, examples, i) for i in range(len(info["units"]))]
+    items = [_concept(info, done, examples, folder, i) for i in range(len(info["units"]))]
     quality = sorted(info["quality"].items())
     common = {"info": info, "quality": quality, "count": len(items)}
     for pos, item in enumerate(items):
