@@ -18,6 +18,7 @@ from midnite.cli.options import number
 from midnite.engine import input_channels
 from midnite.engine.checks import check_positive_int
 from midnite.errors import UsageError
+from midnite.serve.jobs import Limits
 
 __all__ = ["LOOPBACK", "register", "run"]
 
@@ -49,6 +50,20 @@ def register(sub: Any) -> None:
         help="renders waiting at most; more are answered 429 (4)",
     )  # fmt: skip
     srv.add_argument("--device", metavar="D", help="torch device for renders (cpu)")
+    limits = Limits()
+    for flag, meta, kind, default, what in (
+        ("--max-steps", "S", int, limits.max_steps, "steps of one render at most"),
+        ("--max-size", "PX", int, limits.max_size, "image side of one render at most"),
+        ("--time-limit", "SEC", float, limits.seconds, "seconds of one render at most"),
+    ):
+        srv.add_argument(flag, metavar=meta, type=number(flag, kind, _positive), default=default,
+                         help=f"{what} ({default:g})")  # fmt: skip
+
+
+def _positive(name: str, value: object) -> object:
+    if not isinstance(value, (int, float)) or not value > 0 or value == float("inf"):
+        raise ValueError(f"{name} must be a positive number, got {value!r}")
+    return value
 
 
 def _port(name: str, value: object) -> int:
@@ -70,14 +85,17 @@ def _live(args: argparse.Namespace, folder: Path) -> dict:
     """The live options of ``create_app``: the model, its layers, the job manager."""
     if args.model is None:
         return {}
-    from midnite.serve import JobManager, Limits
+    from midnite.serve import JobManager
 
     dev = device(args.device)
     model = load(args.model)
     size = default_size(args.model)
     table = layer_table(model, args.model, size, dev)
     shapes = {i.name: tuple(i.shape) for i in table if i.shape and i.calls == 1}
-    limits = Limits(max_jobs=args.max_jobs, queue=args.queue)
+    limits = Limits(
+        max_jobs=args.max_jobs, queue=args.queue, max_steps=args.max_steps,
+        max_size=args.max_size, seconds=args.time_limit,
+    )  # fmt: skip
     manager = JobManager(model, args.model, folder, shapes, limits=limits, device=str(dev))
     return {"manager": manager, "model": model, "size": size[0],
             "channels": input_channels(model)}  # fmt: skip
