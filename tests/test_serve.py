@@ -185,6 +185,10 @@ def test_folder_files_and_path_traversal(tmp_path):
         page = client.get("/")
         assert page.status_code == 200 and page.headers["content-type"].startswith("text/html")
         assert "site" in page.text and 'href="/live"' in page.text  # the live link injected
+        (folder / "2").mkdir()
+        (folder / "2" / "0003.html").write_text("<html><body>unit</body></html>")
+        unit_page = client.get("/2/0003.html").text
+        assert 'href="/live?layer=2&amp;unit=3"' in unit_page
         assert client.get("/a.json").headers["content-type"] == "application/json"
         for attack in ("/../secret.txt", "/%2e%2e/secret.txt", "/%2E%2E%2Fsecret.txt",
                        "//" + str(secret), "/out.txt", "/outdir/secret.txt", "/.midnite.lock",
@@ -268,3 +272,26 @@ def test_manager_close_cancels_running_jobs(tmp_path):
     assert job.state == "cancelled" and not any(t.is_alive() for t in manager._threads)
     assert not list(tmp_path.rglob("*.png"))
     assert threading.active_count() >= 1 and os.listdir(tmp_path) == []
+
+
+def test_cli_refuses_bad_options(tmp_path, capsys):
+    from midnite.cli import main
+    from midnite.cli.serve import _token
+
+    assert main(["serve", str(tmp_path / "missing")]) == 2
+    assert "no such folder" in capsys.readouterr().err
+    assert main(["serve", str(tmp_path), "--token", "short"]) == 2
+    assert "at least 8 characters" in capsys.readouterr().err
+    assert main(["serve", str(tmp_path), "--max-jobs", "0"]) == 2
+    assert main(["serve", str(tmp_path), "--port", "70000"]) == 2
+    assert main(["serve", str(tmp_path), "--time-limit", "inf"]) == 2
+    capsys.readouterr()
+
+    class Args:
+        host, token = "0.0.0.0", None
+
+    made = _token(Args)  # another host and no token: one is generated and printed
+    assert made and len(made) >= 24 and made in capsys.readouterr().err
+    Args.host = "127.0.0.1"
+    Args.token = None
+    assert _token(Args) is None

@@ -12,13 +12,14 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import hmac
+import html
 import json
 import threading
 from collections import OrderedDict
 from collections.abc import AsyncIterator
 from http.cookies import SimpleCookie
 from pathlib import Path
-from urllib.parse import parse_qs
+from urllib.parse import parse_qs, urlencode
 
 import anyio.to_thread
 import torch
@@ -36,7 +37,7 @@ from starlette.routing import Route
 from midnite.engine import recipes
 from midnite.errors import UsageError
 from midnite.images import load, shrink
-from midnite.jobs import view_names
+from midnite.jobs import layer_folder, view_names
 from midnite.pages.templating import render as render_page
 from midnite.serve.files import content_type, resolve
 from midnite.serve.fires import fires
@@ -50,7 +51,6 @@ MAX_UPLOAD = 8 * 2**20  # bytes of one uploaded photo
 UPLOADS = 16  # uploaded photos kept for feature accentuation (the oldest dropped first)
 UPLOAD_SIDE = 512  # uploads are kept at most this many pixels a side
 LOOPBACK_NAMES = ("127.0.0.1", "localhost", "::1", "[::1]")
-LIVE_LINK = b'<p class="live-link"><a href="/live">live renders &#9656;</a></p>\n</body>'
 
 
 def _error(status: int, message: str) -> JSONResponse:
@@ -66,6 +66,20 @@ class Live:
         self.fires_model = model  # the manager's threads render on copies of their own
         self.fires_lock = threading.Lock()
         self.uploads: OrderedDict[str, torch.Tensor] = OrderedDict()
+        self.folders = {layer_folder(name): name for name in self.shapes}
+
+    def link(self, url_path: str) -> bytes:
+        """The live link put into a served page: a unit page's (``<layer>/<unit>.html``) or a
+        layer page's link opens the live panel on that layer and unit."""
+        parts = [p for p in url_path.split("/") if p]
+        query = {}
+        if parts and parts[0] in self.folders:
+            query["layer"] = self.folders[parts[0]]
+            stem = parts[1].removesuffix(".html") if len(parts) == 2 else ""
+            if stem.isdigit():
+                query["unit"] = str(int(stem))
+        href = html.escape("/live" + ("?" + urlencode(query) if query else ""))
+        return f'<p class="live-link"><a href="{href}">live renders &#9656;</a></p>\n'.encode()
 
     def layers(self) -> dict:
         return {
@@ -269,7 +283,7 @@ async def files(request: HTTPRequest) -> Response:
         data = await anyio.to_thread.run_sync(path.read_bytes)
         cut = data.rfind(b"</body>")
         if cut >= 0:
-            data = data[:cut] + LIVE_LINK + data[cut + len(b"</body>") :]
+            data = data[:cut] + request.app.state.live.link(request.url.path) + data[cut:]
         return Response(data, media_type=kind, headers=headers)
     return FileResponse(path, media_type=kind, headers=headers)
 
