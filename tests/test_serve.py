@@ -26,7 +26,7 @@ from midnite.engine import layers
 from midnite.serve import JobManager, Limits, Request, create_app, fires, resolve
 from midnite.serve.app import MAX_UPLOAD
 
-from conftest import tiny_cnn
+from conftest import CLI_MODEL_SRC, tiny_cnn
 
 BASE = "http://127.0.0.1"
 
@@ -285,6 +285,11 @@ def test_cli_refuses_bad_options(tmp_path, capsys):
     assert main(["serve", str(tmp_path), "--max-jobs", "0"]) == 2
     assert main(["serve", str(tmp_path), "--port", "70000"]) == 2
     assert main(["serve", str(tmp_path), "--time-limit", "inf"]) == 2
+    (tmp_path / "x.py").write_text(CLI_MODEL_SRC)
+    (tmp_path / "0_channel_0000.json").write_text("{}")  # a 'midnite render' folder
+    (tmp_path / "0_channel_0000.png").write_bytes(png())
+    assert main(["serve", str(tmp_path), "--model", f"{tmp_path / 'x.py'}:net"]) == 2
+    assert "holds the results of 'midnite render'" in capsys.readouterr().err
     capsys.readouterr()
 
     class Args:
@@ -295,3 +300,23 @@ def test_cli_refuses_bad_options(tmp_path, capsys):
     Args.host = "127.0.0.1"
     Args.token = None
     assert _token(Args) is None
+
+
+def test_live_render_into_a_catalogue_keeps_its_plan(tmp_path):
+    from midnite.jobs import Settings, plan, run
+    from midnite.pages.catalogue import read_plan
+
+    app, manager, folder = make(tmp_path)
+    model = tiny_cnn()
+    work = plan(model, "tiny", ["2"], {"2": (6, 16, 16)}, units=[0, 1],
+                settings=Settings(size=(32, 32), steps=2))  # fmt: skip
+    run(work, folder, model=model, progress=False)
+    before = read_plan(folder)
+    assert before[1]["2"]["planned"] == 2
+    with TestClient(app, base_url=BASE) as client:
+        state = wait(client, client.post("/api/render", json={**RENDER, "unit": 4}).json()["job"])
+        assert state["state"] == "done"
+        assert read_plan(folder) == before  # the catalogue's plan is not the live render's
+        layer_page = client.get("/2/index.html").text
+        assert "0004.html" in layer_page and "0001.html" in layer_page
+        assert client.get("/2/0004.html").status_code == 200

@@ -85,8 +85,14 @@ def _live(args: argparse.Namespace, folder: Path) -> dict:
     """The live options of ``create_app``: the model, its layers, the job manager."""
     if args.model is None:
         return {}
+    from midnite.cli.folders import RENDER, kind
     from midnite.serve import JobManager
 
+    if kind(folder) == RENDER:
+        raise UsageError(
+            f"{str(folder)!r} holds the results of 'midnite render'; live renders go into a "
+            "catalogue folder (or an empty one): serve this one without --model"
+        )
     dev = device(args.device)
     model = load(args.model)
     size = default_size(args.model)
@@ -125,8 +131,7 @@ def run(args: argparse.Namespace) -> int:
             super().handle_exit(sig, frame)
 
     where = f"http://{args.host}:{args.port}/"
-    print(f"midnite: serving {str(folder)!r} on {where}" + ("live" if live else ""))
-    sys.stdout.flush()
+    print(f"midnite: serving {str(folder)!r} on {where}" + ("live" if live else ""), flush=True)
     try:
         Server(config).run()
     finally:

@@ -15,7 +15,7 @@ import queue
 import threading
 import time
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from urllib.parse import quote
@@ -26,6 +26,9 @@ from midnite.engine import RenderResult, StepState, render_config
 from midnite.errors import MidniteError, UsageError
 from midnite.images import png_bytes
 from midnite.jobs import LAYERS, Batch, Settings, plan, run
+from midnite.jobs.runner import Pages
+from midnite.jobs.views import captions
+from midnite.pages import catalogue as site
 from midnite.store import records as rec
 
 __all__ = ["STATES", "TERMINAL", "Job", "JobManager", "Limits", "QueueFull", "Request"]
@@ -135,6 +138,8 @@ class JobManager:
         self._waiting: queue.Queue[Job | None] = queue.Queue()
         self._queued = 0
         self._closed = False
+        self._site: site.Site | None = None  # the catalogue's pages, kept between renders
+        self._stamp: int | None = None  # index.html's mtime when this server last wrote it
         # each thread renders on its own copy: renders never share hooks (nor the caller's model)
         self._models = [copy.deepcopy(model) for _ in range(limits.max_jobs)]
         self._threads = [
@@ -246,12 +251,32 @@ class JobManager:
         address = "/" + quote(f"{batch.folder()}/{batch.stem(job.request.unit)}.png")
         result = self._steps(model, batch, job)
         with self._write, rec.lock_folder(self.folder):
-            summary = run(work, self.folder, executor=_Done(batch, result), progress=False)
+            summary = run(work, self.folder, executor=_Done(batch, result), progress=False,
+                          pages=self._pages(batch.folder()))  # fmt: skip
         if summary.failed:
             raise RuntimeError(next(iter(summary.failed.values())))
         with self._lock:
             job.up_to_date = summary.up_to_date > 0
             self._finish(job, "done", image=address)
+
+    def _pages(self, sub: str) -> Pages:
+        """The runner's page builder for a live render: at the end only, the layer's pages and
+        the model page (``pages.catalogue.Site.update``); the catalogue's plan is left as it is.
+        The site is read again when another run changed ``index.html`` since this one wrote it.
+        """
+
+        def build(scans: Mapping[str, rec.Scan], final: bool) -> Path | None:
+            if not final or sub not in scans:
+                return None
+            index = self.folder / site.INDEX
+            stamp = index.stat().st_mtime_ns if index.is_file() else None
+            if self._site is None or stamp != self._stamp:
+                self._site = site.Site(self.folder, captions())
+            path = self._site.update(sub, scans[sub])
+            self._stamp = path.stat().st_mtime_ns
+            return path
+
+        return build
 
     def _steps(self, model: torch.nn.Module, batch: Batch, job: Job) -> RenderResult | None:
         """The render on the step loop, or None when the folder already holds it."""
