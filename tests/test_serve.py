@@ -306,7 +306,7 @@ def test_live_render_into_a_catalogue_keeps_its_plan(tmp_path):
     from midnite.jobs import Settings, plan, run
     from midnite.pages.catalogue import read_plan
 
-    app, manager, folder = make(tmp_path)
+    app, _manager, folder = make(tmp_path)
     model = tiny_cnn()
     work = plan(model, "tiny", ["2"], {"2": (6, 16, 16)}, units=[0, 1],
                 settings=Settings(size=(32, 32), steps=2))  # fmt: skip
