@@ -42,7 +42,7 @@ class QueueFull(MidniteError):
     """The queue of waiting renders is full (HTTP 429)."""
 
 
-class _Stop(Exception):
+class _Stop(MidniteError):
     """Raised in the step callback: the render ends and nothing of it is written."""
 
 
