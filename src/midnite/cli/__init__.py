@@ -40,7 +40,7 @@ import sys
 import traceback
 from collections.abc import Sequence
 
-from midnite.cli import catalogue, concepts, gallery, layers, render
+from midnite.cli import catalogue, concepts, gallery, layers, render, serve
 from midnite.cli.common import own_version
 from midnite.cli.options import EPILOG, Parser, parse_size, parse_unit_ranges, parse_units
 from midnite.errors import (
@@ -79,6 +79,7 @@ COMMANDS = {
     "gallery": gallery,
     "catalogue": catalogue,
     "concepts": concepts,
+    "serve": serve,
 }
 
 
