@@ -220,6 +220,7 @@ def test_each_command_registers_its_own_sub_parser():
             "gallery",
             "catalogue",
             "concepts",
+            "serve",
         ]
     )
     for module in cli.COMMANDS.values():

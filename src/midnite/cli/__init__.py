@@ -1,5 +1,5 @@
 """The ``midnite`` command (floor 6): ``layers``, ``render``, ``gallery``, ``catalogue``,
-``concepts``.
+``concepts``, ``serve``.
 
 One module per command (``midnite.cli.<command>``: ``register(subparsers)`` and
 ``run(args) -> int``), shared parsing in ``cli.options``; ``render`` and ``catalogue`` plan
