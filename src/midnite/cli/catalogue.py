@@ -23,9 +23,10 @@ from midnite.cli.common import default_size, device, layer_table, load, prepare_
 from midnite.cli.folders import check_for
 from midnite.cli.options import (
     EPILOG,
-    OptionError,
+    add_ray_options,
     add_recipe_options,
     add_run_options,
+    check_ray_options,
     number,
     optional_size,
     parse_unit_ranges,
@@ -52,13 +53,9 @@ from midnite.jobs.memory import is_out_of_memory, one_line
 from midnite.store import records as rec
 from midnite.store.site_files import read_plan
 
-__all__ = ["TOP_K", "register", "run"]
+__all__ = ["TOP_K", "register", "run", "run_executor"]
 
 TOP_K = 9  # dataset examples per unit (--top-k)
-RAY_INSECURE_HELP = (
-    "with --ray ADDRESS: join a cluster that has authentication disabled "
-    "(RAY_AUTH_MODE=disabled; refused without this flag)"
-)
 # a run of at least this many renders is timed by a quick probe before it starts, and says so
 LONG_RUN = 64
 QUICK_LAYERS, QUICK_STEPS = 3, 4  # the quick probe: layers timed, steps per probe render
@@ -110,18 +107,7 @@ def register(sub: Any) -> None:
         action="store_true",
         help="print the plan and its expected time (from a short probe render); render nothing",
     )
-    cat.add_argument(
-        "--ray",
-        metavar="ADDRESS",
-        nargs="?",
-        const="",
-        default=None,
-        type=_ray_address,
-        help="render on Ray (pip install 'midnite[ray]'): without ADDRESS on a local Ray "
-        "instance started for the run, with ADDRESS (HEAD:6379) on that cluster; workers load "
-        "MODEL themselves, only this process writes files",
-    )
-    cat.add_argument("--ray-insecure", action="store_true", help=RAY_INSECURE_HELP)
+    add_ray_options(cat)
     cat.add_argument(
         "--images",
         metavar="DIR",
@@ -135,13 +121,6 @@ def register(sub: Any) -> None:
         type=number("--top-k", int, check_positive_int),
         default=None,
         help="dataset examples per unit, with --images (default 9)",
-    )
-    cat.add_argument(
-        "--workers",
-        metavar="N",
-        type=number("--workers", int, check_positive_int),
-        default=None,
-        help="Ray workers, each with one torch thread (default: the cluster's CPUs)",
     )
 
 
@@ -196,23 +175,14 @@ def _dry_run(model, work, names, shapes, units, dev, out: Path) -> int:
     return 0
 
 
-def _ray_address(text: str) -> str:
-    """``--ray ADDRESS``: checked when parsed (one line, status 2), before anything loads."""
-    from midnite.jobs.ray import RayError, check_address  # Ray itself is not imported
-
-    try:
-        return check_address(text) if text else text
-    except RayError as err:
-        raise OptionError(str(err)) from None
-
-
 @contextlib.contextmanager
-def _executor(args: argparse.Namespace, model: torch.nn.Module) -> Iterator[Any]:
-    """The executor: in-process, or Ray's (``--ray``) for the ``with`` block."""
+def run_executor(
+    args: argparse.Namespace, model: torch.nn.Module, device: torch.device | None = None
+) -> Iterator[Any]:
+    """The executor for the ``with`` block: in-process, or Ray's (``--ray``), closed after."""
     if args.ray is None:
-        if args.ray_insecure:
-            raise UsageError("--ray-insecure needs --ray ADDRESS (the cluster to join)")
-        yield InProcess(model)
+        check_ray_options(args)
+        yield InProcess(model, device=device)
         return
     from midnite.jobs import ray  # imports Ray itself only when an executor is made
 
@@ -264,8 +234,7 @@ def _check_options(args: argparse.Namespace) -> None:
         parse_unit_ranges(args.units)  # the syntax now; the range per layer in the plan
     if args.top_k is not None and args.images is None:
         raise UsageError("--top-k needs --images DIR (the photos to find examples in)")
-    if args.workers is not None and args.ray is None:
-        raise UsageError("--workers needs --ray (in-process rendering is one worker)")
+    check_ray_options(args)
 
 
 def _plan(args, model, table, size, dev) -> tuple[list[Batch], list[str], dict]:
@@ -335,7 +304,7 @@ def run(args: argparse.Namespace) -> int:
     expected = _announce(model, todo(work, out)[0], dev)  # before anything is computed
     report = functools.partial(print, "midnite:", file=sys.stderr)
     try:
-        with rec.lock_folder(out), _executor(args, model) as executor:
+        with rec.lock_folder(out), run_executor(args, model) as executor:
             read_plan(out, report)  # a damaged catalogue.json is named here, rewritten later
             if images is not None:
                 _examples(args, work, images, out, executor, report)

@@ -6,7 +6,9 @@
 dictionary renders nothing and a refit renders again. ``plan_concepts`` makes their batches
 (``jobs.plan``, ``LAYERS`` layout: ``DIR/<layer>/concept_<digest>[_feature]_<i:04d>.png``);
 ``write_examples`` writes each concept's top crops and heatmaps; ``render_concepts`` runs the
-plan with ``jobs.run`` and builds ``pages.concepts``.
+plan with ``jobs.run`` and builds ``pages.concepts``. ``dictionary`` fits (the activation pass
+on an executor: in-process or sharded over Ray workers) or loads a layer's saved dictionary, so
+``midnite concepts`` and ``midnite catalogue --concepts`` resume alike.
 """
 
 from __future__ import annotations
@@ -21,7 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from midnite.analysis.concepts import Concepts
+from midnite.analysis.concepts import Concepts, learn
 from midnite.errors import UsageError
 from midnite.images import png_bytes
 from midnite.jobs.executors import Executor
@@ -30,13 +32,17 @@ from midnite.jobs.runner import Summary, run
 from midnite.jobs.views import REGISTRY, View, register_view
 from midnite.pages import concepts as concept_pages
 from midnite.store import records as rec
-from midnite.store.files import atomic_write_bytes, write_json
+from midnite.store.concepts import load_concepts, save_concepts
+from midnite.store.files import DamagedError, atomic_write_bytes, read_json, write_json
 
 __all__ = [
+    "DICTIONARY",
     "EXAMPLES",
+    "FIT_FILE",
     "RECIPES",
     "concept_views",
     "concepts_pages",
+    "dictionary",
     "dictionary_digest",
     "done_units",
     "plan_concepts",
@@ -46,6 +52,61 @@ __all__ = [
 
 RECIPES = ("natural", "feature")  # the views of a concept, first the default
 EXAMPLES = "concept_examples"  # the sub-folder of a layer's folder holding crops and heatmaps
+DICTIONARY = "concepts.pt"  # a layer's saved dictionary (store.concepts)
+FIT_FILE = "concepts_fit.json"  # what it was fitted from: the same settings load it
+
+
+def _fitted_with(fit_file: Path) -> object:
+    try:
+        return read_json(fit_file)
+    except (DamagedError, ValueError, OSError):  # unreadable: fit again
+        return None
+
+
+def dictionary(
+    executor: Executor,
+    model: torch.nn.Module,
+    model_name: str,
+    layer: str,
+    images: str | os.PathLike,
+    n: int,
+    out: str | os.PathLike,
+    *,
+    method: str | None = None,
+    seed: int = 0,
+    size: tuple[int, int] = (224, 224),
+    progress: bool = False,
+    report: Callable[[str], None] | None = None,
+) -> tuple[Concepts, bool]:
+    """``layer``'s dictionary of ``n`` concepts: loaded from ``out/<layer>/concepts.pt`` when
+    its fit file names these settings, else fitted (``executor.reservoir`` over the folder
+    ``images``, ``out`` left out; ``analysis.concepts.learn`` here) and saved, the fit file
+    last (a one-line error, e.g. more concepts than rows, writes nothing). Returns
+    ``(concepts, fitted)``."""
+    folder = Path(out) / layer_folder(layer)
+    wanted = {
+        "model": model_name,
+        "layer": layer,
+        "images": str(Path(images).resolve()),
+        "n": n,
+        "method": method,
+        "seed": seed,
+        "size": list(size),
+    }
+    path, fit_file = folder / DICTIONARY, folder / FIT_FILE
+    if path.is_file() and fit_file.is_file() and _fitted_with(fit_file) == wanted:
+        return load_concepts(path, model, layer), False
+    if not Path(images).is_dir():
+        raise UsageError(f"--images must be a folder of images, got {str(images)!r}")
+    if report is not None:
+        report(f"fitting {n} concepts of {layer} on the images of {str(images)!r}")
+    res = executor.reservoir(layer, Path(images), size, progress, [Path(out)], seed=seed)
+    concepts = learn(model, res, n, method)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_concepts(path, concepts)
+    write_json(fit_file, wanted)  # last: a fit file names a saved dictionary
+    # returned as loaded: loading renormalizes the rows, so a rerun's digest is the same
+    return load_concepts(path, model, layer), True
 
 
 def dictionary_digest(concepts: Concepts) -> str:
