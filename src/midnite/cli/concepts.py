@@ -13,7 +13,6 @@ from __future__ import annotations
 import argparse
 import functools
 import sys
-from pathlib import Path
 from typing import Any
 
 from midnite.analysis import concepts as C
@@ -34,8 +33,6 @@ from midnite.errors import BusyError, RenderError
 from midnite.jobs import Settings
 from midnite.jobs import concepts as J
 from midnite.store import records as rec
-from midnite.store.files import read_json
-from midnite.store.site_files import layer_folder
 
 __all__ = ["FIT_FILE", "register", "run"]
 
@@ -81,16 +78,6 @@ def register(sub: Any) -> None:
     add_ray_options(con, what="collect the activations (sharded over the workers) and render")
 
 
-def _examples(concepts, args, out: Path, folder: Path, fitted: bool) -> dict:
-    """The top crops and heatmaps, written again only after a refit (or when missing)."""
-    listed = folder / f"{J.EXAMPLES}.json"
-    if not fitted and listed.is_file():
-        found = read_json(listed)
-        if isinstance(found, dict) and len(found) == concepts.n:
-            return found
-    return J.write_examples(concepts, args.images, out, args.examples)
-
-
 def run(args: argparse.Namespace) -> int:
     """``midnite concepts``: fit or load, write examples, render the concepts, write pages."""
     check_ray_options(args)
@@ -100,7 +87,6 @@ def run(args: argparse.Namespace) -> int:
     model = load(args.model)
     size = size or default_size(args.model)
     layer_shape(layer_table(model, args.model, size, dev), args.layer, args.model)
-    folder = out / layer_folder(args.layer)
     progress = not args.no_progress
     say = functools.partial(print, "midnite:", file=sys.stderr)
     settings = Settings(
@@ -113,7 +99,7 @@ def run(args: argparse.Namespace) -> int:
                 executor, model, args.model, args.layer, args.images, args.n, out,
                 method=args.method, seed=args.seed, size=size, progress=progress, report=say,
             )  # fmt: skip
-            examples = _examples(concepts, args, out, folder, fitted)
+            examples = J.examples_of(concepts, args.images, out, args.examples, fitted)
             summary = J.render_concepts(
                 concepts, args.model, out, settings, recipes=recipes, examples=examples,
                 executor=executor, progress=progress, report=say,
