@@ -1,5 +1,6 @@
 """Concepts on Ray: the activation pass sharded over the workers gives the same dictionary, and
-the same concept renders, as one in-process pass.
+the same concept renders, as one in-process pass (``midnite concepts`` and ``midnite catalogue
+--concepts``).
 
 Marked ``ray_cluster`` (run with ``pytest -m ray_cluster`` in a loopback-only network
 namespace, like ``test_catalogue_ray.py``); it starts and stops its own local Ray instance.
@@ -49,3 +50,13 @@ def test_concepts_on_ray_are_the_same_dictionary_and_renders(tmp_path, one_threa
     assert torch.equal(da.directions, db.directions)
     assert da.quality == db.quality and da.quality["images"] == len(x)
     assert _pngs(a) == _pngs(b)  # concept renders (one view per recipe) and example crops
+    # the catalogue's concepts on Ray: the same dictionary, rendered in the same run as units
+    c = tmp_path / "c"
+    argv = ["catalogue", name, "--layers", "mix", "--units", "0-1", "--images", photos,
+            "--concepts", 8, "--size", 32, "--steps", 2, "--batch", 8, "--top-k", 2,
+            "--no-progress", "--out", c, "--ray", "--workers", 2]  # fmt: skip
+    assert main([str(v) for v in argv]) == 0
+    dc = load_concepts(c / "mix" / "concepts.pt", model, "mix")
+    assert torch.equal(da.directions, dc.directions)
+    natural = {p: v for p, v in _pngs(a).items() if "feature" not in p and "example" not in p}
+    assert natural and all(_pngs(c)[p] == v for p, v in natural.items())
