@@ -5,6 +5,10 @@ unit's PNG, alpha map and record), says what it is about to do (for a long run w
 quick probe expects here), computes dataset examples (``--images``), then runs the plan with
 the one runner (``jobs.run``) in this process or on Ray (``--ray``, ``jobs.ray.RayExecutor``);
 ``--dry-run`` prints the plan and its expected time. The site is up to date after every batch.
+``--concepts N`` (with ``--images``) also fits or loads each ``(C, H, W)`` layer's dictionary
+(``jobs.concepts.dictionary``, the pass on the same executor), writes its examples and renders
+its concepts in the same ``jobs.run`` as the units; the pages callback builds the site and each
+layer's concept pages and ``concepts_summary.json``.
 """
 
 from __future__ import annotations
