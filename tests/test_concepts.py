@@ -193,7 +193,7 @@ def test_reservoir_is_the_same_however_batched_or_sharded():
 
 
 def test_reservoir_of_a_folder_keys_images_by_their_path(tmp_path):
-    from midnite.images import png_bytes
+    from midnite.images import UnreadableImageWarning, png_bytes
 
     net = superposition_net()
     x, _ = superposition_images(12, seed=1)
@@ -210,6 +210,7 @@ def test_reservoir_of_a_folder_keys_images_by_their_path(tmp_path):
     )
     assert torch.equal(merged.keys, folder.keys) and merged.images == 12
     assert torch.allclose(merged.rows, folder.rows, atol=1e-6)
-    empty = C.collect(net, "mix", {"bad.png": b"no image"}, shard=(0, 1), **kw)
+    with pytest.warns(UnreadableImageWarning, match="bad.png"):  # skipped, said, no error
+        empty = C.collect(net, "mix", {"bad.png": b"no image"}, shard=(0, 1), **kw)
     assert empty.images == 0 and empty.rows is None
     assert torch.equal(folder.merge(empty).keys, folder.keys)
