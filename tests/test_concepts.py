@@ -166,3 +166,51 @@ def test_known_answer_helpers():
     assert float(off.max()) > 0.1  # not orthogonal: superposed
     with pytest.raises(UsageError, match="channels"):
         superposition_net(4, 6)
+
+
+def test_reservoir_is_the_same_however_batched_or_sharded():
+    net = superposition_net()
+    x, _ = superposition_images(40, seed=0)
+    kw = dict(size=32, rows_per_image=3, max_rows=50, seed=5)
+    whole = C.collect(net, "mix", x, batch=32, **kw)
+    assert whole.rows.shape == (50, CH) and whole.images == 40
+    assert bool((whole.keys[1:] >= whole.keys[:-1]).all())  # kept by key
+    small = C.collect(net, "mix", x, batch=7, **kw)
+    parts = [C.collect(net, "mix", x, shard=(i, 3), **kw) for i in range(3)]
+    merged = parts[2].merge(parts[0]).merge(parts[1])
+    for other in (small, merged):
+        assert torch.equal(other.keys, whole.keys)
+        assert torch.allclose(other.rows, whole.rows, atol=1e-6)
+        assert other.images == 40 and other.low == whole.low
+    assert not torch.equal(C.collect(net, "mix", x, **{**kw, "seed": 6}).keys, whole.keys)
+    with pytest.raises(UsageError, match="do not merge"):
+        whole.merge(C.collect(net, "mix", x, **{**kw, "max_rows": 40}))
+    # the dictionary is learned from a given reservoir: fit is collect + learn
+    fitted = C.fit(net, "mix", x, 4, batch=32, iters=20, **kw)
+    assert torch.equal(C.learn(net, merged, 4, iters=20).directions, fitted.directions)
+    with pytest.raises(UsageError, match="n=60 concepts need at least 60 activation rows"):
+        C.learn(net, merged, 60)
+
+
+def test_reservoir_of_a_folder_keys_images_by_their_path(tmp_path):
+    from midnite.images import UnreadableImageWarning, png_bytes
+
+    net = superposition_net()
+    x, _ = superposition_images(12, seed=1)
+    data = {f"d{i % 2}/img{i:02d}.png": png_bytes(img) for i, img in enumerate(x)}
+    for name, blob in data.items():
+        (tmp_path / name).parent.mkdir(exist_ok=True)
+        (tmp_path / name).write_bytes(blob)
+    kw = dict(size=32, rows_per_image=2, max_rows=10, seed=0)
+    folder = C.collect(net, "mix", tmp_path, **kw)
+    names = sorted(data)
+    chunks = [{n: data[n] for n in names[:5]}, {n: data[n] for n in names[5:]}]
+    merged = C.collect(net, "mix", chunks[1], shard=(0, 1), **kw).merge(
+        C.collect(net, "mix", chunks[0], shard=(0, 1), **kw)
+    )
+    assert torch.equal(merged.keys, folder.keys) and merged.images == 12
+    assert torch.allclose(merged.rows, folder.rows, atol=1e-6)
+    with pytest.warns(UnreadableImageWarning, match="bad.png"):  # skipped, said, no error
+        empty = C.collect(net, "mix", {"bad.png": b"no image"}, shard=(0, 1), **kw)
+    assert empty.images == 0 and empty.rows is None
+    assert torch.equal(folder.merge(empty).keys, folder.keys)

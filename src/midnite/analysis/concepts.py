@@ -1,16 +1,15 @@
 """Concepts: a layer's dictionary of directions, learned from activations of the user's images.
 
 ``fit(model, layer, images, n)`` streams the images once (``analysis.stream``; each decoded
-once), keeps a seeded reservoir of activation rows (at most ``max_rows``: bounded memory), and
-learns ``n`` unit directions in the layer's channel space (token layers: the token dimension):
-non-negative factorization for non-negative layers, a TopK SAE for signed ones. ``Concepts``
-gives codes, maps, objectives, units, importance, top examples and quality figures, and a
-``state()`` for the store. Nothing is written.
+once), keeps a bottom-k reservoir of activation rows (``collect``: at most ``max_rows``, the
+same however batched or sharded), and ``learn``s ``n`` unit directions in the layer's channel
+space (token layers: the token dimension): non-negative factorization for non-negative
+layers, a TopK SAE for signed ones. ``Concepts`` gives codes, maps, objectives, units,
+importance, top examples and quality figures, and a ``state()`` for the store. Nothing is written.
 """
 
 from __future__ import annotations
 
-import math
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 
@@ -22,7 +21,8 @@ from midnite.analysis import attribution
 from midnite.analysis import dictionary as dic
 from midnite.analysis.examples import TopExamples, _report, _result, _Running, _stream
 from midnite.analysis.fields import probe_layers
-from midnite.analysis.stream import image_source
+from midnite.analysis.reservoir import Reservoir
+from midnite.analysis.stream import check_shard, image_source
 from midnite.engine import objectives
 from midnite.engine.checks import check_int, check_positive_int, check_size
 from midnite.engine.device import resolve_device
@@ -31,44 +31,19 @@ from midnite.engine.normalize import as_normalize
 from midnite.engine.objectives import Objective
 from midnite.errors import UsageError
 
-__all__ = ["METHODS", "Concepts", "fit", "from_directions", "from_state", "stability"]
+__all__ = [
+    "METHODS",
+    "Concepts",
+    "Reservoir",
+    "collect",
+    "fit",
+    "from_directions",
+    "from_state",
+    "learn",
+    "stability",
+]
 
 METHODS = ("nmf", "sae")
-
-
-class _Reservoir:
-    """A seeded reservoir (Algorithm R) of ``rows_per_image`` random positions per image;
-    also the smallest activation seen. Memory: ``max_rows x C``."""
-
-    def __init__(self, rows_per_image: int, max_rows: int, seed: int):
-        self.per, self.cap = rows_per_image, max_rows
-        self.gen = torch.Generator().manual_seed(seed)
-        self.rows: Tensor | None = None
-        self.seen = 0
-        self.low = math.inf
-
-    def update(self, act: Tensor, keys: Tensor) -> None:
-        act = act.detach().float().cpu()
-        self.low = min(self.low, float(act.min()))
-        flat = act.flatten(2).transpose(1, 2) if act.dim() == 4 else act[:, None]  # (B, P, C)
-        per = min(self.per, flat.shape[1])
-        pick = torch.rand(flat.shape[:2], generator=self.gen).argsort(1)[:, :per]
-        rows = flat.gather(1, pick[..., None].expand(-1, -1, flat.shape[2])).reshape(
-            -1, flat.shape[2]
-        )
-        if self.rows is None:
-            self.rows = torch.empty(0, rows.shape[1])
-        room = self.cap - self.rows.shape[0]
-        if room > 0:
-            self.rows = torch.cat([self.rows, rows[:room]])
-            self.seen += min(room, rows.shape[0])
-            rows = rows[room:]
-        if rows.shape[0]:
-            t = self.seen + torch.arange(1, rows.shape[0] + 1, dtype=torch.float64)
-            j = (torch.rand(rows.shape[0], generator=self.gen, dtype=torch.float64) * t).long()
-            for r in torch.nonzero(j < self.cap).flatten().tolist():
-                self.rows[j[r]] = rows[r]
-            self.seen += rows.shape[0]
 
 
 class _Coded:
@@ -285,22 +260,48 @@ def _check_model(model: object, layer: object) -> str:
     return layer
 
 
-def _collect(model, layer, images, hw, options) -> tuple[_Reservoir, int, tuple[int, ...]]:
-    """One streaming pass: the reservoir of activation rows, the images seen, the shape."""
-    per, cap, seed, batch, workers, device, normalize, progress, exclude = options
+def collect(
+    model: nn.Module,
+    layer: str,
+    images: object,
+    *,
+    seed: int = 0,
+    rows_per_image: int = 8,
+    max_rows: int = 20_000,
+    size: int | tuple[int, int] = 224,
+    batch: int = 32,
+    device: str | torch.device | None = None,
+    normalize: object = None,
+    workers: int = 0,
+    progress: bool = False,
+    exclude: Iterable[object] = (),
+    shard: tuple[int, int] | None = None,
+) -> Reservoir:
+    """One streaming pass over ``images`` (what ``fit`` takes): the :class:`Reservoir` of
+    ``layer``'s activation rows. ``shard=(i, count)``: only that shard's images, and a shard
+    without a readable image is an empty reservoir, not an error (merge the shards)."""
+    layer = _check_model(model, layer)
+    hw = check_size("size", size)
+    per = check_positive_int("rows_per_image", rows_per_image)
+    cap = check_positive_int("max_rows", max_rows)
+    batch = check_positive_int("batch", batch)
+    workers = check_int("workers", workers, 0)
     dev = resolve_device(device)
     norm = as_normalize(normalize)
     norm = None if norm is None else norm.to(dev)
     ch = input_channels(model)
-    res = _Reservoir(per, cap, seed)
+    settings = {"size": list(hw), "normalize": _plain(normalize)}
+    res = Reservoir(layer, per, cap, check_int("seed", seed, 0), settings)
     with frozen(model, dev), ActivationCapture(model, [layer]) as capture:
-        source = image_source(images, (0, 1), exclude)
-        shapes, _ = probe_layers(capture, hw, ch, norm, dev, False)
+        source = image_source(images, check_shard(shard), exclude)
+        res.ids = source.id_table()
+        probe_layers(capture, hw, ch, norm, dev, False)
         done = _stream(
             capture, source, _sinks(layer, res), (hw, ch, batch, workers, norm, dev, progress)
         )
-    _report(done, source, True)
-    return res, done.seen, shapes[layer]
+    _report(done, source, shard is None)
+    res.ids = None  # the ids were for this pass only
+    return res
 
 
 def _method(method: object, low: float, layer: str) -> str:
@@ -314,6 +315,57 @@ def _method(method: object, low: float, layer: str) -> str:
             "ones: use method='sae', or a layer after a ReLU"
         )
     return str(method)
+
+
+def learn(
+    model: nn.Module,
+    reservoir: Reservoir,
+    n: int,
+    method: str | None = None,
+    *,
+    l1: float = 0.1,
+    iters: int = 200,
+    topk: int | None = None,
+    steps: int = 500,
+) -> Concepts:
+    """``n`` concepts learned from a reservoir's rows (see ``fit`` for ``method`` and the
+    rest); the same reservoir and settings give the same dictionary."""
+    if not isinstance(reservoir, Reservoir):
+        raise TypeError(f"reservoir must be a Reservoir, got {type(reservoir).__name__}")
+    n = check_positive_int("n", n)
+    _method(method, 0.0, reservoir.layer)  # an unknown method fails first
+    rows = reservoir.rows if reservoir.rows is not None else torch.empty(0, 0)
+    if rows.shape[0] < n:
+        raise UsageError(
+            f"n={n} concepts need at least {n} activation rows, got {rows.shape[0]} from "
+            f"{reservoir.images} image(s); lower n, or give more images or rows_per_image"
+        )
+    chosen = _method(method, reservoir.low, reservoir.layer)
+    seed = reservoir.seed
+    settings: dict = {
+        **reservoir.settings,
+        "seed": seed,
+        "rows_per_image": reservoir.per,
+        "max_rows": reservoir.cap,
+    }
+    encoder = None
+    if chosen == "nmf":
+        settings.update(l1=float(l1), iters=check_int("iters", iters, 0))
+        d = dic.learn_nmf(rows, n, seed, float(l1), settings["iters"])
+    else:
+        k = topk if topk is not None else min(32, max(1, n // 8))
+        settings.update(
+            topk=min(check_positive_int("topk", k), n), steps=check_int("steps", steps, 0)
+        )
+        d, encoder = dic.learn_sae(rows, n, seed, settings["topk"], settings["steps"])
+    out = Concepts(model, reservoir.layer, d, chosen, settings, encoder)
+    codes = out.encode(rows)
+    out.quality = {
+        **dic.quality(rows, codes, dic.reconstruct(codes, d, encoder)),
+        "rows": int(rows.shape[0]),
+        "images": reservoir.images,
+    }
+    return out
 
 
 def fit(
@@ -338,64 +390,26 @@ def fit(
     topk: int | None = None,
     steps: int = 500,
 ) -> Concepts:
-    """Learn ``n`` concepts of ``layer`` from ``images`` (a folder, files or ``(N, 3, H, W)``).
+    """Learn ``n`` concepts of ``layer`` from ``images`` (a folder, files or ``(N, 3, H, W)``):
+    ``learn(model, collect(...), n, ...)``.
 
-    One pass: each image is loaded once (``midnite.images``, scaled to ``size``); ``rows_per_image``
-    random positions of its map join a seeded reservoir of at most ``max_rows`` rows (memory
-    ``max_rows x C`` for any number of images). ``method``: ``"nmf"`` (k-means start, NMF
-    refinement of ``iters`` iterations, L1 weight ``l1`` on the codes), ``"sae"`` (TopK SAE,
-    ``topk`` concepts per row, default ``n // 8`` in [1, 32], ``steps`` Adam steps); None: nmf
-    when no activation seen is negative, else sae. Same seed, same dictionary.
+    One pass: each image is loaded once (``midnite.images``, scaled to ``size``); its
+    ``rows_per_image`` positions of smallest key join a bottom-k :class:`Reservoir` of at most
+    ``max_rows`` rows (memory ``max_rows x C`` for any number of images; the same rows however
+    the images are batched or sharded). ``method``: ``"nmf"`` (k-means start, NMF refinement
+    of ``iters`` iterations, L1 weight ``l1`` on the codes), ``"sae"`` (TopK SAE, ``topk``
+    concepts per row, default ``n // 8`` in [1, 32], ``steps`` Adam steps); None: nmf when no
+    activation seen is negative, else sae. Same seed, same dictionary.
     """
-    layer = _check_model(model, layer)
-    n = check_positive_int("n", n)
-    hw = check_size("size", size)
-    seed = check_int("seed", seed, 0)
-    options = (
-        check_positive_int("rows_per_image", rows_per_image),
-        check_positive_int("max_rows", max_rows),
-        seed,
-        check_positive_int("batch", batch),
-        check_int("workers", workers, 0),
-        device,
-        normalize,
-        progress,
-        exclude,
-    )
+    _check_model(model, layer)
+    check_positive_int("n", n)
     _method(method, 0.0, layer)  # an unknown method fails before the pass
-    res, seen, shape = _collect(model, layer, images, hw, options)
-    rows = res.rows if res.rows is not None else torch.empty(0, shape[0])
-    if rows.shape[0] < n:
-        raise UsageError(
-            f"n={n} concepts need at least {n} activation rows, got {rows.shape[0]} from {seen} "
-            "image(s); lower n, or give more images or rows_per_image"
-        )
-    chosen = _method(method, res.low, layer)
-    settings: dict = {
-        "size": list(hw),
-        "seed": seed,
-        "rows_per_image": options[0],
-        "max_rows": options[1],
-        "normalize": _plain(normalize),
-    }
-    encoder = None
-    if chosen == "nmf":
-        settings.update(l1=float(l1), iters=check_int("iters", iters, 0))
-        d = dic.learn_nmf(rows, n, seed, float(l1), settings["iters"])
-    else:
-        k = topk if topk is not None else min(32, max(1, n // 8))
-        settings.update(
-            topk=min(check_positive_int("topk", k), n), steps=check_int("steps", steps, 0)
-        )
-        d, encoder = dic.learn_sae(rows, n, seed, settings["topk"], settings["steps"])
-    out = Concepts(model, layer, d, chosen, settings, encoder)
-    codes = out.encode(rows)
-    out.quality = {
-        **dic.quality(rows, codes, dic.reconstruct(codes, d, encoder)),
-        "rows": int(rows.shape[0]),
-        "images": seen,
-    }
-    return out
+    res = collect(
+        model, layer, images, seed=seed, rows_per_image=rows_per_image, max_rows=max_rows,
+        size=size, batch=batch, device=device, normalize=normalize, workers=workers,
+        progress=progress, exclude=exclude,
+    )  # fmt: skip
+    return learn(model, res, n, method, l1=l1, iters=iters, topk=topk, steps=steps)
 
 
 def _plain(normalize: object) -> object:

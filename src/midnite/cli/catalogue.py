@@ -5,6 +5,10 @@ unit's PNG, alpha map and record), says what it is about to do (for a long run w
 quick probe expects here), computes dataset examples (``--images``), then runs the plan with
 the one runner (``jobs.run``) in this process or on Ray (``--ray``, ``jobs.ray.RayExecutor``);
 ``--dry-run`` prints the plan and its expected time. The site is up to date after every batch.
+``--concepts N`` (with ``--images``) also fits or loads each ``(C, H, W)`` layer's dictionary
+(``jobs.concepts.dictionary``, the pass on the same executor), writes its examples and renders
+its concepts in the same ``jobs.run`` as the units; the pages callback builds the site and each
+layer's concept pages and ``concepts_summary.json``.
 """
 
 from __future__ import annotations
@@ -23,9 +27,10 @@ from midnite.cli.common import default_size, device, layer_table, load, prepare_
 from midnite.cli.folders import check_for
 from midnite.cli.options import (
     EPILOG,
-    OptionError,
+    add_ray_options,
     add_recipe_options,
     add_run_options,
+    check_ray_options,
     number,
     optional_size,
     parse_unit_ranges,
@@ -47,18 +52,17 @@ from midnite.jobs import (
     select_layers,
     todo,
 )
+from midnite.jobs import concepts as J
 from midnite.jobs import run as run_jobs
 from midnite.jobs.memory import is_out_of_memory, one_line
+from midnite.jobs.pages import catalogue_pages
 from midnite.store import records as rec
 from midnite.store.site_files import read_plan
 
-__all__ = ["TOP_K", "register", "run"]
+__all__ = ["TOP_K", "register", "run", "run_executor"]
 
 TOP_K = 9  # dataset examples per unit (--top-k)
-RAY_INSECURE_HELP = (
-    "with --ray ADDRESS: join a cluster that has authentication disabled "
-    "(RAY_AUTH_MODE=disabled; refused without this flag)"
-)
+CONCEPT_EXAMPLES = 6  # top images per concept (--top-k, when given, for both)
 # a run of at least this many renders is timed by a quick probe before it starts, and says so
 LONG_RUN = 64
 QUICK_LAYERS, QUICK_STEPS = 3, 4  # the quick probe: layers timed, steps per probe render
@@ -110,18 +114,7 @@ def register(sub: Any) -> None:
         action="store_true",
         help="print the plan and its expected time (from a short probe render); render nothing",
     )
-    cat.add_argument(
-        "--ray",
-        metavar="ADDRESS",
-        nargs="?",
-        const="",
-        default=None,
-        type=_ray_address,
-        help="render on Ray (pip install 'midnite[ray]'): without ADDRESS on a local Ray "
-        "instance started for the run, with ADDRESS (HEAD:6379) on that cluster; workers load "
-        "MODEL themselves, only this process writes files",
-    )
-    cat.add_argument("--ray-insecure", action="store_true", help=RAY_INSECURE_HELP)
+    add_ray_options(cat)
     cat.add_argument(
         "--images",
         metavar="DIR",
@@ -130,18 +123,26 @@ def register(sub: Any) -> None:
         "unreadable files are skipped and counted)",
     )
     cat.add_argument(
+        "--concepts",
+        metavar="N",
+        type=number("--concepts", int, check_positive_int),
+        default=None,
+        help="with --images: also learn N concepts of every catalogued layer with a (C, H, W) "
+        "output from the images (NMF; a TopK SAE for a layer with negative activations), write "
+        "their top examples and render them (natural recipe) with their pages "
+        "(DIR/<layer>/concepts.html); resumable like the units",
+    )
+    cat.add_argument(
+        "--concepts-feature",
+        action="store_true",
+        help="with --concepts: render each concept with the feature recipe too",
+    )
+    cat.add_argument(
         "--top-k",
         metavar="K",
         type=number("--top-k", int, check_positive_int),
         default=None,
         help="dataset examples per unit, with --images (default 9)",
-    )
-    cat.add_argument(
-        "--workers",
-        metavar="N",
-        type=number("--workers", int, check_positive_int),
-        default=None,
-        help="Ray workers, each with one torch thread (default: the cluster's CPUs)",
     )
 
 
@@ -196,23 +197,14 @@ def _dry_run(model, work, names, shapes, units, dev, out: Path) -> int:
     return 0
 
 
-def _ray_address(text: str) -> str:
-    """``--ray ADDRESS``: checked when parsed (one line, status 2), before anything loads."""
-    from midnite.jobs.ray import RayError, check_address  # Ray itself is not imported
-
-    try:
-        return check_address(text) if text else text
-    except RayError as err:
-        raise OptionError(str(err)) from None
-
-
 @contextlib.contextmanager
-def _executor(args: argparse.Namespace, model: torch.nn.Module) -> Iterator[Any]:
-    """The executor: in-process, or Ray's (``--ray``) for the ``with`` block."""
+def run_executor(
+    args: argparse.Namespace, model: torch.nn.Module, device: torch.device | None = None
+) -> Iterator[Any]:
+    """The executor for the ``with`` block: in-process, or Ray's (``--ray``), closed after."""
     if args.ray is None:
-        if args.ray_insecure:
-            raise UsageError("--ray-insecure needs --ray ADDRESS (the cluster to join)")
-        yield InProcess(model)
+        check_ray_options(args)
+        yield InProcess(model, device=device)
         return
     from midnite.jobs import ray  # imports Ray itself only when an executor is made
 
@@ -264,8 +256,11 @@ def _check_options(args: argparse.Namespace) -> None:
         parse_unit_ranges(args.units)  # the syntax now; the range per layer in the plan
     if args.top_k is not None and args.images is None:
         raise UsageError("--top-k needs --images DIR (the photos to find examples in)")
-    if args.workers is not None and args.ray is None:
-        raise UsageError("--workers needs --ray (in-process rendering is one worker)")
+    if args.concepts is not None and args.images is None:
+        raise UsageError("--concepts needs --images DIR (the photos to learn concepts from)")
+    if args.concepts_feature and args.concepts is None:
+        raise UsageError("--concepts-feature needs --concepts N")
+    check_ray_options(args)
 
 
 def _plan(args, model, table, size, dev) -> tuple[list[Batch], list[str], dict]:
@@ -308,6 +303,68 @@ def _examples(args, work, images, out, executor, report) -> None:
     )
 
 
+def _concept_layers(args: argparse.Namespace, names: list[str], shapes: dict) -> list[str]:
+    """The catalogued layers that get concepts (``--concepts``): those with ``(C, H, W)``."""
+    if args.concepts is None:
+        return []
+    found = [name for name in names if len(shapes.get(name, ())) == 3]
+    if not found:
+        raise UsageError(
+            "--concepts: no catalogued layer has a (C, H, W) output (a concept is a direction "
+            f"in such a layer's channels), got {', '.join(n or '(output)' for n in names)}"
+        )
+    return found
+
+
+def _concept_recipes(args: argparse.Namespace) -> tuple[str, ...]:
+    return J.RECIPES if args.concepts_feature else J.RECIPES[:1]
+
+
+def _concepts_dry(args, model, layers: list[str], folder: Path, out: Path, settings) -> None:
+    """``--dry-run`` with ``--concepts``: the concept renders, and what is saved already."""
+    recipes = _concept_recipes(args)
+    saved = done = 0
+    for layer in layers:
+        found = None
+        if out.is_dir():
+            found = J.saved_dictionary(
+                model, args.model, layer, folder, args.concepts, out, seed=args.seed,
+                size=settings.size,
+            )  # fmt: skip
+        if found is not None:
+            saved += 1
+            work = J.plan_concepts(found, args.model, settings, recipes=recipes)
+            done += J.done_units(work, out)
+    print(
+        f"concepts: {args.concepts} per layer in {len(layers)} layer(s), "
+        f"{args.concepts * len(recipes) * len(layers)} concept renders ({', '.join(recipes)}), "
+        f"{done} already done; {saved} dictionary(ies) saved, {len(layers) - saved} to fit "
+        f"from {str(folder)!r}"
+    )
+
+
+def _concepts(args, model, layers, folder: Path, out: Path, executor, settings, report) -> tuple:
+    """Each concept layer's dictionary (fitted or loaded), examples and render batches:
+    ``(batches, [(concepts, examples), ...])``. A layer that cannot be fitted (e.g. fewer
+    activation rows than ``--concepts``) is a one-line error naming it; nothing is written
+    for it (dictionaries of the layers before it are kept: a rerun loads them)."""
+    work: list[Batch] = []
+    layer_sets = []
+    for layer in layers:
+        try:
+            concepts, fitted = J.dictionary(
+                executor, model, args.model, layer, folder, args.concepts, out, seed=args.seed,
+                size=settings.size, progress=not args.no_progress, report=report,
+            )  # fmt: skip
+        except UsageError as err:
+            raise UsageError(f"--concepts {args.concepts}, layer {layer!r}: {err}") from None
+        k = args.top_k or CONCEPT_EXAMPLES
+        examples = J.examples_of(concepts, folder, out, k, fitted)
+        work += J.plan_concepts(concepts, args.model, settings, recipes=_concept_recipes(args))
+        layer_sets.append((concepts, examples))
+    return work, layer_sets
+
+
 def run(args: argparse.Namespace) -> int:
     """``midnite catalogue``: plan, then dry-run it or run it (``jobs.run``)."""
     _check_options(args)
@@ -322,12 +379,19 @@ def run(args: argparse.Namespace) -> int:
     table = layer_table(model, args.model, size, dev)
     work, names, shapes = _plan(args, model, table, size, dev)
     units = sum(len(b.units) for b in work)
+    concept_layers = _concept_layers(args, names, shapes)
+    concept_settings = Settings(
+        size=size, steps=args.steps, batch=args.batch, seed=args.seed, device=str(dev)
+    )
+    more: list[Batch] = []
     if args.dry_run:
         if images is not None:
             print(
                 f"dataset examples: top {args.top_k or TOP_K} per unit from {len(images[1])} "
                 f"file(s) in {str(images[0])!r}, one pass over the folder for all layers"
             )
+        if concept_layers and images is not None:
+            _concepts_dry(args, model, concept_layers, images[0], Path(args.out), concept_settings)
         return _dry_run(model, work, names, shapes, units, dev, Path(args.out))
     assert out is not None
     # the deepest layer's forward pass is the longest: check it at the largest batch
@@ -335,13 +399,23 @@ def run(args: argparse.Namespace) -> int:
     expected = _announce(model, todo(work, out)[0], dev)  # before anything is computed
     report = functools.partial(print, "midnite:", file=sys.stderr)
     try:
-        with rec.lock_folder(out), _executor(args, model) as executor:
+        with rec.lock_folder(out), run_executor(args, model) as executor:
             read_plan(out, report)  # a damaged catalogue.json is named here, rewritten later
             if images is not None:
                 _examples(args, work, images, out, executor, report)
+            pages = None
+            if concept_layers:
+                assert images is not None  # --concepts needs --images
+                more, layer_sets = _concepts(
+                    args, model, concept_layers, images[0], out, executor, concept_settings,
+                    report,
+                )  # fmt: skip
+                pages = J.with_concept_pages(
+                    catalogue_pages(work, out), layer_sets, out, args.model
+                )
             summary = run_jobs(
-                work, out, executor=executor, progress=not args.no_progress, report=report,
-                expected=expected,
+                work + more, out, executor=executor, progress=not args.no_progress,
+                report=report, expected=expected, pages=pages,
             )  # fmt: skip
     except rec.FolderBusy as err:
         raise BusyError(str(err)) from None
@@ -350,8 +424,11 @@ def run(args: argparse.Namespace) -> int:
             f"writing results to {str(out)!r} failed ({err.strerror or err}); every file "
             "written is complete. Run the same command again to resume."
         ) from None
+    extra = sum(len(b.units) for b in more)
     print(
-        f"rendered {summary.rendered} of {units} units ({summary.up_to_date} up to date"
+        f"rendered {summary.rendered} of {units} units"
+        + (f" and {extra} concept renders" if extra else "")
+        + f" ({summary.up_to_date} up to date"
         f"{f', {len(summary.failed)} failed' if summary.failed else ''}) in "
         f"{format_seconds(summary.seconds)}; index: {summary.index}"
     )

@@ -13,26 +13,30 @@ from __future__ import annotations
 import argparse
 import functools
 import sys
-from pathlib import Path
 from typing import Any
 
 from midnite.analysis import concepts as C
+from midnite.cli.catalogue import run_executor
 from midnite.cli.common import default_size, device, layer_table, load, prepare_out
-from midnite.cli.options import EPILOG, add_run_options, number, parse_size, wrap
+from midnite.cli.options import (
+    EPILOG,
+    add_ray_options,
+    add_run_options,
+    check_ray_options,
+    number,
+    parse_size,
+    wrap,
+)
 from midnite.cli.render import layer_shape
 from midnite.engine.checks import check_positive_int
-from midnite.errors import BusyError, RenderError, UsageError
-from midnite.jobs import InProcess, Settings
+from midnite.errors import BusyError, RenderError
+from midnite.jobs import Settings
 from midnite.jobs import concepts as J
 from midnite.store import records as rec
-from midnite.store.concepts import load_concepts, save_concepts
-from midnite.store.files import read_json, write_json
-from midnite.store.site_files import layer_folder
 
 __all__ = ["FIT_FILE", "register", "run"]
 
-FIT_FILE = "concepts_fit.json"
-DICTIONARY = "concepts.pt"
+FIT_FILE = J.FIT_FILE
 
 
 def register(sub: Any) -> None:
@@ -71,61 +75,18 @@ def register(sub: Any) -> None:
         help="top dataset images shown per concept (default 6)",
     )  # fmt: skip
     add_run_options(con, batch_help="concepts rendered together (default 8)")
-
-
-def _fit_settings(args: argparse.Namespace, size: tuple[int, int]) -> dict:
-    return {
-        "model": args.model,
-        "layer": args.layer,
-        "images": str(Path(args.images).resolve()),
-        "n": args.n,
-        "method": args.method,
-        "seed": args.seed,
-        "size": list(size),
-    }
-
-
-def _dictionary(args, model, folder: Path, size: tuple[int, int], dev, say) -> tuple:
-    """The dictionary: loaded when ``folder`` holds one fitted with these settings, else fitted
-    and saved. Returns ``(concepts, fitted)``."""
-    wanted = _fit_settings(args, size)
-    path = folder / DICTIONARY
-    fit_file = folder / FIT_FILE
-    if path.is_file() and fit_file.is_file() and read_json(fit_file) == wanted:
-        return load_concepts(path, model, args.layer), False
-    if not Path(args.images).is_dir():
-        raise UsageError(f"--images must be a folder of images, got {args.images!r}")
-    say(f"fitting {args.n} concepts of {args.layer} on the images of {args.images}")
-    concepts = C.fit(
-        model, args.layer, args.images, args.n, args.method, seed=args.seed, size=size,
-        device=dev, exclude=[args.out], progress=not args.no_progress,
-    )  # fmt: skip
-    folder.mkdir(parents=True, exist_ok=True)
-    save_concepts(path, concepts)
-    write_json(folder / FIT_FILE, wanted)  # last: a fit file names a saved dictionary
-    # rendered as loaded: loading renormalizes the rows, so a rerun's digest is the same
-    return load_concepts(path, model, args.layer), True
-
-
-def _examples(concepts, args, out: Path, folder: Path, fitted: bool) -> dict:
-    """The top crops and heatmaps, written again only after a refit (or when missing)."""
-    listed = folder / f"{J.EXAMPLES}.json"
-    if not fitted and listed.is_file():
-        found = read_json(listed)
-        if isinstance(found, dict) and len(found) == concepts.n:
-            return found
-    return J.write_examples(concepts, args.images, out, args.examples)
+    add_ray_options(con, what="collect the activations (sharded over the workers) and render")
 
 
 def run(args: argparse.Namespace) -> int:
     """``midnite concepts``: fit or load, write examples, render the concepts, write pages."""
+    check_ray_options(args)
     size = parse_size(args.size) if args.size else None
     dev = device(args.device)
     out = prepare_out(args.out)
     model = load(args.model)
     size = size or default_size(args.model)
     layer_shape(layer_table(model, args.model, size, dev), args.layer, args.model)
-    folder = out / layer_folder(args.layer)
     progress = not args.no_progress
     say = functools.partial(print, "midnite:", file=sys.stderr)
     settings = Settings(
@@ -133,12 +94,15 @@ def run(args: argparse.Namespace) -> int:
     )
     recipes = (args.recipe,) if args.recipe else J.RECIPES
     try:
-        with rec.lock_folder(out):
-            concepts, fitted = _dictionary(args, model, folder, size, dev, say)
-            examples = _examples(concepts, args, out, folder, fitted)
+        with rec.lock_folder(out), run_executor(args, model, dev) as executor:
+            concepts, fitted = J.dictionary(
+                executor, model, args.model, args.layer, args.images, args.n, out,
+                method=args.method, seed=args.seed, size=size, progress=progress, report=say,
+            )  # fmt: skip
+            examples = J.examples_of(concepts, args.images, out, args.examples, fitted)
             summary = J.render_concepts(
                 concepts, args.model, out, settings, recipes=recipes, examples=examples,
-                executor=InProcess(model, progress=progress), progress=progress, report=say,
+                executor=executor, progress=progress, report=say,
             )  # fmt: skip
     except rec.FolderBusy as err:
         raise BusyError(str(err)) from None

@@ -1,5 +1,6 @@
 """Shared argument parsing of the ``midnite`` commands: unit ranges, sizes, numbers, the run
-options ``render`` and ``catalogue`` share, and the parser whose errors are one line (exit 2)."""
+options ``render`` and ``catalogue`` share, the Ray options
+``catalogue`` and ``concepts`` share, and the parser whose errors are one line (exit 2)."""
 
 from __future__ import annotations
 
@@ -18,8 +19,10 @@ __all__ = [
     "MAX_UNITS",
     "OptionError",
     "Parser",
+    "add_ray_options",
     "add_recipe_options",
     "add_run_options",
+    "check_ray_options",
     "format_ranges",
     "number",
     "optional_size",
@@ -210,3 +213,51 @@ def add_recipe_options(parser: argparse.ArgumentParser, *, default: str) -> None
         help="image parameterization (default: the recipe's); maco: natural images' Fourier "
         "magnitude, trained phase, random crops of a larger canvas",
     )
+
+
+RAY_INSECURE_HELP = (
+    "with --ray ADDRESS: join a cluster that has authentication disabled "
+    "(RAY_AUTH_MODE=disabled; refused without this flag)"
+)
+
+
+def _ray_address(text: str) -> str:
+    """``--ray ADDRESS``: checked when parsed (one line, status 2), before anything loads."""
+    from midnite.jobs.ray import RayError, check_address  # Ray itself is not imported
+
+    try:
+        return check_address(text) if text else text
+    except RayError as err:
+        raise OptionError(str(err)) from None
+
+
+def add_ray_options(parser: argparse.ArgumentParser, *, what: str = "render") -> None:
+    """``--ray [ADDRESS]``, ``--ray-insecure`` and ``--workers N`` (``cli.catalogue.run_executor``
+    makes the executor they choose)."""
+    parser.add_argument(
+        "--ray",
+        metavar="ADDRESS",
+        nargs="?",
+        const="",
+        default=None,
+        type=_ray_address,
+        help=f"{what} on Ray (pip install 'midnite[ray]'): without ADDRESS on a local Ray "
+        "instance started for the run, with ADDRESS (HEAD:6379) on that cluster; workers load "
+        "MODEL themselves, only this process writes files",
+    )
+    parser.add_argument("--ray-insecure", action="store_true", help=RAY_INSECURE_HELP)
+    parser.add_argument(
+        "--workers",
+        metavar="N",
+        type=number("--workers", int, check_positive_int),
+        default=None,
+        help="Ray workers, each with one torch thread (default: the cluster's CPUs)",
+    )
+
+
+def check_ray_options(args: argparse.Namespace) -> None:
+    """The Ray options that need ``--ray`` (one line, before anything loads)."""
+    if args.workers is not None and args.ray is None:
+        raise UsageError("--workers needs --ray (in-process rendering is one worker)")
+    if args.ray_insecure and args.ray is None:
+        raise UsageError("--ray-insecure needs --ray ADDRESS (the cluster to join)")

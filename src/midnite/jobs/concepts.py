@@ -6,7 +6,9 @@
 dictionary renders nothing and a refit renders again. ``plan_concepts`` makes their batches
 (``jobs.plan``, ``LAYERS`` layout: ``DIR/<layer>/concept_<digest>[_feature]_<i:04d>.png``);
 ``write_examples`` writes each concept's top crops and heatmaps; ``render_concepts`` runs the
-plan with ``jobs.run`` and builds ``pages.concepts``.
+plan with ``jobs.run`` and builds ``pages.concepts``. ``dictionary`` fits (the activation pass
+on an executor: in-process or sharded over Ray workers) or loads a layer's saved dictionary, so
+``midnite concepts`` and ``midnite catalogue --concepts`` resume alike.
 """
 
 from __future__ import annotations
@@ -14,38 +16,134 @@ from __future__ import annotations
 import dataclasses
 import hashlib
 import os
-from collections.abc import Callable, Mapping, Sequence
+from collections.abc import Callable, Collection, Mapping, Sequence
 from pathlib import Path
 
 import torch
 import torch.nn.functional as F
 from torch import Tensor
 
-from midnite.analysis.concepts import Concepts
+from midnite.analysis.concepts import Concepts, learn
 from midnite.errors import UsageError
-from midnite.images import png_bytes
+from midnite.images import list_images, png_bytes
 from midnite.jobs.executors import Executor
 from midnite.jobs.plan import LAYERS, Batch, Settings, canonical, layer_folder, plan
 from midnite.jobs.runner import Summary, run
 from midnite.jobs.views import REGISTRY, View, register_view
 from midnite.pages import concepts as concept_pages
 from midnite.store import records as rec
-from midnite.store.files import atomic_write_bytes, write_json
+from midnite.store.concepts import load_concepts, save_concepts
+from midnite.store.files import DamagedError, atomic_write_bytes, read_json, write_json
 
 __all__ = [
+    "DICTIONARY",
     "EXAMPLES",
+    "FIT_FILE",
     "RECIPES",
+    "SUMMARY",
     "concept_views",
     "concepts_pages",
+    "dictionary",
     "dictionary_digest",
     "done_units",
+    "examples_of",
     "plan_concepts",
     "render_concepts",
+    "saved_dictionary",
+    "with_concept_pages",
     "write_examples",
+    "write_summary",
 ]
 
 RECIPES = ("natural", "feature")  # the views of a concept, first the default
 EXAMPLES = "concept_examples"  # the sub-folder of a layer's folder holding crops and heatmaps
+DICTIONARY = "concepts.pt"  # a layer's saved dictionary (store.concepts)
+FIT_FILE = "concepts_fit.json"  # what it was fitted from: the same settings load it
+
+
+def _fitted_with(fit_file: Path) -> object:
+    try:
+        return read_json(fit_file)
+    except (DamagedError, ValueError, OSError):  # unreadable: fit again
+        return None
+
+
+def _fit_settings(model_name, layer, images, n, method, seed, size) -> dict:
+    return {
+        "model": model_name,
+        "layer": layer,
+        "images": str(Path(images).resolve()),
+        "n": n,
+        "method": method,
+        "seed": seed,
+        "size": list(size),
+    }
+
+
+def _saved(model, layer: str, folder: Path, wanted: dict) -> Concepts | None:
+    path, fit_file = folder / DICTIONARY, folder / FIT_FILE
+    if path.is_file() and fit_file.is_file() and _fitted_with(fit_file) == wanted:
+        try:
+            return load_concepts(path, model, layer)
+        except (UsageError, DamagedError):  # damaged, or its model file changed: fit again
+            return None
+    return None
+
+
+def saved_dictionary(
+    model: torch.nn.Module,
+    model_name: str,
+    layer: str,
+    images: str | os.PathLike,
+    n: int,
+    out: str | os.PathLike,
+    *,
+    method: str | None = None,
+    seed: int = 0,
+    size: tuple[int, int] = (224, 224),
+) -> Concepts | None:
+    """The dictionary ``dictionary`` would load (same settings), or None: it would fit one."""
+    wanted = _fit_settings(model_name, layer, images, n, method, seed, size)
+    return _saved(model, layer, Path(out) / layer_folder(layer), wanted)
+
+
+def dictionary(
+    executor: Executor,
+    model: torch.nn.Module,
+    model_name: str,
+    layer: str,
+    images: str | os.PathLike,
+    n: int,
+    out: str | os.PathLike,
+    *,
+    method: str | None = None,
+    seed: int = 0,
+    size: tuple[int, int] = (224, 224),
+    progress: bool = False,
+    report: Callable[[str], None] | None = None,
+) -> tuple[Concepts, bool]:
+    """``layer``'s dictionary of ``n`` concepts: loaded from ``out/<layer>/concepts.pt`` when
+    its fit file names these settings, else fitted (``executor.reservoir`` over the folder
+    ``images``, ``out`` left out; ``analysis.concepts.learn`` here) and saved, the fit file
+    last (a one-line error, e.g. more concepts than rows, writes nothing). Returns
+    ``(concepts, fitted)``."""
+    folder = Path(out) / layer_folder(layer)
+    wanted = _fit_settings(model_name, layer, images, n, method, seed, size)
+    saved = _saved(model, layer, folder, wanted)
+    if saved is not None:
+        return saved, False
+    path = folder / DICTIONARY
+    if not Path(images).is_dir():
+        raise UsageError(f"--images must be a folder of images, got {str(images)!r}")
+    if report is not None:
+        report(f"fitting {n} concepts of {layer} on the images of {str(images)!r}")
+    res = executor.reservoir(layer, Path(images), size, progress, [Path(out)], seed=seed)
+    concepts = learn(model, res, n, method)
+    folder.mkdir(parents=True, exist_ok=True)
+    save_concepts(path, concepts)
+    write_json(folder / FIT_FILE, wanted)  # last: a fit file names a saved dictionary
+    # returned as loaded: loading renormalizes the rows, so a rerun's digest is the same
+    return load_concepts(path, model, layer), True
 
 
 def dictionary_digest(concepts: Concepts) -> str:
@@ -200,8 +298,10 @@ def render_concepts(
     progress: bool = False,
     report: Callable[[str], None] | None = None,
 ) -> Summary:
-    """Render every concept of ``concepts`` into ``out`` (resumable) and build its pages."""
+    """Render every concept of ``concepts`` into ``out`` (resumable) and build its pages and
+    ``concepts_summary.json``; ``Summary.index`` is the layer's ``concepts.html``."""
     work = plan_concepts(concepts, model_name, settings, recipes=recipes)
+    grid = Path(out) / layer_folder(concepts.layer) / concept_pages.LAYER_PAGE
     return run(
         work,
         out,
@@ -209,7 +309,12 @@ def render_concepts(
         model=concepts.model,
         progress=progress,
         report=report,
-        pages=concepts_pages(concepts, out, examples, model_name),
+        pages=with_concept_pages(
+            lambda scans, final: grid,
+            [(concepts, examples or {})],
+            out,
+            model_name,
+        ),
     )
 
 
@@ -223,3 +328,70 @@ def done_units(work: Sequence[Batch], out: str | os.PathLike) -> int:
             (valid.get(b.stem(u)) or {}).get("key") == canonical(b.key(u)) for u in b.units
         )
     return total
+
+
+def examples_of(
+    concepts: Concepts, images: object, out: str | os.PathLike, k: int, fitted: bool
+) -> dict:
+    """The concepts' top crops and heatmaps (``write_examples``; of a folder ``images``, the
+    files outside ``out``), read back instead when they were written for this dictionary (not
+    ``fitted`` now) and cover every concept."""
+    listed = Path(out) / layer_folder(concepts.layer) / f"{EXAMPLES}.json"
+    if not fitted and listed.is_file():
+        try:
+            found = read_json(listed)
+        except (DamagedError, ValueError, OSError):
+            found = None
+        if isinstance(found, dict) and len(found) == concepts.n:
+            return found
+    if isinstance(images, (str, os.PathLike)) and Path(images).is_dir():
+        images = [Path(images) / name for name in list_images(images, exclude=[out])]
+    return write_examples(concepts, images, out, k)
+
+
+SUMMARY = "concepts_summary.json"  # a layer's concepts for the catalogue's layer page
+
+
+def write_summary(concepts: Concepts, out: str | os.PathLike, done: Collection[str]) -> Path:
+    """``out/<layer>/concepts_summary.json`` (atomically): ``{"n", "page", "method",
+    "concepts": [{"i", "page", "image"}]}``, ``image`` the natural render's PNG name, or None
+    while it is not rendered (``done``: the stems of the valid renders)."""
+    view = concept_views(concepts)[RECIPES[0]]
+    items = []
+    for i in range(concepts.n):
+        stem = f"{view}_{i:04d}"
+        image = f"{stem}.png" if stem in done else None
+        items.append({"i": i, "page": concept_pages.concept_page(i), "image": image})
+    summary = {
+        "n": concepts.n,
+        "page": concept_pages.LAYER_PAGE,
+        "method": concepts.method,
+        "concepts": items,
+    }
+    return write_json(Path(out) / layer_folder(concepts.layer) / SUMMARY, summary)
+
+
+def with_concept_pages(
+    pages: Callable[[Mapping[str, rec.Scan], bool], Path],
+    layers: Sequence[tuple[Concepts, Mapping]],
+    out: str | os.PathLike,
+    model: str = "",
+) -> Callable[[Mapping[str, rec.Scan], bool], Path]:
+    """A ``pages`` callback for ``jobs.run``: ``pages`` (e.g. the catalogue's site), then the
+    concept pages and ``concepts_summary.json`` of each ``(concepts, examples)`` layer whose
+    renders changed (all of them the first time and at the end). Returns ``pages``' result."""
+    builders = [(c, concepts_pages(c, out, ex, model)) for c, ex in layers]
+    shown: dict[str, frozenset] = {}
+
+    def build(scans: Mapping[str, rec.Scan], final: bool) -> Path:
+        index = pages(scans, final)
+        for concepts, pages_of in builders:
+            scan = scans.get(layer_folder(concepts.layer))
+            done = frozenset(scan.valid() if scan is not None else ())
+            if final or shown.get(concepts.layer) != done:
+                pages_of(scans, final)
+                write_summary(concepts, out, done)
+                shown[concepts.layer] = done
+        return index
+
+    return build

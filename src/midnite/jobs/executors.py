@@ -1,4 +1,5 @@
-"""Executors run batches and yield their results; the runner alone writes files.
+"""Executors run batches and yield their results; the runner alone writes files. They also run
+the analysis passes over a folder: dataset examples and the reservoir of a concept fit.
 
 :class:`InProcess` (the default) renders batches one after another in this process;
 ``midnite.jobs.ray.RayExecutor`` renders them on Ray workers (imported only when asked for).
@@ -14,6 +15,8 @@ from typing import Any, Protocol
 import torch
 
 from midnite.analysis import TopExamples, top_examples
+from midnite.analysis.concepts import collect
+from midnite.analysis.reservoir import Reservoir
 from midnite.engine import RenderResult, StepState, render_config
 from midnite.jobs.plan import Batch
 
@@ -41,12 +44,29 @@ class Executor(Protocol):
         never reading the ``exclude`` folders (the output folder)."""
         ...
 
+    def reservoir(
+        self,
+        layer: str,
+        folder: Path,
+        size: tuple[int, int],
+        progress: bool,
+        exclude: Sequence[Path] = (),
+        *,
+        seed: int = 0,
+        rows_per_image: int = 8,
+        max_rows: int = 20_000,
+    ) -> Reservoir:
+        """``analysis.concepts.collect`` of ``layer`` over ``folder``: the same reservoir
+        however the pass is split (ids are the paths relative to ``folder``)."""
+        ...
+
 
 class InProcess:
     """The default executor: renders the batches one after another in this process.
 
     ``progress``: the engine's per-step progress bar for each batch; ``callback``: the
-    engine's step callback (``render_config(..., callback=)``), e.g. the runner's bar.
+    engine's step callback (``render_config(..., callback=)``), e.g. the runner's bar;
+    ``device``: where the analysis passes run (default: where the model's weights are).
     """
 
     def __init__(
@@ -55,8 +75,10 @@ class InProcess:
         *,
         progress: bool = False,
         callback: Callable[[StepState], object] | None = None,
+        device: torch.device | str | None = None,
     ):
         self.model = model
+        self.device = device
         self.progress = progress
         self.callback = callback
 
@@ -77,6 +99,11 @@ class InProcess:
                 result = err
             yield batch, result
 
+    def _device(self) -> torch.device | str | None:
+        if self.device is not None:
+            return self.device
+        return next((p.device for p in self.model.parameters()), None)
+
     def examples(
         self,
         layers: Sequence[str],
@@ -86,7 +113,7 @@ class InProcess:
         progress: bool,
         exclude: Sequence[Path] = (),
     ) -> TopExamples:
-        device = next((p.device for p in self.model.parameters()), None)
+        device = self._device()
         return top_examples(
             self.model,
             layers,
@@ -97,3 +124,21 @@ class InProcess:
             progress=progress,
             exclude=exclude,
         )
+
+    def reservoir(
+        self,
+        layer: str,
+        folder: Path,
+        size: tuple[int, int],
+        progress: bool,
+        exclude: Sequence[Path] = (),
+        *,
+        seed: int = 0,
+        rows_per_image: int = 8,
+        max_rows: int = 20_000,
+    ) -> Reservoir:
+        device = self._device()
+        return collect(
+            self.model, layer, folder, seed=seed, rows_per_image=rows_per_image,
+            max_rows=max_rows, size=size, device=device, progress=progress, exclude=exclude,
+        )  # fmt: skip

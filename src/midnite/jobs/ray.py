@@ -51,10 +51,13 @@ from typing import Any
 from tqdm.auto import tqdm
 
 from midnite.analysis import TopExamples, merge, top_examples
+from midnite.analysis.concepts import collect
+from midnite.analysis.reservoir import Reservoir
 from midnite.engine import RenderResult
 from midnite.errors import UsageError
 from midnite.images import list_images
 from midnite.jobs.plan import Batch
+from midnite.jobs.watchdog import descendants, start_watchdog
 
 __all__ = ["INSTALL", "Ray", "RayError", "RayExecutor", "check_address", "import_ray"]
 
@@ -233,66 +236,6 @@ def _set_environ(changes: dict[str, str | None]) -> None:
     AuthenticationTokenLoader.instance().reset_cache()
 
 
-def _stat(pid: int) -> tuple[int, str] | None:
-    """``(parent pid, start time)`` of a live process from ``/proc``, ``None`` when gone."""
-    try:
-        with open(f"/proc/{pid}/stat") as f:
-            fields = f.read().rsplit(")", 1)[1].split()
-    except (OSError, IndexError):
-        return None
-    return (int(fields[1]), fields[19]) if fields[0] not in "ZX" else None
-
-
-def _descendants(roots: dict[int, str]) -> dict[int, str]:
-    """The processes below ``roots`` (pid: start time), with their start times."""
-    children: dict[int, list[int]] = {}
-    for name in os.listdir("/proc"):
-        if name.isdigit() and (found := _stat(int(name))):
-            children.setdefault(found[0], []).append(int(name))
-    below: dict[int, str] = {}
-    todo = list(roots)
-    while todo:
-        for child in children.get(todo.pop(), []):
-            if child not in below and (found := _stat(child)):
-                below[child] = found[1]
-                todo.append(child)
-    return below
-
-
-def _watch(pids: dict[int, str]) -> None:
-    """The watchdog's body, in its own process and session: when its stdin ends without
-    ``stop`` the driver is gone, so ``pids`` (pid: start time) and their children are killed."""
-    import os
-    import signal
-    import sys
-    import time
-
-    if sys.stdin.buffer.read().startswith(b"stop"):
-        return
-    for _ in range(5):  # again, for a child forked while the others went
-        pids.update(_descendants(pids))
-        for pid, start in pids.items():
-            found = _stat(pid)
-            if found and found[1] == start:  # the same process, not a new one with its id
-                with contextlib.suppress(OSError):
-                    os.kill(pid, signal.SIGKILL)
-        time.sleep(0.2)
-
-
-def _start_watchdog(before: set[int]) -> subprocess.Popen | None:
-    """A watchdog over the processes this one started since ``before`` (Linux only)."""
-    if not os.path.exists(f"/proc/{os.getpid()}/stat"):
-        return None
-    mine = {p: t for p, t in _descendants({os.getpid(): ""}).items() if p not in before}
-    parts = (_stat, _descendants, _watch)
-    code = "import contextlib, os\n" + "\n".join(inspect.getsource(f) for f in parts)
-    return subprocess.Popen(
-        [sys.executable, "-c", f"{code}\n_watch({mine!r})\n"],
-        stdin=subprocess.PIPE, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-        start_new_session=True,  # out of reach of Ray's reaper and of Ctrl-C at the terminal
-    )  # fmt: skip
-
-
 @contextlib.contextmanager
 def _native_stderr_hidden() -> Iterator[None]:
     """File descriptor 2 into a discarded file for the block: Ray's native log lines (e.g.
@@ -344,6 +287,12 @@ class _Worker:
     ) -> TopExamples:
         # shard=(0, 1): a chunk with no readable image is a result (merged), not an error
         return top_examples(self.model, layers, images, k, size=size, shard=(0, 1), progress=False)
+
+    def reservoir(
+        self, layer: str, images: dict[str, bytes], size: tuple[int, int], options: dict
+    ) -> Reservoir:
+        # a chunk with no readable image is an empty reservoir (merged), not an error
+        return collect(self.model, layer, images, size=size, shard=(0, 1), **options)
 
     def render(self, config: Any) -> RenderResult:
         from midnite.engine import render_config
@@ -417,7 +366,7 @@ class RayExecutor:
         changes = {LOOPBACK_MODE: "0", "RAY_AUTH_MODE": "token", "RAY_AUTH_TOKEN": token}
         self._environ = dict(os.environ)
         _set_environ({**changes, "RAY_AUTH_TOKEN_PATH": None})
-        before = set(_descendants({os.getpid(): ""})) if os.path.isdir("/proc/self") else set()
+        before = set(descendants({os.getpid(): ""})) if os.path.isdir("/proc/self") else set()
         cluster, ray_constants.ENABLE_RAY_CLUSTER = ray_constants.ENABLE_RAY_CLUSTER, False
         try:  # this process's half of the loopback mode; the variable is the children's half
             ray.init(
@@ -430,7 +379,7 @@ class RayExecutor:
         finally:
             ray_constants.ENABLE_RAY_CLUSTER = cluster
         self._connected = True
-        self._watchdog = _start_watchdog(before)
+        self._watchdog = start_watchdog(before)
 
     def _start_workers(self) -> None:
         ray = self.ray
@@ -519,6 +468,44 @@ class RayExecutor:
             "every Ray worker was lost; a rerun renders what is missing",
         )
 
+    def _folder_pass(
+        self,
+        folder: Path,
+        exclude: Sequence[Path],
+        desc: str | None,
+        call: Callable,
+        join: Callable,
+    ) -> tuple[Any, list[tuple[str, str]]]:
+        """A pass over the files of ``folder`` in chunks of ``CHUNK`` sent as bytes (read here,
+        when a worker is free: one chunk's bytes per worker) to ``call(actor, {name: bytes})``;
+        the parts are joined here as they come (``join(a, b)``): no shared filesystem needed.
+        Returns the joined result and the files that could not be read here."""
+        names = list_images(folder, exclude=exclude)
+        chunks = [names[i : i + CHUNK] for i in range(0, len(names), CHUNK)]
+        unreadable: list[tuple[str, str]] = []
+
+        def submit(actor: Any, chunk: list[str]) -> Any:
+            data = {}
+            for name in chunk:
+                try:
+                    data[name] = (folder / name).read_bytes()
+                except OSError as err:
+                    unreadable.append((name, f"cannot read: {err}"))
+            return call(actor, data)
+
+        joined: Any = None
+        bar = tqdm(total=len(names), unit="img", desc=desc, disable=desc is None, file=sys.stderr)
+        try:
+            for chunk, part in self._spread(chunks, submit, "every Ray worker was lost"):
+                if isinstance(part, Exception):
+                    raise part
+                joined = part if joined is None else join(joined, part)
+                bar.update(len(chunk))
+        finally:
+            bar.close()
+        assert joined is not None  # list_images found files: at least one chunk
+        return joined, unreadable
+
     def examples(
         self,
         layers: Sequence[str],
@@ -528,43 +515,45 @@ class RayExecutor:
         progress: bool,
         exclude: Sequence[Path] = (),
     ) -> TopExamples:
-        """``top_examples`` over ``folder``, in chunks of ``CHUNK`` files sent (as bytes) to idle
-        workers, merged here as they come: the cluster needs no shared filesystem."""
-        names = list_images(folder, exclude=exclude)
-        chunks = [names[i : i + CHUNK] for i in range(0, len(names), CHUNK)]
-        unreadable: list[tuple[str, str]] = []
-
-        def submit(actor: Any, chunk: list[str]) -> Any:
-            data = {}  # read here, when a worker is free: one chunk's bytes per worker
-            for name in chunk:
-                try:
-                    data[name] = (folder / name).read_bytes()
-                except OSError as err:
-                    unreadable.append((name, f"cannot read: {err}"))
-            return actor.examples.remote(list(layers), data, k, tuple(size))
-
-        merged: TopExamples | None = None
-        bar = tqdm(
-            total=len(names),
-            unit="img",
-            desc="dataset examples",
-            disable=not progress,
-            file=sys.stderr,
+        """``top_examples`` over ``folder``, sharded over the workers (``_folder_pass``)."""
+        merged, unreadable = self._folder_pass(
+            folder,
+            exclude,
+            "dataset examples" if progress else None,
+            lambda actor, data: actor.examples.remote(list(layers), data, k, tuple(size)),
+            merge,
         )
-        try:
-            for chunk, part in self._spread(chunks, submit, "every Ray worker was lost"):
-                if isinstance(part, Exception):
-                    raise part
-                part = dataclasses.replace(part, root=str(folder))
-                merged = part if merged is None else merge(merged, part)
-                bar.update(len(chunk))
-        finally:
-            bar.close()
-        assert merged is not None  # list_images found files: at least one chunk
+        merged = dataclasses.replace(merged, root=str(folder))
         if unreadable:
             merged.skipped = sorted([*merged.skipped, *unreadable])
         if merged.seen == 0:
             raise ValueError(f"images: no readable image in the folder {str(folder)!r}")
+        return merged
+
+    def reservoir(
+        self,
+        layer: str,
+        folder: Path,
+        size: tuple[int, int],
+        progress: bool,
+        exclude: Sequence[Path] = (),
+        *,
+        seed: int = 0,
+        rows_per_image: int = 8,
+        max_rows: int = 20_000,
+    ) -> Reservoir:
+        """``analysis.concepts.collect`` over ``folder``, sharded over the workers and merged:
+        the same reservoir as in one process (keys come from the files' relative paths)."""
+        options = {"seed": seed, "rows_per_image": rows_per_image, "max_rows": max_rows}
+        merged, _ = self._folder_pass(
+            folder,
+            exclude,
+            "concept rows" if progress else None,
+            lambda actor, data: actor.reservoir.remote(layer, data, tuple(size), options),
+            Reservoir.merge,
+        )
+        if merged.images == 0:
+            raise UsageError(f"images: no readable image in the folder {str(folder)!r}")
         return merged
 
 
