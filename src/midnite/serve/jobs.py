@@ -320,3 +320,7 @@ class _Done:
     def examples(self, layers, folder, k, size, progress, exclude=()):
         """Not offered: a live render's plan has no dataset examples (``jobs.add_examples``)."""
         raise UsageError("live renders compute no dataset examples; use midnite catalogue")
+
+    def reservoir(self, layer, folder, size, progress, exclude=(), **sample):
+        """Not offered: a live render fits no concepts (``jobs.concepts.dictionary``)."""
+        raise UsageError("live renders fit no concepts; use midnite concepts")
