@@ -31,7 +31,10 @@ def net():
     return superposition_net()
 """
 
-IMAGES_JS = "return Array.from(document.images).map(i => [i.getAttribute('src'), i.complete, i.naturalWidth])"
+IMAGES_JS = (
+    "return Array.from(document.images)"
+    ".map(i => [i.getAttribute('src'), i.complete, i.naturalWidth])"
+)
 
 
 def _photos(folder: Path, n: int) -> Path:

@@ -320,3 +320,22 @@ def test_live_render_into_a_catalogue_keeps_its_plan(tmp_path):
         layer_page = client.get("/2/index.html").text
         assert "0004.html" in layer_page and "0001.html" in layer_page
         assert client.get("/2/0004.html").status_code == 200
+
+
+def test_live_render_shows_a_catalogue_render_of_another_batching(tmp_path):
+    from midnite.jobs import Settings, plan, run
+
+    app, _manager, folder = make(tmp_path)
+    model = tiny_cnn()
+    work = plan(model, "tiny", ["2"], {"2": (6, 16, 16)}, units=[0, 1, 2],
+                settings=Settings(size=(32, 32), steps=4, batch=8))  # fmt: skip
+    run(work, folder, model=model, progress=False)
+    png_file = folder / "2" / "channel_0001.png"
+    before = (png_file.read_bytes(), png_file.stat().st_mtime_ns)
+    with TestClient(app, base_url=BASE) as client:
+        same = wait(client, client.post("/api/render", json=RENDER).json()["job"])
+        assert same["state"] == "done" and same["up_to_date"] is True
+        assert (png_file.read_bytes(), png_file.stat().st_mtime_ns) == before  # kept, not redone
+        other = wait(client, client.post("/api/render", json={**RENDER, "steps": 6}).json()["job"])
+        assert other["state"] == "done" and other["up_to_date"] is False
+        assert png_file.read_bytes() != before[0]  # other settings: rendered and replaced

@@ -26,6 +26,7 @@ from midnite.engine import RenderResult, StepState, render_config
 from midnite.errors import MidniteError, UsageError
 from midnite.images import png_bytes
 from midnite.jobs import LAYERS, Batch, Settings, plan, run
+from midnite.jobs.plan import canonical
 from midnite.jobs.runner import Pages
 from midnite.jobs.views import captions
 from midnite.pages import catalogue as site
@@ -249,6 +250,11 @@ class JobManager:
             raise UsageError(f"view {job.request.view!r} needs a layer with positions (C, H, W)")
         batch = work[0]
         address = "/" + quote(f"{batch.folder()}/{batch.stem(job.request.unit)}.png")
+        if self._held(batch, job.request.unit):
+            with self._lock:
+                job.up_to_date = True
+                self._finish(job, "done", image=address)
+            return
         result = self._steps(model, batch, job)
         with self._write, rec.lock_folder(self.folder):
             summary = run(work, self.folder, executor=_Done(batch, result), progress=False,
@@ -278,6 +284,19 @@ class JobManager:
 
         return build
 
+    def _held(self, batch: Batch, unit: int) -> bool:
+        """The folder holds this render from another batching (a catalogue's batch of 8): the
+        same key but for the batch, so it is shown rather than replaced by a batch-1 render."""
+        stem = self.folder / batch.folder() / batch.stem(unit)
+        record = rec.read_record(stem.with_suffix(".json"))
+        if not record or not stem.with_suffix(".png").is_file():
+            return False
+        theirs, ours = dict(record.get("key") or {}), canonical(batch.key(unit))
+        for name in BATCHING:
+            theirs.pop(name, None)
+            ours.pop(name, None)
+        return bool(theirs) and theirs == ours
+
     def _steps(self, model: torch.nn.Module, batch: Batch, job: Job) -> RenderResult | None:
         """The render on the step loop, or None when the folder already holds it."""
         from midnite.jobs import todo
@@ -302,6 +321,10 @@ class JobManager:
 
         snaps = range(every, steps + 1, every)
         return render_config(model, batch.config, progress=False, callback=step, snapshots=snaps)
+
+
+# what a batch adds to a render's key: its size, its units, the digest of its config
+BATCHING = ("batch", "batch_units", "settings")
 
 
 class _Done:
