@@ -291,11 +291,14 @@ class JobManager:
         record = rec.read_record(stem.with_suffix(".json"))
         if not record or not stem.with_suffix(".png").is_file():
             return False
-        theirs, ours = dict(record.get("key") or {}), canonical(batch.key(unit))
-        for name in BATCHING:
-            theirs.pop(name, None)
-            ours.pop(name, None)
-        return bool(theirs) and theirs == ours
+        ours = canonical(batch.key(unit))
+        theirs = record.get("key")
+        if not isinstance(ours, dict) or not isinstance(theirs, dict):
+            return False
+        drop = set(BATCHING)
+        return {k: v for k, v in theirs.items() if k not in drop} == {
+            k: v for k, v in ours.items() if k not in drop
+        }
 
     def _steps(self, model: torch.nn.Module, batch: Batch, job: Job) -> RenderResult | None:
         """The render on the step loop, or None when the folder already holds it."""
