@@ -285,3 +285,64 @@ def test_a_catalogue_stopped_by_sigterm_leaves_a_complete_site(tmp_path):
     assert pages == [f"{u:04d}.html" for u in range(done)]
     assert len(list((out / "2").glob("*.thumb.jpg"))) == done
     assert not list(out.rglob("*.tmp*"))
+
+
+ARTIFACTS = Path(os.environ.get("MIDNITE_ARTIFACTS", Path(__file__).parent / "artifacts"))
+
+
+def loaded(driver) -> list[str]:
+    """The thumbnails the page has loaded (file names); a lazy one out of view is not."""
+    return driver.execute_script(
+        "return Array.from(document.images).filter(i => i.complete && i.naturalWidth > 0)"
+        ".map(i => i.src.split('/').pop()).filter(n => n.endsWith('.thumb.jpg'))"
+    )
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_a_1000_unit_layer_in_chromium_loads_its_first_screen_only(big_layer, browser):
+    from selenium.webdriver.common.by import By
+    from selenium.webdriver.support.ui import WebDriverWait
+
+    browser.set_window_size(1920, 1080)
+    page = big_layer / "conv" / "index.html"
+    browser.get(page.as_uri())
+    WebDriverWait(browser, 10).until(lambda d: d.execute_script(
+        "return document.readyState") == "complete")  # fmt: skip
+    first = loaded(browser)
+    weight = page.stat().st_size + sum((page.parent / n).stat().st_size for n in first)
+    print(f"\nChromium 1920x1080: {len(first)} of 1000 thumbnails fetched for the first "
+          f"screen, {weight / 1e6:.2f} MB with the HTML")  # fmt: skip
+    assert 0 < len(first) < 400 and weight < 3_000_000
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "site_layer.png"))
+    browser.execute_script("window.scrollTo(0, document.body.scrollHeight)")
+    WebDriverWait(browser, 10).until(lambda d: len(loaded(d)) > len(first))  # lazily, on scroll
+    browser.find_element(By.CSS_SELECTOR, 'button[data-sort="activation"]').click()
+    order = browser.execute_script(
+        "return Array.from(document.querySelectorAll('#grid .tile'))"
+        ".map(t => parseFloat(t.dataset.activation))"
+    )
+    assert order == sorted(order, reverse=True) and order[0] == 100.0
+
+
+@pytest.mark.slow
+@pytest.mark.browser
+def test_search_finds_a_class_by_name_in_chromium(tmp_path, browser):
+    from selenium.webdriver.common.by import By
+
+    for unit in (0, 281, 282):
+        write_unit(tmp_path / "output", "", unit, side=16)
+    plan(tmp_path, "", 1000, 3, shape=[1000])
+    catalogue.build_site(tmp_path)
+    browser.get((tmp_path / "index.html").as_uri())
+    search = browser.find_element(By.ID, "search")
+    for query, found in (("tabby", ["(output) unit 281 · tabby"]),
+                         ("CAT", ["(output) unit 282 · tiger cat"]),
+                         ("output 0", ["(output) unit 0 · tench"]),
+                         ("output", ["layer (output)"])):  # fmt: skip
+        search.clear()
+        search.send_keys(query)
+        assert [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#results a")] == found
+    ARTIFACTS.mkdir(parents=True, exist_ok=True)
+    browser.save_screenshot(str(ARTIFACTS / "site_model.png"))
