@@ -346,3 +346,21 @@ def test_search_finds_a_class_by_name_in_chromium(tmp_path, browser):
         assert [a.text for a in browser.find_elements(By.CSS_SELECTOR, "#results a")] == found
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "site_model.png"))
+
+
+def test_a_python_run_names_the_output_by_the_models_class_names_and_shows_shapes(tmp_path):
+    from midnite import jobs
+    from torch import nn
+
+    model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
+                          nn.Linear(4, 3))  # fmt: skip
+    model.class_names = ["ant", "bee", "cat"]  # type: ignore[assignment]
+    shapes = {"": (3,), "0": (4, 14, 14)}
+    settings = jobs.Settings(size=(16, 16), steps=1, batch=4)
+    work = jobs.plan(model, "tiny", ["0", ""], shapes, settings=settings)
+    jobs.run(work, tmp_path, model=model, progress=False, shapes=shapes)
+    assert '<span class="class">bee</span>' in (tmp_path / "output" / "index.html").read_text()
+    index = (tmp_path / "index.html").read_text()
+    assert "4×14×14" in index and ">3</td>" in index and "7 of 7 done" in index
+    jobs.run(work, tmp_path / "b", model=model, progress=False, class_names=["x", "y", "z"])
+    assert "(output) unit 2 · z" in (tmp_path / "b" / "output" / "0002.html").read_text()
