@@ -349,8 +349,9 @@ def test_search_finds_a_class_by_name_in_chromium(tmp_path, browser):
 
 
 def test_a_python_run_names_the_output_by_the_models_class_names_and_shows_shapes(tmp_path):
-    from midnite import jobs
     from torch import nn
+
+    from midnite import jobs
 
     model = nn.Sequential(nn.Conv2d(3, 4, 3), nn.AdaptiveAvgPool2d(1), nn.Flatten(),
                           nn.Linear(4, 3))  # fmt: skip
