@@ -219,11 +219,12 @@ def test_markup_in_a_catalogue_is_inert(tmp_path):
     doc = {"format": site_files.EXAMPLES_FORMAT, "layer": EVIL, "units": {"1": rows}}
     rec.write_json(layer / site_files.EXAMPLES, doc)
     catalogue.build_site(out)
-    index = assert_inert((out / "index.html").read_text(), scripts=2)
+    index = assert_inert((out / "index.html").read_text(), scripts=3)
     assert EVIL in "".join(index.text)
     units = json.loads(index.scripts[0])
     assert {u["l"] for u in units} == {EVIL}
-    assert EVIL in "".join(assert_inert((layer / "index.html").read_text(), scripts=0).text)
+    assert json.loads(index.scripts[1]) == [site_files.layer_folder(EVIL)]
+    assert EVIL in "".join(assert_inert((layer / "index.html").read_text(), scripts=1).text)
     unit = assert_inert((layer / "0001.html").read_text(), scripts=0)
     text = "".join(unit.text)
     assert text.count(EVIL) >= 4  # title, meta line, the device setting, the metric's name

@@ -32,21 +32,31 @@ def _fingerprint(found: rec.Scan) -> tuple:
     return tuple(units), tuple(sorted(str(d.path.name) for d in found.damaged))
 
 
+Shapes = Mapping[str, Sequence[int]]  # layer: its output shape
+
+
 class _CataloguePages:
     """The catalogue's ``pages`` callback (see :func:`catalogue_pages`)."""
 
-    def __init__(self, work: Sequence[Batch], out: Path):
+    def __init__(
+        self,
+        work: Sequence[Batch],
+        out: Path,
+        shapes: Shapes | None = None,
+        class_names: Sequence[str] | None = None,
+    ):
         self.work, self.out = work, out
+        self.shapes, self.class_names = shapes, class_names
         self.site: site.Site | None = None
         self.prints: dict[str, tuple] = {}
 
     def __call__(self, scans: Mapping[str, rec.Scan], final: bool) -> Path:
-        _write_plan(self.work, self.out, scans)
+        _write_plan(self.work, self.out, scans, self.shapes, self.class_names)
         prints = {f: _fingerprint(s) for f, s in scans.items()}
         changed = [f for f in scans if prints[f] != self.prints.get(f)]
         self.prints = prints
         if self.site is None or final:
-            self.site = site.Site(self.out, captions())
+            self.site = site.Site(self.out, captions(), self.class_names)
             return self.site.build()
         index = self.out / site.INDEX
         for folder in changed:
@@ -54,19 +64,28 @@ class _CataloguePages:
         return index
 
 
-def catalogue_pages(work: Sequence[Batch], out: Path):
+def catalogue_pages(
+    work: Sequence[Batch],
+    out: Path,
+    shapes: Shapes | None = None,
+    class_names: Sequence[str] | None = None,
+):
     """A ``pages`` callback: the catalogue's site, up to date after every batch.
 
     Each call records the plan and how much of it is done (``site.write_plan``, from the
     runner's scans: nothing is read again); the first call and the final one build every page,
     the others only the pages of the layers whose units changed, and the model page.
+    ``shapes``: each layer's output shape, shown on the model page; ``class_names``: the
+    output units' names (recorded in the plan; default ImageNet's for a 1,000-unit output).
     """
-    return _CataloguePages(work, out)
+    return _CataloguePages(work, out, shapes, class_names)
 
 
-def _entries(work: Sequence[Batch], valid: Mapping[str, Mapping[str, dict]]) -> list[dict]:
+def _entries(
+    work: Sequence[Batch], valid: Mapping[str, Mapping[str, dict]], shapes: Shapes | None = None
+) -> list[dict]:
     """The plan's entry per layer: units, views, renders planned and done (``valid``: each
-    layer folder's valid records by stem)."""
+    layer folder's valid records by stem), and its shape where ``shapes`` has it."""
     entries = []
     for layer in dict.fromkeys(b.layer for b in work):
         batches = [b for b in work if b.layer == layer]
@@ -83,15 +102,23 @@ def _entries(work: Sequence[Batch], valid: Mapping[str, Mapping[str, dict]]) -> 
                 "views": list(dict.fromkeys(b.view for b in batches)),
                 "planned": sum(len(b.units) for b in batches),
                 "done": done,
+                "shape": None if shapes is None or layer not in shapes else list(shapes[layer]),
             }
         )
     return entries
 
 
-def _write_plan(work: Sequence[Batch], out: Path, scans: Mapping[str, rec.Scan]) -> None:
+def _write_plan(
+    work: Sequence[Batch],
+    out: Path,
+    scans: Mapping[str, rec.Scan],
+    shapes: Shapes | None = None,
+    class_names: Sequence[str] | None = None,
+) -> None:
     if work:
         valid = {f: {p.stem: r for p, r in s.units} for f, s in scans.items()}
-        site.write_plan(out, work[0].model, _entries(work, valid))
+        entries = _entries(work, valid, shapes)
+        site.write_plan(out, work[0].model, entries, classes=class_names)
 
 
 def build_index(work: Sequence[Batch], out: Path) -> Path:
@@ -108,8 +135,13 @@ def build_index(work: Sequence[Batch], out: Path) -> Path:
     return site.build_site(out, captions())
 
 
-def default_pages(work: Sequence[Batch], out: Path):
+def default_pages(
+    work: Sequence[Batch],
+    out: Path,
+    shapes: Shapes | None = None,
+    class_names: Sequence[str] | None = None,
+):
     """The pages of the plan's layout: the catalogue's site, or the flat folder's gallery."""
     if work and not work[0].layout.per_layer:
         return folder_gallery(out)
-    return catalogue_pages(work, out)
+    return catalogue_pages(work, out, shapes, class_names)

@@ -154,6 +154,8 @@ def run(
     overwrite: bool = False,
     command: Sequence[str] | None = None,
     expected: Mapping[Batch, float] | None = None,
+    shapes: Mapping[str, Sequence[int]] | None = None,
+    class_names: Sequence[str] | None = None,
 ) -> Summary:
     """Render the units of ``work`` not yet complete in ``out`` and write them.
 
@@ -170,16 +172,14 @@ def run(
     units of another run configuration instead of refusing them.
     ``progress``: one bar (``jobs.progress``): layer, view, the step of an in-process batch,
     time left from per-batch costs (``expected``: a probe's ``Estimate.per_batch``). The
-    pages are built before the first batch too, so a stopped run leaves its plan and pages.
-    Ctrl-C (and SIGTERM, SIGHUP under ``signals.stop_on_signals``) raises
-    :class:`Interrupted` once the batch's files are written and the pages are up to date.
+    pages are built before the first batch too, so a stopped run leaves its plan and pages;
+    ``shapes`` (each layer's) and ``class_names`` (the output's; default: the model's
+    ``class_names`` attribute) go to the default pages. Ctrl-C (and SIGTERM, SIGHUP under
+    ``signals.stop_on_signals``) raises :class:`Interrupted` once the batch's files are
+    written and the pages are up to date.
     """
-    if executor is None:
-        if model is None:
-            raise UsageError("run needs an executor or a model")
-        executor = InProcess(model)  # type: ignore[arg-type]
-    out = Path(out)
-    out.mkdir(parents=True, exist_ok=True)
+    executor = _executor(executor, model)
+    (out := Path(out)).mkdir(parents=True, exist_ok=True)
     summary = Summary(out=out)
     began = time.perf_counter()
     folders, others, left = _prepare(work, out, summary, report, overwrite)
@@ -187,7 +187,7 @@ def run(
         expected = check(left) or expected
     if others:  # --overwrite, once this run is known to start
         remove_units(out, others, report)
-    pages = pages or default_pages(work, out)
+    pages = pages or default_pages(work, out, shapes, _class_names(class_names, model, executor))
 
     def build(final: bool) -> Path | None:
         return pages(folders.scans(), final)
@@ -220,6 +220,24 @@ def run(
         raise _write_error(out, err, summary) from None
     summary.seconds = time.perf_counter() - began
     return summary
+
+
+def _executor(executor: Executor | None, model: object) -> Executor:
+    """``executor``, else an in-process one of ``model``."""
+    if executor is not None:
+        return executor
+    if model is None:
+        raise UsageError("run needs an executor or a model")
+    return InProcess(model)  # type: ignore[arg-type]
+
+
+def _class_names(given: Sequence[str] | None, model: object, executor: Executor):
+    """``given``, else the model's ``class_names`` attribute (a list or tuple), else None."""
+    if given is not None:
+        return given
+    holder = model if model is not None else getattr(executor, "model", None)
+    names = getattr(holder, "class_names", None)
+    return names if isinstance(names, (list, tuple)) else None
 
 
 def _write_error(out: Path, err: OSError, summary: Summary) -> WriteError:

@@ -22,13 +22,14 @@ from __future__ import annotations
 import math
 import os
 import re
-from collections.abc import Callable, Mapping
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from PIL import Image
 
 from midnite.errors import UsageError
+from midnite.pages.classes import unit_names
 from midnite.pages.templating import render
 from midnite.store import records as rec
 from midnite.store.paths import inside
@@ -39,9 +40,13 @@ from midnite.store.site_files import (
     PLAN,
     PLAN_FORMAT,
     layer_folder,
+    plan_classes,
+    read_concepts_summary,
     read_examples,
     read_examples_key,
     read_plan,
+    read_trust,
+    thumbnail,
     unit_page,
     write_examples,
     write_plan,
@@ -94,6 +99,10 @@ class Layer:
     units: dict[int, Unit]
     examples: dict[int, list[dict]]
     model: str = ""
+    trust: dict[str, dict] = field(default_factory=dict)  # unit stem: report (trust.json)
+    concepts: dict | None = None  # concepts_summary.json
+    thumbs: dict[int, tuple[str, int, int]] = field(default_factory=dict)  # unit: thumbnail
+    names: Sequence[str] | None = None  # class names of the output's units
 
     @property
     def display(self) -> str:
@@ -141,6 +150,8 @@ def _read_layer(folder: Path, found: rec.Scan | None = None) -> Layer | None:
         dict(sorted(units.items())),
         read_examples(folder),
         _commonest(models, ""),
+        read_trust(folder),
+        read_concepts_summary(folder),
     )
 
 
@@ -299,10 +310,24 @@ def _neighbour(units: list[int], i: int) -> dict | None:
     return {"unit": units[i], "page": unit_page(units[i])} if 0 <= i < len(units) else None
 
 
+def _class_name(layer: Layer, unit: int) -> str:
+    names = layer.names
+    return names[unit] if names is not None and 0 <= unit < len(names) else ""
+
+
+def _trust(layer: Layer, unit: Unit) -> dict | None:
+    """The unit's trust report (``trust.json``): its first view's that has one, or None."""
+    for view in layer.views():
+        if view in unit.views and unit.views[view][0].stem in layer.trust:
+            return {"view": view, **layer.trust[unit.views[view][0].stem]}
+    return None
+
+
 def _unit_html(
     layer: Layer, unit: Unit, model: str, root: Path, captions: Captions | None = None
 ) -> str:
-    name = f"{layer.display} unit {unit.unit}"
+    label = _class_name(layer, unit.unit)
+    name = f"{layer.display} unit {unit.unit}" + (f" · {label}" if label else "")
     units = list(layer.units)
     i = units.index(unit.unit)
     valid = _valid(layer, unit)
@@ -321,21 +346,31 @@ def _unit_html(
         result_keys=[(key, MEANINGS.get(key, "")) for key in keys],
         records=records,
         timing=timing,
+        trust=_trust(layer, unit),
     )
 
 
-def _layer_html(layer: Layer, model: str, has_concepts: bool = False) -> str:
-    tiles = []
-    for unit in layer.units.values():
-        tile = {"unit": unit.unit, "page": unit_page(unit.unit), "damaged": bool(unit.damaged)}
-        view = next((v for v in ("channel", *layer.views()) if v in unit.views), None)
-        if view is not None:
-            path, record = unit.views[view]
-            tile.update(src=_png(path, record), view=view, reason=None)
-        else:
-            reason = next(iter(unit.damaged.values()), (None, "no views"))[1]
-            tile.update(src=None, reason=reason)
-        tiles.append(tile)
+def _tile_view(layer: Layer, unit: Unit) -> str | None:
+    """The view a unit's tile shows: channel where rendered, else its first valid view."""
+    return next((v for v in ("channel", *layer.views()) if v in unit.views), None)
+
+
+def _tile(layer: Layer, unit: Unit) -> dict:
+    tile = {"unit": unit.unit, "page": unit_page(unit.unit), "damaged": bool(unit.damaged),
+            "name": _class_name(layer, unit.unit), "thumb": layer.thumbs.get(unit.unit),
+            "activation": None, "trust": _trust(layer, unit)}  # fmt: skip
+    view = _tile_view(layer, unit)
+    if view is not None:
+        final = _number(_obj(unit.views[view][1].get("activation")).get("final"))
+        tile.update(view=view, reason=None, activation=final)
+    else:
+        reason = next(iter(unit.damaged.values()), (None, "no views"))[1]
+        tile.update(view=None, reason=reason)
+    return tile
+
+
+def _layer_html(layer: Layer, model: str, entry: dict | None, has_concepts: bool) -> str:
+    tiles = [_tile(layer, unit) for unit in layer.units.values()]
     return render(
         "catalogue_layer.html",
         title=f"midnite catalogue: {layer.display}",
@@ -345,43 +380,67 @@ def _layer_html(layer: Layer, model: str, has_concepts: bool = False) -> str:
         tiles=tiles,
         damaged=sum(bool(u.damaged) for u in layer.units.values()),
         has_concepts=has_concepts,  # `midnite concepts` wrote this layer's concept pages
+        concepts=layer.concepts,
+        has_trust=any(t["trust"] is not None for t in tiles),
+        progress=None if entry is None else f"{entry['done']} of {entry['planned']} done",
     )
+
+
+STRIP = 8  # thumbnails of a layer's first units on the model page
 
 
 def _index_html(layers: list[Layer], model: str, planned: dict[str, dict]) -> str:
     rows, index = [], []
+    done_all = planned_all = 0
     for layer in layers:
         plan = planned.get(layer.folder)
-        rendered = str(sum(len(u.views) for u in layer.units.values()))
+        done = sum(len(u.views) for u in layer.units.values())
+        done_all += plan["done"] if plan else done
+        planned_all += plan["planned"] if plan else done
         rows.append(
             {
                 "folder": layer.folder,
                 "name": layer.display,
+                "shape": plan.get("shape") if plan else None,
                 "units": plan["units"] if plan else len(layer.units),
-                "done": sum(bool(u.views) and not u.damaged for u in layer.units.values()),
                 "views": plan["views"] if plan else layer.views(),
-                "renders": f"{plan['done']} of {plan['planned']} planned" if plan else rendered,
+                "done": plan["done"] if plan else done,
+                "planned": plan["planned"] if plan else done,
                 "damaged": sum(len(u.damaged) for u in layer.units.values()),
+                "strip": [
+                    {"unit": u, "page": unit_page(u), "thumb": layer.thumbs[u]}
+                    for u in list(layer.thumbs)[:STRIP]
+                ],
             }
         )
         index += [
-            {"l": layer.name, "f": layer.folder, "u": u, "p": unit_page(u)} for u in layer.units
-        ]
+            {"l": layer.name, "f": layer.folder, "u": u, "p": unit_page(u),
+             "n": _class_name(layer, u)}
+            for u in layer.units
+        ]  # fmt: skip
     title = f"midnite catalogue: {model or '-'}"
-    return render("catalogue_index.html", title=title, layers=rows, units=index)
+    return render("catalogue_index.html", title=title, layers=rows, units=index,
+                  progress=f"{done_all} of {planned_all} done")  # fmt: skip
 
 
-def build_site(folder: str | os.PathLike, captions: Captions | None = None) -> Path:
+def build_site(
+    folder: str | os.PathLike,
+    captions: Captions | None = None,
+    class_names: Sequence[str] | None = None,
+) -> Path:
     """Write the catalogue's pages in ``folder`` from its records; returns ``folder/index.html``.
 
     Layer folders are ``folder``'s sub-folders holding records; each gets ``index.html`` and a
-    page per unit ``<unit:04d>.html``. A damaged unit is shown as damaged, never an error. A
-    planned layer folder that is a symlink, or a folder where a page goes, is refused with
-    ``store.PathError`` (one line; nothing written through it); a page that is a symlink is
-    replaced by the page (the link's target is left alone).
-    ``captions``: each view's words (``midnite.jobs.views.captions()``; else neutral ones).
+    page per unit ``<unit:04d>.html``, and each unit's tile a thumbnail beside its PNG
+    (``store.site_files.thumbnail``: made once, again when the PNG's digest changes). A damaged
+    unit is shown as damaged, never an error. A planned layer folder that is a symlink, or a
+    folder where a page goes, is refused with ``store.PathError`` (one line; nothing written
+    through it); a page that is a symlink is replaced by the page (the link's target is left
+    alone). ``captions``: each view's words (``midnite.jobs.views.captions()``; else neutral
+    ones). ``class_names``: names of the output's units (default: the plan's, else ImageNet's
+    when the output has 1,000 units).
     """
-    return Site(folder, captions).build()
+    return Site(folder, captions, class_names).build()
 
 
 class Site:
@@ -392,9 +451,15 @@ class Site:
     rewrites that layer's pages and the model page only, re-reading the plan (a small file).
     """
 
-    def __init__(self, folder: str | os.PathLike, captions: Captions | None = None):
+    def __init__(
+        self,
+        folder: str | os.PathLike,
+        captions: Captions | None = None,
+        class_names: Sequence[str] | None = None,
+    ):
         self.out = Path(folder)
         self.captions = captions
+        self.class_names = None if class_names is None else list(class_names)
         self.model, layers, self.planned = read_catalogue(self.out)
         self.layers = {layer.folder: layer for layer in layers}
 
@@ -415,14 +480,38 @@ class Site:
         self.model = planned_model or _commonest(models, "")
         return self._write_index()
 
+    def _names(self, layer: Layer) -> Sequence[str] | None:
+        """Names of the output's units: given, the plan's, or ImageNet's for 1,000 units."""
+        if layer.name:
+            return None
+        entry = self.planned.get(layer.folder) or {}
+        shape = entry.get("shape")
+        units = shape[0] if shape else entry.get("units", max(layer.units, default=-1) + 1)
+        given = self.class_names or plan_classes(self.out)
+        return unit_names(units if given is None else len(given), given)
+
+    def _thumbs(self, layer: Layer, target: Path) -> None:
+        layer.thumbs = {}
+        for unit in layer.units.values():
+            view = _tile_view(layer, unit)
+            if view is not None:
+                path, record = unit.views[view]
+                digest = str(_obj(record.get("image")).get("sha256", ""))
+                made = thumbnail(target, _png(path, record), digest)
+                if made is not None:
+                    layer.thumbs[unit.unit] = made
+
     def _write_layer(self, layer: Layer) -> None:
         target = inside(self.out, layer.folder, write=True)
         target.mkdir(exist_ok=True)  # a planned layer with nothing rendered yet
+        layer.names = self._names(layer)
+        self._thumbs(layer, target)
         for unit in layer.units.values():
             page = _unit_html(layer, unit, self.model, target, self.captions)
             rec.atomic_write_text(target / unit_page(unit.unit), page)
         concepts = (target / "concepts.html").is_file()
-        rec.atomic_write_text(target / INDEX, _layer_html(layer, self.model, concepts))
+        entry = self.planned.get(layer.folder)
+        rec.atomic_write_text(target / INDEX, _layer_html(layer, self.model, entry, concepts))
 
     def _write_index(self) -> Path:
         for sub, entry in self.planned.items():  # planned layers with nothing rendered yet

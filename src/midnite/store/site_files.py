@@ -30,6 +30,7 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
+import io
 import math
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -37,6 +38,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import torch
+from PIL import Image
 
 from midnite.errors import UsageError
 from midnite.images import png_bytes
@@ -49,16 +51,23 @@ if TYPE_CHECKING:
     from midnite.analysis import TopExamples
 
 __all__ = [
+    "CONCEPTS_SUMMARY",
     "EXAMPLES",
     "EXAMPLES_FORMAT",
     "EXAMPLE_SIZE",
     "PLAN",
     "PLAN_FORMAT",
+    "THUMB_SIZE",
+    "TRUST",
     "damaged_examples",
     "layer_folder",
+    "plan_classes",
+    "read_concepts_summary",
     "read_examples",
     "read_examples_key",
     "read_plan",
+    "read_trust",
+    "thumbnail",
     "unit_page",
     "write_examples",
     "write_plan",
@@ -69,6 +78,9 @@ EXAMPLES_FORMAT = "midnite.examples/1"
 PLAN = "catalogue.json"
 PLAN_FORMAT = "midnite.catalogue/1"
 EXAMPLE_SIZE = 128  # the longest side of a saved example image, in pixels
+THUMB_SIZE = 80  # the height of a unit's thumbnail, in pixels (a strip keeps its aspect)
+TRUST = "trust.json"  # a layer's trust reports (the trust engineer's), by unit stem
+CONCEPTS_SUMMARY = "concepts_summary.json"  # a layer's concepts (``midnite concepts``)
 
 
 def unit_page(unit: int) -> str:
@@ -332,6 +344,10 @@ def _planned_folder(sub: object, entry: dict) -> bool:
         return False
 
 
+def _shape(value: object) -> bool:
+    return isinstance(value, list) and bool(value) and all(_count(v) for v in value)
+
+
 def read_plan(
     folder: str | os.PathLike, report: Report | None = None
 ) -> tuple[str, dict[str, dict]]:
@@ -354,24 +370,41 @@ def read_plan(
             and all(_count(entry.get(k)) for k in ("units", "planned", "done"))
             and isinstance(entry.get("views"), list)
         ):
-            good[sub] = entry
+            good[sub] = {k: v for k, v in entry.items() if k != "shape"}
+            if _shape(entry.get("shape")):
+                good[sub]["shape"] = entry["shape"]
     model = doc.get("model")
     return (model if isinstance(model, str) else ""), good
 
 
+def plan_classes(folder: str | os.PathLike) -> list[str] | None:
+    """The class names the plan records for the model's output (``write_plan``'s ``classes``);
+    None if it records none (or the plan is absent or damaged)."""
+    doc = _read_doc(Path(folder) / PLAN, PLAN_FORMAT)
+    names = None if doc is None else doc.get("classes")
+    fine = isinstance(names, list) and all(isinstance(n, str) for n in names)
+    return names if fine and names else None
+
+
 def write_plan(
-    folder: str | os.PathLike, model: str, layers: Sequence[dict], report: Report | None = None
+    folder: str | os.PathLike,
+    model: str,
+    layers: Sequence[dict],
+    report: Report | None = None,
+    classes: Sequence[str] | None = None,
 ) -> Path:
     """Record in ``folder/catalogue.json`` what each of ``layers`` is to hold and how much is done.
 
     Each entry: ``{"layer", "units", "views", "planned", "done"}`` (``planned``/``done`` count
-    renders: a unit in two views is two). Entries of other layers already there are kept (a
-    catalogue grows by runs over other layers); a changed ``model`` starts the plan afresh. A
-    damaged plan (``report`` names it) is written anew; entries ``read_plan`` refuses are
-    dropped.
+    renders: a unit in two views is two) and, where known, ``"shape"`` (the layer's output
+    shape). Entries of other layers already there are kept (a catalogue grows by runs over
+    other layers); a changed ``model`` starts the plan afresh. A damaged plan (``report`` names
+    it) is written anew; entries ``read_plan`` refuses are dropped. ``classes``: the model's
+    own names of its output units (kept from an earlier run when not given).
     """
     out = Path(folder)
     old_model, entries = read_plan(out, report)
+    kept = plan_classes(out) if old_model == model else None
     if old_model != model:
         entries = {}
     for entry in layers:
@@ -382,8 +415,127 @@ def write_plan(
             "planned": int(entry["planned"]),
             "done": int(entry["done"]),
         }
-    doc = {"format": PLAN_FORMAT, "model": model, "layers": entries}
+        if entry.get("shape") is not None:
+            entries[layer_folder(entry["layer"])]["shape"] = [int(v) for v in entry["shape"]]
+    doc: dict[str, object] = {"format": PLAN_FORMAT, "model": model, "layers": entries}
+    names = list(classes) if classes is not None else kept
+    if names:
+        doc["classes"] = [str(n) for n in names]
     with contextlib.suppress(OSError, DamagedError):  # unchanged: left untouched (mtime kept)
         if read_json(out / PLAN) == rec.jsonable(doc):
             return out / PLAN
     return rec.write_json(out / PLAN, doc)
+
+
+# thumbnails, trust reports and concepts beside a layer's units -----------------------------------
+
+
+def _thumb_digest(path: Path) -> str | None:
+    """The PNG digest a thumbnail was made from (its JPEG comment); None if none or unreadable."""
+    if path.is_symlink() or not path.is_file():
+        return None
+    try:
+        with Image.open(path) as im:
+            found = im.info.get("comment")
+    except (OSError, ValueError):
+        return None
+    return found.decode("ascii", "replace") if isinstance(found, bytes) else None
+
+
+def thumbnail(folder: str | os.PathLike, png: str, sha256: str) -> tuple[str, int, int] | None:
+    """``(name, width, height)`` of ``<stem>.thumb.jpg`` beside ``folder/png``, made once.
+
+    The thumbnail is ``THUMB_SIZE`` pixels high (a strip keeps its aspect), a JPEG of a few KB
+    whose comment holds ``sha256``, the PNG's digest from its record: it is made again only when
+    that digest changes (or the thumbnail is missing, damaged or a symlink). None if the PNG
+    is not a plain file name in ``folder`` or cannot be read.
+    """
+    if not isinstance(png, str) or "/" in png or not png.endswith(".png"):
+        return None
+    source, name = Path(folder) / png, png[: -len(".png")] + ".thumb.jpg"
+    target = Path(folder) / name
+    if _thumb_digest(target) == sha256:
+        with contextlib.suppress(OSError, ValueError), Image.open(target) as im:
+            return name, im.width, im.height
+    if source.is_symlink() or not source.is_file():
+        return None
+    try:
+        with Image.open(source) as im:
+            im = im.convert("RGB")
+            width = max(1, round(im.width * THUMB_SIZE / im.height))
+            small = im.resize((width, THUMB_SIZE), Image.Resampling.BOX)
+    except (OSError, ValueError, Image.DecompressionBombError):
+        return None
+    data = io.BytesIO()
+    small.save(data, "JPEG", quality=82, comment=sha256.encode("ascii", "replace"))
+    rec.atomic_write_bytes(target, data.getvalue())
+    return name, small.width, small.height
+
+
+def _fraction(value: object) -> float | None:
+    if isinstance(value, bool) or not isinstance(value, (int, float)):
+        return None
+    return float(value) if 0.0 <= value <= 1.0 else None
+
+
+def read_trust(layer_dir: str | os.PathLike) -> dict[str, dict]:
+    """``{unit stem: {"score", "flagged", "verdict"}}`` of ``layer_dir/trust.json``; {} if
+    absent or damaged. Entries without a score in [0, 1] are left out; ``flagged`` is a bool
+    (False if not one), ``verdict`` a str ("" if not one)."""
+    folder = Path(layer_dir)
+    if not _real_folder(folder):
+        return {}
+    try:
+        doc = read_json(folder / TRUST)
+    except (OSError, DamagedError):
+        return {}
+    out = {}
+    for stem, entry in (doc if isinstance(doc, dict) else {}).items():
+        score = _fraction(entry.get("score")) if isinstance(entry, dict) else None
+        if score is None:
+            continue
+        flagged, verdict = entry.get("flagged"), entry.get("verdict")
+        out[str(stem)] = {
+            "score": score,
+            "flagged": flagged if isinstance(flagged, bool) else False,
+            "verdict": verdict if isinstance(verdict, str) else "",
+        }
+    return out
+
+
+def _relative(value: object) -> str | None:
+    """A relative path inside the layer folder (no ``..``, not absolute, no scheme), or None."""
+    if not isinstance(value, str) or not value or value.startswith("/") or ":" in value:
+        return None
+    parts = value.split("/")
+    if any(p in ("", ".", "..") or "\\" in p or "\0" in p for p in parts):
+        return None
+    return value
+
+
+def read_concepts_summary(layer_dir: str | os.PathLike) -> dict | None:
+    """``{"n", "page", "method", "concepts": [{"i", "page", "image"}]}`` of
+    ``layer_dir/concepts_summary.json`` with every path relative inside the layer folder (else
+    None: ``page``, or ``image``, which may be None); None if absent, damaged or pageless."""
+    folder = Path(layer_dir)
+    if not _real_folder(folder):
+        return None
+    try:
+        doc = read_json(folder / CONCEPTS_SUMMARY)
+    except (OSError, DamagedError):
+        return None
+    if not isinstance(doc, dict) or _relative(doc.get("page")) is None:
+        return None
+    concepts = []
+    rows = doc.get("concepts")
+    for row in rows if isinstance(rows, list) else []:
+        i = row.get("i") if isinstance(row, dict) else None
+        if isinstance(i, int) and not isinstance(i, bool) and _relative(row.get("page")):
+            concepts.append({"i": i, "page": row["page"], "image": _relative(row.get("image"))})
+    method = doc.get("method")
+    return {
+        "n": len(concepts),
+        "page": doc["page"],
+        "method": method if isinstance(method, str) else "",
+        "concepts": concepts,
+    }
