@@ -107,3 +107,35 @@ def test_concept_page_lists_its_classes_named_and_linked(tmp_path):
     assert "3 &lt;b&gt;class 3&lt;/b&gt;" in page and "../output/0003.html" not in page
     assert page.index("class 7") < page.index("class 3")
     assert "classes it matters most for" not in (folder / "concept_0001.html").read_text()
+
+
+def test_concept_pages_show_the_classes_written_for_their_dictionary(fitted, tmp_path):
+    from midnite.jobs import concepts as J
+
+    net, c = fitted
+    _, match = dic.match(planted_directions(), c.directions)
+    tiles = torch.stack([concept_pattern(k).repeat(1, 4, 4) for k in range(K)])
+    data = J.write_classes(c, tiles, tmp_path)
+    assert data is not None and data["outputs"] == K
+    assert (tmp_path / "mix" / J.CLASSES).is_file()
+    J.concepts_pages(c, tmp_path, {}, "sup")({}, True)
+    i = int(match[4])
+    page = (tmp_path / "mix" / f"concept_{i:04d}.html").read_text()
+    assert "classes it matters most for" in page
+    first = page.index("classes it matters most for")
+    assert page[first:].split("<td>")[1].startswith("4<")  # class 4 first, no names (12 classes)
+    # a dictionary of another digest shows none
+    other = C.from_directions(net, "mix", c.directions.flip(0), size=32)
+    J.concepts_pages(other, tmp_path, {}, "sup")({}, True)
+    assert "classes it matters most for" not in (tmp_path / "mix" / "concept_0000.html").read_text()
+
+
+def test_no_classes_for_a_model_without_a_class_output(tmp_path):
+    from midnite.jobs import concepts as J
+
+    net = superposition_net()
+    kept = list(net.named_children())[:-3]
+    x, _ = superposition_images(40, seed=0)
+    c = C.fit(torch.nn.Sequential(OrderedDict(kept)), "mix", x, K, seed=0, size=32)
+    assert J.write_classes(c, x[:4], tmp_path) is None
+    assert not (tmp_path / "mix" / J.CLASSES).exists()

@@ -66,6 +66,11 @@ def test_concept_page_from_file_url(tmp_path, browser):
     crops = [i for i in images if i[0].endswith("_crop.png")]
     assert len(renders) == 2 and len(heats) == 3 and len(crops) == 3, images
     assert all(done and width > 0 for _, done, width in images), images
+    classes = browser.execute_script(
+        "return Array.from(document.querySelectorAll('table.classes td:first-child'))"
+        ".map(td => td.textContent)"
+    )
+    assert classes and all(c.strip().isdigit() for c in classes)  # 12 classes: numbers only
     ARTIFACTS.mkdir(parents=True, exist_ok=True)
     browser.save_screenshot(str(ARTIFACTS / "concept.png"))
 

@@ -27,7 +27,7 @@ from midnite.images import load
 if TYPE_CHECKING:
     from midnite.analysis.concepts import Concepts
 
-__all__ = ["by_class", "class_target", "concept_attribution", "predicted"]
+__all__ = ["by_class", "class_target", "concept_attribution", "predicted", "top_classes"]
 
 Target = Callable[[Tensor], Tensor]
 
@@ -138,3 +138,15 @@ def by_class(concepts: Concepts, images: object, *, batch: int = 16) -> tuple[Te
         counts += torch.bincount(top, minlength=out.shape[1])
     assert table is not None and counts is not None  # _batches refuses an empty source
     return table, counts
+
+
+def top_classes(table: Tensor, counts: Tensor, k: int) -> list[list[tuple[int, float]]]:
+    """Per concept, its ``k`` largest ``(class, share)`` of :func:`by_class`'s table, share =
+    the class's sum over all images; classes with no positive share are left out."""
+    k = check_positive_int("k", k)
+    shares = table / float(max(1, int(counts.sum())))
+    out = []
+    for col in shares.T:
+        top = col.topk(min(k, col.numel())).indices
+        out.append([(int(c), float(col[c])) for c in top if col[c] > 0])
+    return out

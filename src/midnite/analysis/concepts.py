@@ -220,13 +220,7 @@ class Concepts:
         all images. Needs a ``(batch, classes)`` output; classes with no share are left out."""
         k = check_positive_int("k", k)
         table, counts = attribution.by_class(self, images, batch=batch)
-        count = float(max(1, int(counts.sum())))
-        out = []
-        for i in range(self.n):
-            col = table[:, i] / count
-            top = col.topk(min(k, col.numel())).indices
-            out.append([(int(c), float(col[c])) for c in top if col[c] > 0])
-        return out
+        return attribution.top_classes(table, counts, k)
 
     # ---------------------------------------------------------------- state
     def stability(self, other: Concepts) -> float:

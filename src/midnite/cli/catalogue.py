@@ -411,11 +411,11 @@ def run(args: argparse.Namespace) -> int:
                     report,
                 )  # fmt: skip
                 pages = J.with_concept_pages(
-                    catalogue_pages(work, out), layer_sets, out, args.model
+                    catalogue_pages(work, out, shapes), layer_sets, out, args.model
                 )
             summary = run_jobs(
                 work + more, out, executor=executor, progress=not args.no_progress,
-                report=report, expected=expected, pages=pages,
+                report=report, expected=expected, pages=pages, shapes=shapes,
             )  # fmt: skip
     except rec.FolderBusy as err:
         raise BusyError(str(err)) from None

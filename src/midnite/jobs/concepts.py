@@ -23,6 +23,7 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor
 
+from midnite.analysis.attribution import by_class, top_classes
 from midnite.analysis.concepts import Concepts, learn
 from midnite.errors import UsageError
 from midnite.images import list_images, png_bytes
@@ -31,11 +32,13 @@ from midnite.jobs.plan import LAYERS, Batch, Settings, canonical, layer_folder, 
 from midnite.jobs.runner import Summary, run
 from midnite.jobs.views import REGISTRY, View, register_view
 from midnite.pages import concepts as concept_pages
+from midnite.pages.classes import unit_names
 from midnite.store import records as rec
 from midnite.store.concepts import load_concepts, save_concepts
 from midnite.store.files import DamagedError, atomic_write_bytes, read_json, write_json
 
 __all__ = [
+    "CLASSES",
     "DICTIONARY",
     "EXAMPLES",
     "FIT_FILE",
@@ -51,6 +54,7 @@ __all__ = [
     "render_concepts",
     "saved_dictionary",
     "with_concept_pages",
+    "write_classes",
     "write_examples",
     "write_summary",
 ]
@@ -281,7 +285,8 @@ def concepts_pages(
     def build(scans: Mapping[str, rec.Scan], final: bool) -> Path:
         scan = scans.get(layer_folder(concepts.layer))
         valid = scan.valid() if scan is not None else {}
-        return concept_pages.build(folder, info, set(valid), examples or {})
+        shown = {**info, **_read_classes(concepts, folder)}
+        return concept_pages.build(folder, shown, set(valid), examples or {})
 
     return build
 
@@ -346,7 +351,47 @@ def examples_of(
             return found
     if isinstance(images, (str, os.PathLike)) and Path(images).is_dir():
         images = [Path(images) / name for name in list_images(images, exclude=[out])]
+    write_classes(concepts, images, out)
     return write_examples(concepts, images, out, k)
+
+
+CLASSES = "concept_classes.json"  # a layer's concepts' classes (``Concepts.classes``)
+TOP_CLASSES = 5
+
+
+def write_classes(concepts: Concepts, images: object, out: str | os.PathLike) -> dict | None:
+    """``out/<layer>/concept_classes.json``: ``{"digest", "outputs", "classes": [[[class,
+    share], ...] per concept]}``, the classes each concept matters most for; None (and no
+    file) when the model's output is not ``(batch, classes)``."""
+    try:
+        table, counts = by_class(concepts, images)
+    except UsageError as err:
+        if "(batch, classes)" in str(err):
+            return None
+        raise
+    data = {
+        "digest": dictionary_digest(concepts),
+        "outputs": table.shape[0],
+        "classes": top_classes(table, counts, TOP_CLASSES),
+    }
+    folder = Path(out) / layer_folder(concepts.layer)
+    folder.mkdir(parents=True, exist_ok=True)
+    write_json(folder / CLASSES, data)
+    return data
+
+
+def _read_classes(concepts: Concepts, folder: Path) -> dict:
+    """``classes`` and ``class_names`` for the concept pages, from ``concept_classes.json``
+    when it was written for this dictionary (anything else: none shown)."""
+    try:
+        data = read_json(folder / CLASSES)
+    except (DamagedError, ValueError, OSError):
+        return {}
+    if not isinstance(data, dict) or data.get("digest") != dictionary_digest(concepts):
+        return {}
+    outputs = data.get("outputs")
+    names = unit_names(outputs if isinstance(outputs, int) else None)
+    return {"classes": data.get("classes") or [], "class_names": list(names or [])}
 
 
 SUMMARY = "concepts_summary.json"  # a layer's concepts for the catalogue's layer page

@@ -124,6 +124,9 @@ def _commonest(values: list[str], default: str) -> str:
     return max(sorted(set(values)), key=values.count) if values else default
 
 
+CONCEPT_VIEWS = "concept_"  # views of concepts (jobs.concepts), not of units
+
+
 def _read_layer(folder: Path, found: rec.Scan | None = None) -> Layer | None:
     found = rec.scan(folder) if found is None else found
     if not found.units and not found.damaged:
@@ -133,11 +136,15 @@ def _read_layer(folder: Path, found: rec.Scan | None = None) -> Layer | None:
     models: list[str] = []
     for path, record in found.units:
         view = str(record.get("view") or record.get("objective") or "channel")
+        if view.startswith(CONCEPT_VIEWS):  # a concept's render: its concept pages show it
+            continue
         unit = record["unit"]
         units.setdefault(unit, Unit(unit)).views[view] = (path, record)
         names.append(str(record.get("layer", "")))
         models.append(str(record.get("model", "")))
     for bad in found.damaged:
+        if bad.stem.startswith(CONCEPT_VIEWS):
+            continue
         match = _STEM.match(bad.stem)
         number = bad.unit if bad.unit is not None else (int(match["unit"]) if match else None)
         if number is None:
