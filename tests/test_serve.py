@@ -70,7 +70,8 @@ def test_job_lifecycle_writes_through_the_runner(tmp_path):
     app, _manager, folder = make(tmp_path)
     with TestClient(app, base_url=BASE) as client:
         layers_ = client.get("/api/layers").json()
-        assert {"name": "2", "display": "2", "shape": [6, 16, 16], "units": 6} in layers_["layers"]
+        two = {"name": "2", "display": "2", "shape": [6, 16, 16], "units": 6, "concepts": []}
+        assert two in layers_["layers"]
         made = client.post("/api/render", json=RENDER)
         assert made.status_code == 202, made.text
         state = wait(client, made.json()["job"])
@@ -339,3 +340,41 @@ def test_live_render_shows_a_catalogue_render_of_another_batching(tmp_path):
         other = wait(client, client.post("/api/render", json={**RENDER, "steps": 6}).json()["job"])
         assert other["state"] == "done" and other["up_to_date"] is False
         assert png_file.read_bytes() != before[0]  # other settings: rendered and replaced
+
+
+def test_live_render_of_a_concept_of_the_folder(tmp_path):
+    from midnite.analysis import concepts as C
+    from midnite.evaluation.superposition import superposition_images, superposition_net
+    from midnite.jobs import concepts as J
+    from midnite.store.concepts import load_concepts, save_concepts
+
+    net = superposition_net()
+    x, _ = superposition_images(120, seed=0)
+    folder = tmp_path / "site"
+    (folder / "mix").mkdir(parents=True)
+    c = C.fit(net, "mix", x, 12, seed=0, size=32)
+    save_concepts(folder / "mix" / J.DICTIONARY, c)
+    manager = JobManager(net, "sup", folder, shapes_of(net), limits=LIMITS)
+    app = create_app(folder, manager=manager, model=net, size=32)
+    loaded = load_concepts(folder / "mix" / J.DICTIONARY, net)  # as the server loads it
+    view = J.concept_views(loaded)["natural"]
+    with TestClient(app, base_url=BASE) as client:
+        layers = {entry["name"]: entry for entry in client.get("/api/layers").json()["layers"]}
+        assert {e["view"]: e["n"] for e in layers["mix"]["concepts"]} == {
+            view: 12,
+            f"{view}_feature": 12,
+        }
+        assert layers["detect"]["concepts"] == []
+        body = {"layer": "mix", "unit": 11, "view": view, "steps": 3, "size": 32}
+        state = wait(client, client.post("/api/render", json=body).json()["job"])
+        assert state["state"] == "done", state
+        assert (folder / "mix" / f"{view}_0011.png").is_file()  # concept 11 of 6 channels
+        summary = json.loads((folder / "mix" / J.SUMMARY).read_text())
+        assert summary["concepts"][11]["image"] == f"{view}_0011.png"
+        assert (folder / "mix" / "concept_0011.html").is_file()
+        assert "concept_0011" not in client.get("/mix/index.html").text.split("Concepts")[0]
+        for bad in ({**body, "unit": 12}, {**body, "layer": "detect"}):
+            answer = client.post("/api/render", json=bad)
+            assert answer.status_code == 400, answer.text
+        page = client.get("/mix/concept_0011.html").text
+        assert f"/live?layer=mix&amp;view={view}&amp;unit=11" in page

@@ -78,6 +78,10 @@ class Live:
             stem = parts[1].removesuffix(".html") if len(parts) == 2 else ""
             if stem.isdigit():
                 query["unit"] = str(int(stem))
+            concept = stem.removeprefix("concept_")
+            views = self._concepts(query["layer"])
+            if stem.startswith("concept_") and concept.isdigit() and views:
+                query.update(view=views[0]["view"], unit=str(int(concept)))
         href = html.escape("/live" + ("?" + urlencode(query) if query else ""))
         return f'<p class="live-link"><a href="{href}">live renders &#9656;</a></p>\n'.encode()
 
@@ -85,7 +89,7 @@ class Live:
         return {
             "model": self.manager.name,
             "size": self.size,
-            "views": view_names(),
+            "views": [v for v in view_names() if v not in self.manager.concepts],
             "recipes": sorted(recipes.RECIPES),
             "limits": {
                 "max_steps": self.manager.limits.max_steps,
@@ -93,10 +97,24 @@ class Live:
                 "max_upload": MAX_UPLOAD,
             },
             "layers": [
-                {"name": n, "display": n or "(output)", "shape": list(s), "units": s[0]}
+                {
+                    "name": n,
+                    "display": n or "(output)",
+                    "shape": list(s),
+                    "units": s[0],
+                    "concepts": self._concepts(n),
+                }
                 for n, s in self.shapes.items()
             ],
         }
+
+    def _concepts(self, layer: str) -> list[dict]:
+        """The concept views of ``layer``: ``[{"view", "recipe", "n"}]``."""
+        return [
+            {"view": name, "recipe": v.recipe, "n": v.n}
+            for name, v in self.manager.concepts.items()
+            if v.layer == layer
+        ]
 
     def keep(self, image: torch.Tensor) -> str:
         """Keep an uploaded image for renders started from it; its id."""
@@ -142,7 +160,9 @@ async def api_render(request: HTTPRequest) -> Response:
         return _error(415, "POST /api/render needs Content-Type: application/json")
     try:
         raw = await _body(request, 64 * 1024)
-        job_request, init = parse_render(raw, live.shapes, live.manager.limits, live.size)
+        job_request, init = parse_render(
+            raw, live.shapes, live.manager.limits, live.size, live.manager.concepts
+        )
         if init is not None:
             image = live.uploads.get(init)
             if image is None:

@@ -26,10 +26,12 @@ from midnite.engine import RenderResult, StepState, render_config
 from midnite.errors import MidniteError, UsageError
 from midnite.images import png_bytes
 from midnite.jobs import LAYERS, Batch, Settings, plan, run
-from midnite.jobs.plan import canonical
+from midnite.jobs import concepts as J
+from midnite.jobs.plan import canonical, layer_folder
 from midnite.jobs.runner import Pages
 from midnite.jobs.views import captions
 from midnite.pages import catalogue as site
+from midnite.serve.concepts import dictionaries
 from midnite.store import records as rec
 
 __all__ = ["STATES", "TERMINAL", "Job", "JobManager", "Limits", "QueueFull", "Request"]
@@ -133,6 +135,8 @@ class JobManager:
     ):
         self.name, self.folder, self.shapes, self.limits = name, Path(folder), shapes, limits
         self.device = device
+        # the folder's concept dictionaries of this model: their views render concept i
+        self.concepts = dictionaries(model, self.folder)
         self.jobs: dict[str, Job] = {}
         self._lock = threading.Lock()
         self._write = threading.Lock()  # one runner at a time writes into the folder
@@ -235,12 +239,15 @@ class JobManager:
 
     def plan(self, model: torch.nn.Module, r: Request) -> list[Batch]:
         """The one-unit plan of ``r`` (``jobs.plan``, ``LAYERS`` layout, batch 1)."""
+        concept = self.concepts.get(r.view)
         settings = Settings(
             size=(r.size, r.size), steps=r.steps, batch=1, seed=0, device=self.device,
-            recipe=r.recipe, init=r.init, init_penalty=r.init_penalty,
+            recipe=r.recipe or (concept.recipe if concept else None), init=r.init,
+            init_penalty=r.init_penalty,
         )  # fmt: skip
+        shape = (concept.n,) if concept else self.shapes[r.layer]
         return plan(
-            model, self.name, [r.layer], {r.layer: self.shapes[r.layer]},
+            model, self.name, [r.layer], {r.layer: shape},
             settings=settings, views=[r.view], units=[r.unit], layout=LAYERS,
         )  # fmt: skip
 
@@ -280,9 +287,21 @@ class JobManager:
                 self._site = site.Site(self.folder, captions())
             path = self._site.update(sub, scans[sub])
             self._stamp = path.stat().st_mtime_ns
+            self._concept_pages(sub, scans)
             return path
 
         return build
+
+    def _concept_pages(self, sub: str, scans: Mapping[str, rec.Scan]) -> None:
+        """The concept pages and summary of the dictionaries of layer folder ``sub``."""
+        done = set(scans[sub].valid())
+        seen: set[int] = set()
+        for view in self.concepts.values():
+            if layer_folder(view.layer) != sub or id(view.concepts) in seen:
+                continue
+            seen.add(id(view.concepts))
+            J.concepts_pages(view.concepts, self.folder, view.examples, self.name)(scans, True)
+            J.write_summary(view.concepts, self.folder, done)
 
     def _held(self, batch: Batch, unit: int) -> bool:
         """The folder holds this render from another batching (a catalogue's batch of 8): the

@@ -6,10 +6,12 @@ from __future__ import annotations
 import difflib
 import json
 import math
+from collections.abc import Mapping
 
 from midnite.engine import recipes
 from midnite.errors import UsageError
 from midnite.jobs import get_view, view_names
+from midnite.serve.concepts import ConceptView
 from midnite.serve.jobs import Limits, Request
 
 __all__ = ["OUTPUT_NAMES", "BadRequest", "layer_name", "parse_render"]
@@ -58,12 +60,18 @@ def _penalty(body: dict) -> float:
 
 
 def parse_render(
-    raw: bytes, shapes: dict[str, tuple[int, ...]], limits: Limits, default_size: int
+    raw: bytes,
+    shapes: dict[str, tuple[int, ...]],
+    limits: Limits,
+    default_size: int,
+    concepts: Mapping[str, ConceptView] | None = None,
 ) -> tuple[Request, str | None]:
     """A render request from its JSON body, and the upload id of its ``init`` (or None).
 
-    ``{"layer", "unit"[, "view", "steps", "size", "recipe", "init", "init_penalty"]}``.
+    ``{"layer", "unit"[, "view", "steps", "size", "recipe", "init", "init_penalty"]}``; a
+    concept view (``concepts``) is of its dictionary's layer only, ``unit`` its concept.
     """
+    concepts = concepts or {}
     if len(raw) > MAX_BODY:
         raise BadRequest(f"the request body must be at most {MAX_BODY} bytes, got {len(raw)}")
     try:
@@ -74,10 +82,11 @@ def parse_render(
         raise BadRequest(f"the body must be a JSON object, got {type(body).__name__}")
     layer = layer_name(body.get("layer"), shapes)
     shape = shapes[layer]
-    unit = _int(body, "unit", 0, shape[0] - 1)
     view = body.get("view", "channel")
-    if not isinstance(view, str) or view not in view_names():
-        raise BadRequest(f"view must be one of {', '.join(view_names())}, got {_short(view)}")
+    known = [v for v in view_names() if v not in concepts or concepts[v].layer == layer]
+    if not isinstance(view, str) or view not in known:
+        raise BadRequest(f"view must be one of {', '.join(known)}, got {_short(view)}")
+    unit = _int(body, "unit", 0, (concepts[view].n if view in concepts else shape[0]) - 1)
     if get_view(view).positions and len(shape) < 2:
         raise BadRequest(f"view {view!r} needs a layer with positions (C, H, W); {layer!r} is flat")
     steps = _int(body, "steps", 1, limits.max_steps, DEFAULT_STEPS)

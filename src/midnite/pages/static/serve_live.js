@@ -108,16 +108,31 @@
       const text = `${l.display} (${l.units} units)`;
       option($("layer"), l.name, text); option($("fires-layer"), l.name, text);
     }
-    for (const v of info.views) option($("view"), v, v);
+    // the views of the chosen layer: the unit views, then its concepts' (unit = concept index)
+    function views() {
+      const l = info.layers.find((x) => x.name === $("layer").value);
+      const kept = $("view").value;
+      $("view").replaceChildren();
+      for (const v of info.views) option($("view"), v, v);
+      for (const c of (l && l.concepts) || []) option($("view"), c.view, `concept (${c.recipe})`);
+      if ([...$("view").options].some((o) => o.value === kept)) $("view").value = kept;
+      limit();
+    }
+    function limit() {
+      const l = info.layers.find((x) => x.name === $("layer").value);
+      const c = l && (l.concepts || []).find((x) => x.view === $("view").value);
+      if (l) $("unit").max = (c ? c.n : l.units) - 1;
+    }
     $("steps").max = info.limits.max_steps; $("size").max = info.limits.max_size;
     $("size").value = Math.min(info.size, info.limits.max_size);
     const q = new URLSearchParams(location.search);
     if (q.has("layer")) $("layer").value = q.get("layer");
+    views();
+    if (q.has("view")) $("view").value = q.get("view");
     if (q.has("unit")) $("unit").value = q.get("unit");
-    $("layer").addEventListener("change", () => {
-      const l = info.layers.find((x) => x.name === $("layer").value);
-      if (l) $("unit").max = l.units - 1;
-    });
+    limit();
+    $("layer").addEventListener("change", views);
+    $("view").addEventListener("change", limit);
     $("render-form").addEventListener("submit", start);
     $("cancel").addEventListener("click", cancel);
     $("fires-form").addEventListener("submit", findFires);
