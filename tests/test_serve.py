@@ -344,7 +344,13 @@ def test_live_render_shows_a_catalogue_render_of_another_batching(tmp_path):
 
 def test_live_render_of_a_concept_of_the_folder(tmp_path):
     from midnite.analysis import concepts as C
-    from midnite.evaluation.superposition import superposition_images, superposition_net
+    from midnite.analysis import dictionary as dic
+    from midnite.evaluation.superposition import (
+        concept_pattern,
+        planted_directions,
+        superposition_images,
+        superposition_net,
+    )
     from midnite.jobs import concepts as J
     from midnite.store.concepts import load_concepts, save_concepts
 
@@ -378,3 +384,16 @@ def test_live_render_of_a_concept_of_the_folder(tmp_path):
             assert answer.status_code == 400, answer.text
         page = client.get("/mix/concept_0011.html").text
         assert f"/live?layer=mix&amp;view={view}&amp;unit=11" in page
+        # what fires on a photo of planted pattern 5: the concept matched to it comes first
+        _, match = dic.match(planted_directions(), loaded.directions)
+        pattern = (concept_pattern(5).repeat(1, 4, 4) * 255).round().to(torch.uint8)
+        photo = io.BytesIO()
+        Image.fromarray(pattern.permute(1, 2, 0).numpy()).save(photo, "PNG")
+        got = client.post("/api/fires", files={"image": ("p.png", photo.getvalue(), "image/png")},
+                          data={"layer": "mix", "top": "3"}).json()  # fmt: skip
+        assert got["concept_view"] == view and len(got["concepts"]) == 3
+        assert got["concepts"][0]["concept"] == int(match[5])
+        assert got["concepts"][0]["heatmap"].startswith("data:image/png")
+        plain = client.post("/api/fires", files={"image": ("p.png", png(), "image/png")},
+                            data={"layer": "detect", "top": "2"}).json()  # fmt: skip
+        assert plain["concepts"] == [] and plain["concept_view"] is None

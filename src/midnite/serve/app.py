@@ -38,9 +38,10 @@ from midnite.engine import recipes
 from midnite.errors import UsageError
 from midnite.images import load, shrink
 from midnite.jobs import layer_folder, view_names
+from midnite.jobs.concepts import RECIPES
 from midnite.pages.templating import render as render_page
 from midnite.serve.files import content_type, resolve
-from midnite.serve.fires import fires
+from midnite.serve.fires import concept_fires, fires
 from midnite.serve.jobs import TERMINAL, JobManager, QueueFull
 from midnite.serve.requests import BadRequest, layer_name, parse_render
 
@@ -238,9 +239,18 @@ def _check_upload(live: Live, data: bytes, layer: str, top: int) -> dict:
     """The upload decoded and checked (``images.load``), then what fires on it."""
     image = load(data, channels=live.channels)
     shown = _fit(image, live.size)
+    views = [(name, v) for name, v in live.manager.concepts.items()
+             if v.layer == layer and v.recipe == RECIPES[0]]  # fmt: skip
     with live.fires_lock:
         found = fires(live.fires_model, layer, shown, top)
-    return {"upload": live.keep(image), "layer": layer, "units": found}
+        concepts = concept_fires(views[0][1].concepts, shown, top) if views else []
+    return {
+        "upload": live.keep(image),
+        "layer": layer,
+        "units": found,
+        "concepts": concepts,
+        "concept_view": views[0][0] if views else None,
+    }
 
 
 async def api_fires(request: HTTPRequest) -> Response:

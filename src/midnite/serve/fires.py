@@ -2,7 +2,8 @@
 
 ``fires(model, layer, image, top)`` runs the model once on a ``(C, H, W)`` image in [0, 1] and
 returns the ``top`` units by mean activation (the ``channel`` view's objective), each with a
-small heatmap (a PNG data URL) of where it fires for a ``(C, H, W)`` layer.
+small heatmap (a PNG data URL) of where it fires for a ``(C, H, W)`` layer;
+``concept_fires(concepts, image, top)`` the same for a layer's concepts (their maps' maxima).
 """
 
 from __future__ import annotations
@@ -10,11 +11,12 @@ from __future__ import annotations
 import torch
 import torch.nn.functional as F
 
+from midnite.analysis.concepts import Concepts
 from midnite.engine import ActivationCapture, frozen
 from midnite.errors import UsageError
 from midnite.serve.jobs import data_url
 
-__all__ = ["HEATMAP", "fires"]
+__all__ = ["HEATMAP", "concept_fires", "fires"]
 
 HEATMAP = 64  # heatmap side in pixels (nearest-neighbour enlarged, so cells stay visible)
 
@@ -52,3 +54,24 @@ def fires(model: torch.nn.Module, layer: str, image: torch.Tensor, top: int = 12
             }
         )
     return found
+
+
+def concept_fires(concepts: Concepts, image: torch.Tensor, top: int = 12) -> list[dict]:
+    """The ``top`` concepts of a dictionary by their code (map maximum) on ``image`` ``(C, H,
+    W)``: ``[{"concept", "value", "heatmap"}]`` (``heatmap`` None for a flat layer)."""
+    if not isinstance(image, torch.Tensor) or image.dim() != 3:
+        got = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+        raise UsageError(f"concept_fires needs an image tensor (C, H, W), got {got}")
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        raise UsageError(f"top must be a positive int, got {top!r}")
+    maps = concepts.maps(image[None])[0].float()
+    values = maps.flatten(1).amax(1) if maps.dim() == 3 else maps
+    order = torch.argsort(values, descending=True)[:top]
+    return [
+        {
+            "concept": int(i),
+            "value": float(values[i]),
+            "heatmap": _heatmap(maps[i]) if maps.dim() == 3 else None,
+        }
+        for i in order.tolist()
+    ]

@@ -73,14 +73,17 @@
     if (job) await api(`/api/jobs/${encodeURIComponent(job)}`, { method: "DELETE" }).catch(() => {});
   }
 
-  function fireRow(layer, u) {
+  // a unit (view: channel) or a concept (view: the layer's concept view) the photo drives
+  function fireRow(layer, u, view) {
     const li = document.createElement("li");
     if (u.heatmap) { const img = document.createElement("img"); img.src = u.heatmap; img.width = 48; li.appendChild(img); }
-    li.appendChild(document.createTextNode(` unit ${u.unit}: ${u.value.toFixed(4)} `));
+    const what = view === "channel" ? `unit ${u.unit}` : `concept ${u.concept}`;
+    li.appendChild(document.createTextNode(` ${what}: ${u.value.toFixed(4)} `));
     const b = document.createElement("button");
     b.type = "button"; b.textContent = "accentuate";
     b.addEventListener("click", () => {
-      $("layer").value = layer; $("unit").value = u.unit;
+      $("layer").value = layer; $("layer").dispatchEvent(new Event("change"));
+      $("view").value = view; $("unit").value = view === "channel" ? u.unit : u.concept;
       start(null, { init: upload, init_penalty: 1.0 });
     });
     li.appendChild(b);
@@ -97,7 +100,9 @@
     try {
       const found = await api("/api/fires", { method: "POST", body: form });
       upload = found.upload;
-      $("fires-list").replaceChildren(...found.units.map((u) => fireRow(found.layer, u)));
+      $("fires-list").replaceChildren(
+        ...found.units.map((u) => fireRow(found.layer, u, "channel")),
+        ...found.concepts.map((c) => fireRow(found.layer, c, found.concept_view)));
       $("fires-status").textContent = `the units of ${found.layer || "(output)"} it drives most`;
     } catch (err) { $("fires-status").textContent = `refused: ${err.message}`; }
   }
