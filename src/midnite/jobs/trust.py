@@ -131,7 +131,10 @@ def add_trust(
     **options: object,
 ) -> TrustSummary:
     """Write ``DIR/<layer>/trust.json`` for each of ``layers`` (``layer_trust``'s options);
-    a layer without enough saved examples is skipped and named to ``report`` in one line."""
+    a layer without enough saved examples is skipped and named to ``report`` in one line;
+    ``judge is model`` is refused."""
+    if judge is model:
+        raise UsageError("judge must be a different network from model (it took part), got model")
     summary = TrustSummary()
     for layer in layers:
         try:
