@@ -197,7 +197,8 @@ def assess(
     report.natural, report.natural_ci = hit / pairs, wilson(hit, pairs)
     report.pairs, report.seed = pairs, seed
     if len(vis) >= 2:
-        report.stability = float(metrics.seed_stability(vis.target))
+        centred = vis.target - natural.target.mean(0, keepdim=True)
+        report.stability = float(metrics.seed_stability(centred))
     return report
 
 
@@ -251,7 +252,8 @@ def trust(
       channel means, centred), to the picture(s) (``score``), or to the top minus the bottom
       natural references (``natural``); 95 % Wilson intervals.
     - ``stability``: ``metrics.seed_stability`` of the target layer's channel means of the
-      ``views`` pictures; ``naturalness``: ``metrics.naturalness``; ``transfer``:
+      ``views`` pictures, centred by the natural images' mean (1: every view moves the layer
+      the same way from a typical photograph); ``naturalness``: ``metrics.naturalness``; ``transfer``:
       ``metrics.transferability`` by the judge when the target is a class of the output.
 
     A picture that is not finite is reported (``finite`` False, ``flagged``), not scored.
@@ -277,14 +279,11 @@ def trust(
         pics = _picture(image)
     else:
         settings: dict[str, Any] = dict(render_settings or {})
-        result = render(
-            model, objective, recipe=recipe, batch=views, seed=seed, size=hw,
-            progress=False, device=dev, **settings,
-        )  # fmt: skip
+        result = render(model, objective, recipe=recipe, batch=views, seed=seed, size=hw,
+                        progress=False, device=dev, **settings)  # fmt: skip
         pics = result.images
         if result.failed:
-            report.finite, report.problem = False, f"render failed: {dict(result.failed)}"
-            return report
+            pics = torch.full_like(pics, math.nan)  # reported below, not scored
     if not bool(torch.isfinite(pics).all()):
         report.finite, report.problem = False, "the picture holds NaN or infinite values"
         return report
@@ -294,6 +293,4 @@ def trust(
     assert natural.values is not None
     assess(natural, vis, natural.values, report=report, pairs=pairs, refs=refs, seed=seed)
     _extras(report, pics, target, judge)
-    if report.path is not None and not math.isfinite(report.path):
-        report.path = None
     return report
