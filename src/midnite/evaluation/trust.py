@@ -253,8 +253,8 @@ def trust(
       natural references (``natural``); 95 % Wilson intervals.
     - ``stability``: ``metrics.seed_stability`` of the target layer's channel means of the
       ``views`` pictures, centred by the natural images' mean (1: every view moves the layer
-      the same way from a typical photograph); ``naturalness``: ``metrics.naturalness``; ``transfer``:
-      ``metrics.transferability`` by the judge when the target is a class of the output.
+      the same way from a typical photograph); ``naturalness``: ``metrics.naturalness``;
+      ``transfer``: ``metrics.transferability`` by the judge for a class of the output.
 
     A picture that is not finite is reported (``finite`` False, ``flagged``), not scored.
     ``judge is model`` is refused: the judge must take no part in the picture.
