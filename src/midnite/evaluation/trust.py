@@ -197,8 +197,11 @@ def assess(
     report.natural, report.natural_ci = hit / pairs, wilson(hit, pairs)
     report.pairs, report.seed = pairs, seed
     if len(vis) >= 2:
-        centred = vis.target - natural.target.mean(0, keepdim=True)
-        report.stability = float(metrics.seed_stability(centred))
+        per_layer = [
+            float(metrics.seed_stability(vis.path[x] - natural.path[x].mean(0, keepdim=True)))
+            for x in natural.path
+        ]
+        report.stability = sum(per_layer) / len(per_layer) if per_layer else None
     return report
 
 
@@ -251,9 +254,10 @@ def trust(
       the target more is more similar, in ``judge`` features (its output, or ``judge_layer``'s
       channel means, centred), to the picture(s) (``score``), or to the top minus the bottom
       natural references (``natural``); 95 % Wilson intervals.
-    - ``stability``: ``metrics.seed_stability`` of the target layer's channel means of the
-      ``views`` pictures, centred by the natural images' mean (1: every view moves the layer
-      the same way from a typical photograph); ``naturalness``: ``metrics.naturalness``;
+    - ``stability``: ``metrics.seed_stability`` of the ``views`` pictures' channel means at the
+      path layers, centred by the natural images' mean, averaged over the layers (1: every
+      view takes the same path away from a typical photograph; the target layer itself is
+      left out, where the target channel alone would make any two views agree); ``naturalness``: ``metrics.naturalness``;
       ``transfer``: ``metrics.transferability`` by the judge for a class of the output.
 
     A picture that is not finite is reported (``finite`` False, ``flagged``), not scored.
