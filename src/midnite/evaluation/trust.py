@@ -257,8 +257,9 @@ def trust(
     - ``stability``: ``metrics.seed_stability`` of the ``views`` pictures' channel means at the
       path layers, centred by the natural images' mean, averaged over the layers (1: every
       view takes the same path away from a typical photograph; the target layer itself is
-      left out, where the target channel alone would make any two views agree); ``naturalness``: ``metrics.naturalness``;
-      ``transfer``: ``metrics.transferability`` by the judge for a class of the output.
+      left out, where the target channel alone would make any two views agree);
+      ``naturalness``: ``metrics.naturalness``; ``transfer``: ``metrics.transferability`` by
+      the judge for a class of the output.
 
     A picture that is not finite is reported (``finite`` False, ``flagged``), not scored.
     ``judge is model`` is refused: the judge must take no part in the picture.
