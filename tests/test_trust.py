@@ -178,9 +178,9 @@ def test_the_fooled_units_picture_shows_the_planted_pattern(seed: int) -> None:
 @pytest.mark.slow
 @pytest.mark.xfail(
     strict=True,
-    reason="#20 open: the rendered fooled picture holds the honest texture beside the pattern, "
-    "so its path agrees with the examples (path 0.68-0.80 measured); only the bare pattern is "
-    "flagged (test_the_planted_pattern_as_picture_is_flagged_and_at_chance)",
+    reason="#20 open: the rendered fooled picture holds the honest 45 deg texture beside the "
+    "pattern, so its path agrees with the examples' (not flagged at seed 0); only the bare "
+    "pattern is flagged (test_the_planted_pattern_as_picture_is_flagged_and_at_chance)",
 )
 def test_the_fooled_unit_is_flagged_and_the_honest_twin_is_not(photos: torch.Tensor) -> None:
     net, judge = fo.fooled_net(0), fo.GaborJudge()
