@@ -27,14 +27,19 @@ SIZE = 48
 
 
 @pytest.fixture(scope="module")
-def photos(tmp_path_factory: pytest.TempPathFactory) -> torch.Tensor:
-    """64 crops of the shipped photographs at 48 px (scikit-image's sample data)."""
+def crops(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of 64 crops of the shipped photographs at 48 px (scikit-image's sample data)."""
     pytest.importorskip("skimage")
     from midnite.evaluation.photos import write_crops
+
+    return write_crops(tmp_path_factory.mktemp("crops"), 64, SIZE, 0)
+
+
+@pytest.fixture(scope="module")
+def photos(crops: Path) -> torch.Tensor:
     from midnite.images import load
 
-    folder = write_crops(tmp_path_factory.mktemp("crops"), 64, SIZE, 0)
-    return torch.stack([load(p, size=SIZE) for p in sorted(folder.glob("*.png"))])
+    return torch.stack([load(p, size=SIZE) for p in sorted(crops.glob("*.png"))])
 
 
 # --------------------------------------------------------------------------- statistics
@@ -157,6 +162,14 @@ def test_the_planted_pattern_as_picture_is_flagged_and_at_chance(photos: torch.T
     again = trust(net, ("unit", fo.FOOLED), photos, judge=judge, image=pics, size=SIZE,
                   pairs=36, refs=4)  # fmt: skip
     assert again.to_json() == rep.to_json()  # deterministic
+
+
+def test_a_folder_gives_the_report_of_its_images(crops: Path, photos: torch.Tensor) -> None:
+    net, judge, pic = fo.fooled_net(1), fo.GaborJudge(), fo.fooling_pattern(SIZE, SIZE)
+    kw = dict(judge=judge, image=pic, size=SIZE, pairs=36, refs=4)
+    from_folder = trust(net, ("unit", 0), crops, **kw)  # type: ignore[arg-type]
+    from_tensor = trust(net, ("unit", 0), photos, **kw)  # type: ignore[arg-type]
+    assert from_folder.to_json() == from_tensor.to_json() and from_folder.score is not None
 
 
 def trust_pictures(net: nn.Module, unit: int, seed: int) -> torch.Tensor:
