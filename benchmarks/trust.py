@@ -96,8 +96,8 @@ def _figure(rows: list[tuple[str, int, TrustReport, float]], out: str) -> None:
     fig, (a, b) = plt.subplots(1, 2, figsize=(9, 4))
     for layer in dict.fromkeys(r[0] for r in rows):
         reps = [r[2] for r in rows if r[0] == layer]
-        a.scatter([x.natural for x in reps], [x.score for x in reps], label=layer)
-        b.scatter([x.stability for x in reps], [x.score for x in reps], label=layer)
+        a.scatter([x.natural for x in reps], [x.score for x in reps], label=f"layer {layer}")
+        b.scatter([x.stability for x in reps], [x.score for x in reps], label=f"layer {layer}")
     a.plot([0, 1], [0, 1], "k:", lw=1)
     a.set(xlabel="natural references", ylabel="synthetic references", title="2-alternative")
     b.set(xlabel="seed stability", ylabel="synthetic score", title="score vs stability")
