@@ -255,9 +255,8 @@ def trust(
       channel means, centred), to the picture(s) (``score``), or to the top minus the bottom
       natural references (``natural``); 95 % Wilson intervals.
     - ``stability``: ``metrics.seed_stability`` of the ``views`` pictures' channel means at the
-      path layers, centred by the natural images' mean, averaged over the layers (1: every
-      view takes the same path away from a typical photograph; the target layer itself is
-      left out, where the target channel alone would make any two views agree);
+      path layers, centred by the natural images' mean, averaged over the layers (the target
+      layer is left out: its target channel alone would make any two views agree);
       ``naturalness``: ``metrics.naturalness``; ``transfer``: ``metrics.transferability`` by
       the judge for a class of the output.
 
