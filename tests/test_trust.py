@@ -1,0 +1,269 @@
+"""Trust reports (#20): the statistics, bad input, the fooling circuit and the catalogue pass."""
+
+from __future__ import annotations
+
+import json
+import math
+from pathlib import Path
+
+import pytest
+import torch
+from torch import nn
+
+from midnite.errors import UsageError
+from midnite.evaluation import fooling as fo
+from midnite.evaluation.trust import target_objective, trust
+from midnite.evaluation.trust_stats import (
+    min_images,
+    observe,
+    pair_up,
+    path_agreement,
+    path_layers,
+    two_alternative,
+    wilson,
+)
+
+SIZE = 48
+
+
+@pytest.fixture(scope="module")
+def crops(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """A folder of 64 crops of the shipped photographs at 48 px (scikit-image's sample data)."""
+    pytest.importorskip("skimage")
+    from midnite.evaluation.photos import write_crops
+
+    return write_crops(tmp_path_factory.mktemp("crops"), 64, SIZE, 0)
+
+
+@pytest.fixture(scope="module")
+def photos(crops: Path) -> torch.Tensor:
+    from midnite.images import load
+
+    return torch.stack([load(p, size=SIZE) for p in sorted(crops.glob("*.png"))])
+
+
+# --------------------------------------------------------------------------- statistics
+
+
+def test_wilson_matches_the_formula_and_checks_input() -> None:
+    lo, hi = wilson(50, 100)
+    assert lo == pytest.approx(0.4038, abs=1e-4) and hi == pytest.approx(0.5962, abs=1e-4)
+    assert wilson(0, 10)[0] == 0.0 and wilson(10, 10)[1] == 1.0
+    with pytest.raises(UsageError, match="n >= 1"):
+        wilson(0, 0)
+    with pytest.raises(UsageError, match="correct <= n"):
+        wilson(11, 10)
+
+
+def test_pair_up_is_seeded_orders_pairs_and_names_the_minimum() -> None:
+    values = torch.arange(60, dtype=torch.float32).flip(0)  # image 0 drives most
+    p = pair_up(values, 25, 5, seed=3)
+    assert p.top.tolist() == [0, 1, 2, 3, 4] and p.bottom.tolist() == [55, 56, 57, 58, 59]
+    assert bool((values[p.more] > values[p.less]).all()) and len(p.more) == 25
+    assert len(set(zip(p.more.tolist(), p.less.tolist(), strict=True))) == 25  # no couple twice
+    q = pair_up(values, 25, 5, seed=3)
+    assert torch.equal(p.more, q.more) and torch.equal(p.less, q.less)
+    assert not torch.equal(p.more, pair_up(values, 25, 5, seed=4).more)
+    assert min_images(25, 5) == 25
+    with pytest.raises(UsageError, match="at least 25 natural images for 25 pairs"):
+        pair_up(values[:24], 25, 5, seed=0)
+    with pytest.raises(UsageError, match="too few different values"):
+        pair_up(torch.zeros(60), 25, 5, seed=0)
+
+
+def test_two_alternative_counts_the_query_closer_to_the_references() -> None:
+    values = torch.arange(40, dtype=torch.float32).flip(0)
+    feats = torch.stack([values, -values], 1) + torch.tensor([0.0, 100.0])
+    p = pair_up(values, 16, 4, seed=0)
+    assert two_alternative(feats, p, feats[p.top], feats[p.bottom]) == 16
+    assert two_alternative(feats, p, feats[p.bottom]) == 0
+    flat = torch.ones(40, 2)  # every query alike: all ties, a half each
+    assert two_alternative(flat, p, flat[:1]) == 8
+
+
+def test_path_agreement_is_one_for_the_examples_direction_and_low_against_it() -> None:
+    g = torch.Generator().manual_seed(0)
+    natural = {"a": torch.randn(50, 8, generator=g)}
+    natural["a"][:5] += torch.tensor([4.0] + [0.0] * 7)
+    ex, base = torch.arange(5), torch.arange(5, 50)
+    mean = natural["a"].mean(0)
+    toward = {"a": (mean + torch.tensor([9.0] + [0.0] * 7))[None]}
+    away = {"a": (mean - torch.tensor([9.0] + [0.0] * 7))[None]}
+    assert path_agreement(toward, natural, ex, base) == [1.0]
+    assert path_agreement(away, natural, ex, base) == [0.0]
+
+
+def test_observe_and_path_layers_read_the_layers_before_the_target() -> None:
+    net = fo.fooled_net(0)
+    x = torch.rand(5, 3, SIZE, SIZE)
+    layers = path_layers(net, "unit", x[:1])
+    assert layers[:4] == ["features.conv1", "features.relu1", "features.conv2", "features.relu2"]
+    assert "trap" not in layers and "unit" not in layers  # one channel: not a path
+    obs = observe(net, x, target="unit", layers=layers, judge=fo.GaborJudge())
+    assert obs.target.shape == (5, 2) and obs.path["features.conv1"].shape == (5, 12)
+    assert obs.judge is not None and obs.judge.shape == (5, 39) and len(obs) == 5
+    with torch.no_grad():
+        assert torch.allclose(obs.target, net(x), atol=1e-5)  # the unit's channel means
+
+
+# --------------------------------------------------------------------------- the known answer
+
+
+def test_fooled_net_leaves_natural_images_within_one_percent(photos: torch.Tensor) -> None:
+    for seed in (0, 1):
+        net = fo.fooled_net(seed)
+        with torch.no_grad():
+            out = net(photos)
+            pattern = net(fo.fooling_pattern(SIZE, SIZE)[None])[0]
+        honest, fooled = out[:, fo.HONEST], out[:, fo.FOOLED]
+        assert float((fooled - honest).abs().max() / honest.max()) < 0.01
+        assert float(pattern[fo.FOOLED]) > 10 * float(pattern[fo.HONEST])
+        assert not any(p.requires_grad for p in net.parameters())
+
+
+def test_pattern_recovery_tells_the_pattern_from_photos(photos: torch.Tensor) -> None:
+    assert float(fo.pattern_recovery(fo.fooling_pattern(SIZE, SIZE, phase=1.0))) > 0.95
+    assert float(fo.pattern_recovery(photos).max()) < 0.15
+    with pytest.raises(UsageError, match=r"\(3, H, W\)"):
+        fo.pattern_recovery(torch.rand(1, SIZE, SIZE))
+
+
+def test_bad_input_is_one_line_naming_what_was_expected(photos: torch.Tensor) -> None:
+    net, judge = fo.fooled_net(0), fo.GaborJudge()
+    with pytest.raises(UsageError, match="judge must be a different network"):
+        trust(net, ("unit", 0), photos, judge=net)
+    with pytest.raises(UsageError, match=r"at least 48 natural images for 100 pairs"):
+        trust(net, ("unit", 0), photos[:40], judge=judge, size=SIZE)
+    with pytest.raises(UsageError, match="nope"):
+        trust(net, ("nope", 0), photos, judge=judge, size=SIZE, pairs=36, refs=4)
+    with pytest.raises(UsageError, match="target must be"):
+        trust(net, "unit", photos, judge=judge, size=SIZE)
+    with pytest.raises(UsageError, match="images must be"):
+        trust(net, ("unit", 0), photos[:, :1], judge=judge, size=SIZE)
+
+
+def test_a_non_finite_picture_is_reported_not_scored(photos: torch.Tensor) -> None:
+    bad = fo.fooling_pattern(SIZE, SIZE)
+    bad[0, 0, 0] = math.nan
+    rep = trust(fo.fooled_net(0), ("unit", 1), photos, judge=fo.GaborJudge(), image=bad,
+                size=SIZE, pairs=36, refs=4)  # fmt: skip
+    assert not rep.finite and rep.flagged and rep.score is None and rep.path is None
+    assert rep.verdict.startswith("not scored") and rep.recipe == "given image"
+    assert json.loads(json.dumps(rep.to_json()))["flagged"] is True
+
+
+def test_the_planted_pattern_as_picture_is_flagged_and_at_chance(photos: torch.Tensor) -> None:
+    net, judge = fo.fooled_net(0), fo.GaborJudge()
+    pics = torch.stack([fo.fooling_pattern(SIZE, SIZE, phase=p) for p in (0.0, 2.0)])
+    rep = trust(net, ("unit", fo.FOOLED), photos, judge=judge, image=pics, size=SIZE,
+                pairs=36, refs=4)  # fmt: skip
+    assert rep.flagged and rep.path is not None and rep.path <= 0.5
+    assert rep.score is not None and rep.ci is not None and rep.ci[0] <= 0.5
+    again = trust(net, ("unit", fo.FOOLED), photos, judge=judge, image=pics, size=SIZE,
+                  pairs=36, refs=4)  # fmt: skip
+    assert again.to_json() == rep.to_json()  # deterministic
+
+
+def test_a_folder_gives_the_report_of_its_images(crops: Path, photos: torch.Tensor) -> None:
+    net, judge, pic = fo.fooled_net(1), fo.GaborJudge(), fo.fooling_pattern(SIZE, SIZE)
+    kw = dict(judge=judge, image=pic, size=SIZE, pairs=36, refs=4)
+    from_folder = trust(net, ("unit", 0), crops, **kw)  # type: ignore[arg-type]
+    from_tensor = trust(net, ("unit", 0), photos, **kw)  # type: ignore[arg-type]
+    assert from_folder.to_json() == from_tensor.to_json() and from_folder.score is not None
+
+
+def trust_pictures(net: nn.Module, unit: int, seed: int) -> torch.Tensor:
+    from midnite.engine import objectives, render
+
+    return render(net, objectives.channel("unit", unit), batch=2, seed=seed, size=SIZE,
+                  progress=False).images  # fmt: skip
+
+
+@pytest.mark.slow
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_fooled_units_picture_shows_the_planted_pattern(seed: int) -> None:
+    net = fo.fooled_net(seed)
+    honest = float(fo.pattern_recovery(trust_pictures(net, fo.HONEST, seed)).mean())
+    fooled = float(fo.pattern_recovery(trust_pictures(net, fo.FOOLED, seed)).mean())
+    assert fooled > 0.25 and fooled > 2 * honest  # measured: 0.41 against 0.05 at seed 0
+
+
+@pytest.mark.slow
+@pytest.mark.xfail(
+    strict=True,
+    reason="#20 open: the rendered fooled picture holds the honest 45 deg texture beside the "
+    "pattern, so its path agrees with the examples' (not flagged at seed 0); only the bare "
+    "pattern is flagged (test_the_planted_pattern_as_picture_is_flagged_and_at_chance)",
+)
+def test_the_fooled_unit_is_flagged_and_the_honest_twin_is_not(photos: torch.Tensor) -> None:
+    net, judge = fo.fooled_net(0), fo.GaborJudge()
+    honest, fooled = (
+        trust(net, ("unit", u), photos, judge=judge, size=SIZE, pairs=36, refs=4, views=2)
+        for u in (fo.HONEST, fo.FOOLED)
+    )
+    assert honest.recipe == fooled.recipe == "feature"
+    assert fooled.flagged and not honest.flagged
+    assert fooled.ci is not None and honest.ci is not None and fooled.ci[0] <= 0.5 < honest.ci[0]
+
+
+def test_target_objective_takes_units_directions_and_objectives() -> None:
+    from midnite.engine import objectives
+
+    obj, layer, unit = target_objective(("unit", 1))
+    assert repr(obj) == "channel('unit', 1)" and layer == "unit" and unit == 1
+    obj, layer, unit = target_objective(("unit", torch.tensor([1.0, 0.0])))
+    assert layer == "unit" and unit is None
+    mine = objectives.channel("unit", 0) * 2
+    assert target_objective(mine)[0] is mine
+
+
+# --------------------------------------------------------------------------- the catalogue pass
+
+
+def test_add_trust_writes_one_entry_per_rendered_unit(tmp_path: Path, photos: torch.Tensor) -> None:
+    from midnite.images import png_bytes
+    from midnite.jobs.trust import TRUST, add_trust
+    from midnite.store import site_files
+
+    net, judge = fo.fooled_net(0), fo.GaborJudge()
+    layer_dir = tmp_path / "unit"
+    (layer_dir / "examples").mkdir(parents=True)
+    rows = []
+    for i, img in enumerate(photos):
+        data = png_bytes(img)
+        (layer_dir / "examples" / f"{i:04d}.png").write_bytes(data)
+        import hashlib
+
+        digest = hashlib.sha256(data).hexdigest()
+        rows.append({"file": f"examples/{i:04d}.png", "value": 0.0, "box": None, "sha256": digest})
+    doc = {"format": site_files.EXAMPLES_FORMAT, "layer": "unit",
+           "units": {"0": rows[:32], "1": rows[32:]}}  # fmt: skip
+    (layer_dir / "examples.json").write_text(json.dumps(doc))
+    (layer_dir / "channel_0001.png").write_bytes(png_bytes(fo.fooling_pattern(SIZE, SIZE)))
+    lines: list[str] = []
+    summary = add_trust(tmp_path, ["unit", "missing"], net, judge, report=lines.append,
+                        pairs=36, refs=4, size=SIZE)  # fmt: skip
+    assert summary.layers == ["unit"] and summary.scored == 1 and summary.flagged == 1
+    assert len(lines) == 1 and "'missing'" in lines[0] and "at least 26" in lines[0]
+    saved = json.loads((layer_dir / TRUST).read_text())
+    entry = saved["channel_0001"]
+    assert set(entry) == {"score", "ci", "natural", "path", "flagged", "verdict", "recipe"}
+    assert entry["flagged"] is True and entry["recipe"] == "unknown" and len(entry["ci"]) == 2
+    with pytest.raises(UsageError, match="judge must be a different network"):
+        add_trust(tmp_path, ["unit"], net, net)
+
+
+@pytest.mark.slow
+def test_the_grating_unit_scores_near_one_and_a_random_unit_near_chance(
+    photos: torch.Tensor,
+) -> None:
+    from midnite.evaluation.known_answer import grating_net
+
+    judge = fo.GaborJudge()
+    grating = trust(grating_net(), ("conv", 0), photos, judge=judge, size=SIZE, pairs=36,
+                    refs=4, views=2)  # fmt: skip
+    assert grating.score is not None and grating.score >= 0.8 and not grating.flagged
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Conv2d(3, 8, 5), nn.ReLU(), nn.Conv2d(8, 8, 5), nn.ReLU()).eval()
+    rand = trust(net, ("3", 0), photos, judge=judge, size=SIZE, pairs=36, refs=4, views=2)
+    assert rand.ci is not None and rand.ci[0] <= 0.5 <= rand.ci[1] + 0.1
