@@ -42,6 +42,7 @@ from midnite.engine import (
     transforms,
 )
 from midnite.errors import MidniteError, UsageError
+from midnite.evaluation.trust import TrustReport, trust
 from midnite.images import load as load_image
 from midnite.store import concepts as _concepts_store
 
@@ -57,6 +58,7 @@ __all__ = [
     "RenderResult",
     "StepState",
     "TopExamples",
+    "TrustReport",
     "UsageError",
     "__version__",
     "concepts",
@@ -72,6 +74,7 @@ __all__ = [
     "render_steps",
     "top_examples",
     "transforms",
+    "trust",
 ]
 
 

@@ -56,6 +56,9 @@ from midnite.jobs import concepts as J
 from midnite.jobs import run as run_jobs
 from midnite.jobs.memory import is_out_of_memory, one_line
 from midnite.jobs.pages import catalogue_pages
+from midnite.jobs.trust import add_trust
+from midnite.jobs.views import captions
+from midnite.pages.catalogue import build_site
 from midnite.store import records as rec
 from midnite.store.site_files import read_plan
 
@@ -136,6 +139,20 @@ def register(sub: Any) -> None:
         "--concepts-feature",
         action="store_true",
         help="with --concepts: render each concept with the feature recipe too",
+    )
+    cat.add_argument(
+        "--trust",
+        action="store_true",
+        help="with --images: score how far each unit's picture can be trusted (path agreement "
+        "and a 2-alternative score judged by --judge) from the dataset examples already saved; "
+        "writes DIR/<layer>/trust.json, shown on the pages (computed in this process)",
+    )
+    cat.add_argument(
+        "--judge",
+        metavar="MODEL",
+        default=None,
+        help="with --trust: the network that judges similarity; must differ from MODEL "
+        "(default efficientnet-lite2, or efficientnet-lite0 when MODEL is efficientnet-lite2)",
     )
     cat.add_argument(
         "--top-k",
@@ -260,7 +277,31 @@ def _check_options(args: argparse.Namespace) -> None:
         raise UsageError("--concepts needs --images DIR (the photos to learn concepts from)")
     if args.concepts_feature and args.concepts is None:
         raise UsageError("--concepts-feature needs --concepts N")
+    if args.trust and args.images is None:
+        raise UsageError("--trust needs --images DIR (it scores against the dataset examples)")
+    if args.judge is not None and not args.trust:
+        raise UsageError("--judge needs --trust")
+    if args.trust and _judge_name(args) == args.model:
+        raise UsageError(
+            f"--judge must be a different network from MODEL, got {args.model!r} for both"
+        )
     check_ray_options(args)
+
+
+def _judge_name(args: argparse.Namespace) -> str:
+    lite2 = "efficientnet-lite2"
+    return args.judge or ("efficientnet-lite0" if args.model == lite2 else lite2)
+
+
+def _trust(args: argparse.Namespace, model, names: list[str], out: Path, report) -> None:
+    """``--trust``: each layer's ``trust.json`` (``jobs.trust.add_trust``), then the pages."""
+    done = add_trust(out, names, model, load(_judge_name(args)), report=report)
+    build_site(out, captions())
+    print(
+        f"trust: {done.scored} unit(s) scored in {len(done.layers)} layer(s), "
+        f"{done.flagged} flagged"
+        + (f", {len(done.skipped)} layer(s) skipped" if done.skipped else "")
+    )
 
 
 def _plan(args, model, table, size, dev) -> tuple[list[Batch], list[str], dict]:
@@ -417,6 +458,8 @@ def run(args: argparse.Namespace) -> int:
                 work + more, out, executor=executor, progress=not args.no_progress,
                 report=report, expected=expected, pages=pages, shapes=shapes,
             )  # fmt: skip
+            if args.trust:
+                _trust(args, model, names, out, report)
     except rec.FolderBusy as err:
         raise BusyError(str(err)) from None
     except OSError as err:  # the dataset examples or the pages; the runner names its own

@@ -499,7 +499,10 @@ def grating_vit(
     return vit.eval()
 
 
+# the fooling circuit (a unit whose picture a planted trap hijacks): see ``fooling``;
 # the planted superposition (concepts in fewer channels): see ``superposition``
+from midnite.evaluation.fooling import fooled_net as fooled_net  # noqa: E402
+from midnite.evaluation.fooling import fooling_pattern as fooling_pattern  # noqa: E402
 from midnite.evaluation.superposition import (  # noqa: E402
     concept_pattern as concept_pattern,
 )

@@ -80,7 +80,8 @@ class TrustReport:
                 f"do not trust: the picture's path through the layers before the target is no "
                 f"closer to its natural examples than random photos' ({self.path:.2f} <= 0.5)"
             )
-        assert self.score is not None and self.ci is not None and self.natural is not None
+        if self.score is None or self.ci is None or self.natural is None:
+            return f"not scored: {self.problem or 'no 2-alternative score'}"
         nat = f"natural examples {self.natural:.0%}"
         if self.ci[0] > 0.5:
             return (

@@ -116,7 +116,7 @@ def layer_trust(
             try:
                 assess(natural, vis, values, report=rep, pairs=pairs, refs=refs, seed=seed)
             except UsageError as err:  # a unit that hardly varies over the examples
-                rep.finite, rep.problem = False, str(err)
+                rep.problem = str(err)  # not scored, not flagged: nothing says it misleads
         out[png.stem] = _entry(rep)
     return out
 
