@@ -298,6 +298,7 @@ def test_catalogue_writes_layers_records_and_index(model_file, tmp_path, capsys)
         "views": ["channel", "diversity"],
         "planned": 12,
         "done": 12,
+        "shape": [6, 8, 8],  # the model page shows it
     }
 
 

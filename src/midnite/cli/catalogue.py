@@ -118,6 +118,11 @@ def register(sub: Any) -> None:
         help="print the plan and its expected time (from a short probe render); render nothing",
     )
     add_ray_options(cat)
+    _add_image_options(cat)
+
+
+def _add_image_options(cat: argparse.ArgumentParser) -> None:
+    """``--images`` and what it feeds: ``--top-k``, ``--concepts``, ``--trust``."""
     cat.add_argument(
         "--images",
         metavar="DIR",
