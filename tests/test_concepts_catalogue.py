@@ -43,7 +43,7 @@ def test_catalogue_with_concepts_fits_renders_pages_then_resumes(setup, capsys, 
     out = setup / "out"
     assert main(_argv(setup, out, "--concepts", N, "--concepts-feature")) == 0
     said = capsys.readouterr()
-    assert "rendered 20 of 4 units and 16 concept renders" in said.out  # 2 layers x 2 units
+    assert "rendered 20 of 20 renders (4 units, 16 concepts; 0 up to date" in said.out
     assert said.err.count("fitting 4 concepts of") == 2
     for layer, method in (("act", "nmf"), ("mix", "sae")):  # mix is signed: the SAE
         folder = out / layer
@@ -62,7 +62,7 @@ def test_catalogue_with_concepts_fits_renders_pages_then_resumes(setup, capsys, 
     stamps = {p: p.stat().st_mtime_ns for p in out.rglob("concepts.pt")}
     assert main(_argv(setup, out, "--concepts", N, "--concepts-feature")) == 0
     said = capsys.readouterr()
-    assert "rendered 0 of 4 units and 16 concept renders (20 up to date" in said.out
+    assert "rendered 0 of 20 renders (4 units, 16 concepts; 20 up to date" in said.out
     assert "fitting" not in said.err
     assert stamps == {p: p.stat().st_mtime_ns for p in out.rglob("concepts.pt")}
     assert main(_argv(setup, out, "--concepts", N, "--concepts-feature", "--dry-run")) == 0

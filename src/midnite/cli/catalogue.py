@@ -474,9 +474,9 @@ def run(args: argparse.Namespace) -> int:
         ) from None
     extra = sum(len(b.units) for b in more)
     print(
-        f"rendered {summary.rendered} of {units} units"
-        + (f" and {extra} concept renders" if extra else "")
-        + f" ({summary.up_to_date} up to date"
+        f"rendered {summary.rendered} of {units + extra} "
+        + (f"renders ({units} units, {extra} concepts; " if extra else "units (")
+        + f"{summary.up_to_date} up to date"
         f"{f', {len(summary.failed)} failed' if summary.failed else ''}) in "
         f"{format_seconds(summary.seconds)}; index: {summary.index}"
     )
