@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from midnite.engine.accel import ACCELS
 from midnite.engine.checks import (
     as_images,
     check_bool,
@@ -106,6 +107,7 @@ class RenderConfig:
     seed: int | torch.Generator | None = 0
     early_stop: bool = True
     fold_bn: bool = True
+    accel: str = "exact"
     recipe: Recipe | None = None  # the recipe that filled in the unset values (recorded)
     init: Init | None = None
     crops: Crops | None = None
@@ -139,6 +141,7 @@ class RenderConfig:
             "seed": _check_seed(self.seed),
             "early_stop": check_bool("early_stop", self.early_stop),
             "fold_bn": check_bool("fold_bn", self.fold_bn),
+            "accel": check_choice("accel", self.accel, ACCELS),
             "recipe": _check_recipe(self.recipe, objective),
             "init": init,
             "crops": _check_crops(self.crops),
@@ -177,6 +180,7 @@ class RenderConfig:
         seed: int | torch.Generator | None = 0,
         early_stop: bool = True,
         fold_bn: bool = True,
+        accel: str = "exact",
         init: Init | object | None = None,
         crops: Crops | None = None,
         recipe: str | Recipe | None = None,
@@ -201,6 +205,8 @@ class RenderConfig:
             early_stop: end each forward pass after the deepest layer the objective reads.
             fold_bn: fold eval-mode batchnorms into the convolutions that feed them for the run
                 (same values to float rounding; the model is left as it was).
+            accel: "exact" (float32, eager, bit-stable) or "fast" (bf16 autocast, channels-last,
+                CUDA graphs where the device has them: ``engine.accel.accel_plan``).
             init: feature accentuation: an ``Init(image, penalty, layer, layer_penalty)`` or a
                 bare image to start from, resized to ``size``, written exactly into ``param``
                 "pixel" or "fourier" (within 1e-4 of [0, 1]); ``steps=0`` returns it.
@@ -232,6 +238,7 @@ class RenderConfig:
             seed=seed,
             early_stop=early_stop,
             fold_bn=fold_bn,
+            accel=accel,
             init=init,
             crops=_default_crops(crops, recipe, param, size),
             recipe=recipe,
@@ -246,8 +253,9 @@ class RenderConfig:
         """The settings as JSON-able values (callables by ``repr``), with the versions in use.
 
         This is ``RenderResult.settings`` and the ``settings`` of the CLI's records. The crop
-        settings appear only with a canvas and the ``init*`` ones only with an ``init`` (the
-        image as shape and SHA-256): the records of other renders keep the bytes they had.
+        settings appear only with a canvas, ``accel`` only when not "exact" and the ``init*`` ones
+        only with an ``init`` (the image as shape and SHA-256): the records of other renders
+        keep the bytes they had.
         """
         seed = self.seed.initial_seed() if isinstance(self.seed, torch.Generator) else self.seed
         optimizer = self.optimizer if isinstance(self.optimizer, str) else repr(self.optimizer)
@@ -269,6 +277,7 @@ class RenderConfig:
             "seed": seed,
             "early_stop": self.early_stop,
             "fold_bn": self.fold_bn,
+            **({"accel": self.accel} if self.accel != "exact" else {}),
             **self._init_json(),
             **self._crops_json(),
             "versions": versions(),
