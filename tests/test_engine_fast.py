@@ -126,9 +126,8 @@ def _count_passes(model):
 
 
 def test_fold_pairs_are_found_once_per_model_and_kind_of_input():
-    from test_fold import Net
-
     from midnite.engine._fold import conv_bn_pairs
+    from test_fold import Net
 
     model = Net().eval()
     calls = _count_passes(model)
@@ -144,9 +143,8 @@ def test_fold_pairs_are_found_once_per_model_and_kind_of_input():
 
 
 def test_fold_cache_sees_hooks_modes_and_kept_layers():
-    from test_fold import Net
-
     from midnite.engine._fold import conv_bn_pairs
+    from test_fold import Net
 
     model = Net().eval()
     x = torch.rand(2, 3, 8, 8)
@@ -161,9 +159,8 @@ def test_fold_cache_sees_hooks_modes_and_kept_layers():
 
 
 def test_a_second_render_of_a_model_gives_the_same_bytes_as_a_fresh_one():
-    from test_fold import Net
-
     from midnite.engine import _fold
+    from test_fold import Net
 
     model = Net().eval()
     first = midnite.render(model, obj.channel("c", 1), size=16, steps=3, progress=False)
