@@ -168,3 +168,37 @@ def test_a_second_render_of_a_model_gives_the_same_bytes_as_a_fresh_one():
     _fold._FOUND.clear()
     fresh = midnite.render(model, obj.channel("c", 1), size=16, steps=3, progress=False)
     assert torch.equal(first.images, again.images) and torch.equal(again.images, fresh.images)
+
+
+def test_gpu_benchmark_refuses_without_cuda(capsys):
+    import sys
+    from pathlib import Path
+
+    bench = str(Path(__file__).resolve().parents[1] / "benchmarks")
+    sys.path.insert(0, bench)
+    try:
+        import gpu
+    finally:
+        sys.path.remove(bench)
+    if torch.cuda.is_available():
+        pytest.skip("CUDA is here: the gpu-marked test runs the benchmark")
+    assert gpu.main(["--device", "cpu"]) == 2
+    assert "needs a CUDA device, got 'cpu'" in capsys.readouterr().err
+
+
+@pytest.mark.gpu
+def test_gpu_benchmark_runs_on_cuda(tmp_path):
+    import json
+    import sys
+    from pathlib import Path
+
+    if not torch.cuda.is_available():
+        pytest.skip("needs a CUDA device")
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
+    import gpu
+
+    out = tmp_path / "gpu.json"
+    assert gpu.main(["--rounds", "1", "--json", str(out)]) == 0
+    rows = json.loads(out.read_text())["rows"]
+    assert [r["accel"] for r in rows] == ["exact", "fast"]
+    assert all(r["batching gain"] > 0 for r in rows)

@@ -37,9 +37,12 @@ class AccelPlan:
 
 
 def _cpu_bf16() -> bool:
-    """Whether this CPU computes bf16 natively (AVX512-BF16 or AMX), as torch reports it."""
-    checks = ("_is_avx512_bf16_supported", "_is_amx_tile_supported")
-    return any(bool(getattr(torch.cpu, name, lambda: False)()) for name in checks)
+    """Whether this CPU has AMX tiles (bf16 matrix units), as torch reports it.
+
+    AVX512-BF16 alone is not enough: on such a CPU (AMD EPYC, torch 2.13) a bf16-autocast
+    step of Lite0 measured 1.33x a float32 one (``benchmarks/RESULTS.md``).
+    """
+    return bool(getattr(torch.cpu, "_is_amx_tile_supported", lambda: False)())
 
 
 def accel_plan(accel: str, device: torch.device) -> AccelPlan:
@@ -57,11 +60,14 @@ def accel_plan(accel: str, device: torch.device) -> AccelPlan:
             channels_last=True,
             compile_mode="reduce-overhead",
         )
-    skipped = {"compile": "CUDA graphs (torch.compile mode='reduce-overhead') need a CUDA device"}
+    skipped = {
+        "compile": "CUDA graphs (torch.compile mode='reduce-overhead') need a CUDA device; "
+        "torch.compile on the CPU measured slower (and minutes to compile)"
+    }
     if device.type != "cpu":
         skipped["autocast"] = f"bf16 autocast is set up for cuda and cpu only, not {device.type}"
         return AccelPlan(accel, skipped=skipped)
     if not _cpu_bf16():
-        skipped["autocast"] = "this CPU has no native bf16 (AVX512-BF16 or AMX)"
+        skipped["autocast"] = "this CPU has no AMX: bf16 autocast measured slower than float32"
         return AccelPlan(accel, skipped=skipped)
     return AccelPlan(accel, autocast=torch.bfloat16, skipped=skipped)
