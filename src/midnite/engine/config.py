@@ -199,14 +199,10 @@ class RenderConfig:
                 or "recipe" (the recipe's).
             regularizers: penalties such as ``TotalVariation(1.0)`` on the image (None: none).
             normalize: None, "imagenet" or ``(mean, std)`` applied before the model.
-            channels: image channels; default: the model's first convolution's input channels.
-            device: default: the ``midnite.device`` context (cpu).
+            channels: image channels (default: the first conv's); device: default: the context's.
             seed: an int in [0, 2**63) or a generator; one seed on one device gives one image.
-            early_stop: end each forward pass after the deepest layer the objective reads.
-            fold_bn: fold eval-mode batchnorms into the convolutions that feed them for the run
-                (same values to float rounding; the model is left as it was).
-            accel: "exact" (float32, eager, bit-stable) or "fast" (bf16 autocast, channels-last,
-                CUDA graphs where the device has them: ``engine.accel.accel_plan``).
+            early_stop: end each pass after the deepest layer read; fold_bn: fold eval-mode
+                batchnorms into their convs; accel: "exact" or "fast" (``accel.accel_plan``).
             init: feature accentuation: an ``Init(image, penalty, layer, layer_penalty)`` or a
                 bare image to start from, resized to ``size``, written exactly into ``param``
                 "pixel" or "fourier" (within 1e-4 of [0, 1]); ``steps=0`` returns it.
