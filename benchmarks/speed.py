@@ -12,6 +12,7 @@ Sections (all on EfficientNet-Lite0 from the installed package):
 
     python benchmarks/speed.py [--sections classic,early,render,batch] [--device cuda] [--json F]
     python benchmarks/speed.py --quick      # a smoke run of seconds (used by the tests)
+    python benchmarks/speed.py --threads 1  # on a busy machine: no spinning OpenMP threads
 
 Run it alone on the machine, with OpenMP's default wait policy (what users get): with
 OMP_WAIT_POLICY=PASSIVE every small parallel op wakes a sleeping thread and a batch-1 step of
@@ -396,7 +397,12 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--device", default="cuda" if torch.cuda.is_available() else "cpu")
     parser.add_argument("--json", default=None, help="also write the tables as JSON here")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
+    parser.add_argument(
+        "--threads", type=int, default=None, help="torch threads (default: torch's own)"
+    )
     args = parser.parse_args(argv)
+    if args.threads is not None:
+        torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
     names = [s.strip() for s in args.sections.split(",") if s.strip()]
     unknown = [s for s in names if s not in SECTIONS]

@@ -15,7 +15,7 @@ generator for the device, as in torch itself. ``render`` always passes generator
 its ``seed``, so one seed on one device gives one image.
 """
 
-from midnite.engine import objectives, param, recipes, regularizers, tokens, transforms
+from midnite.engine import accel, objectives, param, recipes, regularizers, tokens, transforms
 from midnite.engine.config import RenderConfig, versions
 from midnite.engine.device import device, get_device, resolve_device
 from midnite.engine.hooks import (
@@ -55,6 +55,7 @@ __all__ = [
     "Renderer",
     "StepState",
     "TokenGrid",
+    "accel",
     "as_normalize",
     "device",
     "frozen",

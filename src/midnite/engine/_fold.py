@@ -16,6 +16,7 @@ gave before (else nothing is folded: a conv whose forward standardizes its weigh
 from __future__ import annotations
 
 import contextlib
+import weakref
 from collections.abc import Iterable, Iterator
 
 import torch
@@ -35,20 +36,59 @@ def _tensors(out: object) -> list[Tensor]:
     return []
 
 
+# model -> {(structure, keep, example's shape/dtype/device/layout): pairs}: a render of the
+# same model again (a catalogue's next batch) skips the two probe passes
+_FOUND: weakref.WeakKeyDictionary[nn.Module, dict[tuple, list]] = weakref.WeakKeyDictionary()
+
+
 def conv_bn_pairs(
-    model: nn.Module, example: Tensor, keep: Iterable[str] = ()
+    model: nn.Module, example: Tensor, keep: Iterable[str] = (), *, cache: bool = True
 ) -> list[tuple[nn.Conv2d, nn.BatchNorm2d]]:
     """The (conv, batchnorm) pairs of ``model`` that can be folded, found by one probe pass.
 
     ``keep``: module names whose outputs must stay as they are (convs among them are not
     folded). Run it on a frozen model (eval mode); ``example`` is a batch the model takes.
+    With ``cache``, the answer is kept for the model while its modules, their modes, hooks and
+    parametrizations stay as they were, and reused for an example of the same kind.
     """
+    key = None
+    if cache:
+        key = (_structure(model), tuple(sorted(set(keep))), *_kind(example))
+        found = _FOUND.get(model, {}).get(key)
+        if found is not None:
+            return list(found)
     try:
         outputs: dict[int, tuple[Tensor, Tensor]] = {}
         pairs = _pairs(model, example, set(keep), outputs)
-        return pairs if pairs and _same_outputs(model, example, pairs, outputs) else []
+        pairs = pairs if pairs and _same_outputs(model, example, pairs, outputs) else []
     except Exception:  # an optimization, never a reason to fail (a scripted module, say)
         return []
+    if key is not None:
+        _FOUND.setdefault(model, {})[key] = list(pairs)
+    return pairs
+
+
+def _kind(example: Tensor) -> tuple:
+    """What of the example decides the answer besides the model: shape, dtype, device, layout."""
+    last = example.dim() == 4 and example.is_contiguous(memory_format=torch.channels_last)
+    return tuple(example.shape[1:]), example.dtype, example.device, last
+
+
+def _structure(model: nn.Module) -> tuple:
+    """The modules of ``model`` as ``conv_bn_pairs`` sees them (not their weights' values)."""
+    return tuple(
+        (
+            name,
+            id(m),
+            m.training,
+            tuple(m._forward_hooks),
+            tuple(m._forward_pre_hooks),
+            parametrize.is_parametrized(m),
+            id(m.__dict__.get("forward")),
+            *((id(m.running_mean), id(m.running_var)) if isinstance(m, nn.BatchNorm2d) else ()),
+        )
+        for name, m in model.named_modules()
+    )
 
 
 def _stats(output: Tensor) -> tuple[Tensor, Tensor]:

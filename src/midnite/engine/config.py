@@ -24,6 +24,7 @@ from typing import Any
 import torch
 from torch import Tensor, nn
 
+from midnite.engine.accel import ACCELS
 from midnite.engine.checks import (
     as_images,
     check_bool,
@@ -106,6 +107,7 @@ class RenderConfig:
     seed: int | torch.Generator | None = 0
     early_stop: bool = True
     fold_bn: bool = True
+    accel: str = "exact"
     recipe: Recipe | None = None  # the recipe that filled in the unset values (recorded)
     init: Init | None = None
     crops: Crops | None = None
@@ -139,6 +141,7 @@ class RenderConfig:
             "seed": _check_seed(self.seed),
             "early_stop": check_bool("early_stop", self.early_stop),
             "fold_bn": check_bool("fold_bn", self.fold_bn),
+            "accel": check_choice("accel", self.accel, ACCELS),
             "recipe": _check_recipe(self.recipe, objective),
             "init": init,
             "crops": _check_crops(self.crops),
@@ -177,6 +180,7 @@ class RenderConfig:
         seed: int | torch.Generator | None = 0,
         early_stop: bool = True,
         fold_bn: bool = True,
+        accel: str = "exact",
         init: Init | object | None = None,
         crops: Crops | None = None,
         recipe: str | Recipe | None = None,
@@ -195,12 +199,10 @@ class RenderConfig:
                 or "recipe" (the recipe's).
             regularizers: penalties such as ``TotalVariation(1.0)`` on the image (None: none).
             normalize: None, "imagenet" or ``(mean, std)`` applied before the model.
-            channels: image channels; default: the model's first convolution's input channels.
-            device: default: the ``midnite.device`` context (cpu).
+            channels: image channels (default: the first conv's); device: default: the context's.
             seed: an int in [0, 2**63) or a generator; one seed on one device gives one image.
-            early_stop: end each forward pass after the deepest layer the objective reads.
-            fold_bn: fold eval-mode batchnorms into the convolutions that feed them for the run
-                (same values to float rounding; the model is left as it was).
+            early_stop: end each pass after the deepest layer read; fold_bn: fold eval-mode
+                batchnorms into their convs; accel: "exact" or "fast" (``accel.accel_plan``).
             init: feature accentuation: an ``Init(image, penalty, layer, layer_penalty)`` or a
                 bare image to start from, resized to ``size``, written exactly into ``param``
                 "pixel" or "fourier" (within 1e-4 of [0, 1]); ``steps=0`` returns it.
@@ -232,6 +234,7 @@ class RenderConfig:
             seed=seed,
             early_stop=early_stop,
             fold_bn=fold_bn,
+            accel=accel,
             init=init,
             crops=_default_crops(crops, recipe, param, size),
             recipe=recipe,
@@ -246,8 +249,9 @@ class RenderConfig:
         """The settings as JSON-able values (callables by ``repr``), with the versions in use.
 
         This is ``RenderResult.settings`` and the ``settings`` of the CLI's records. The crop
-        settings appear only with a canvas and the ``init*`` ones only with an ``init`` (the
-        image as shape and SHA-256): the records of other renders keep the bytes they had.
+        settings appear only with a canvas, ``accel`` only when not "exact" and the ``init*`` ones
+        only with an ``init`` (the image as shape and SHA-256): the records of other renders
+        keep the bytes they had.
         """
         seed = self.seed.initial_seed() if isinstance(self.seed, torch.Generator) else self.seed
         optimizer = self.optimizer if isinstance(self.optimizer, str) else repr(self.optimizer)
@@ -269,6 +273,7 @@ class RenderConfig:
             "seed": seed,
             "early_stop": self.early_stop,
             "fold_bn": self.fold_bn,
+            **({"accel": self.accel} if self.accel != "exact" else {}),
             **self._init_json(),
             **self._crops_json(),
             "versions": versions(),

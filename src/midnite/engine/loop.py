@@ -26,6 +26,7 @@ import torch
 from torch import Tensor, nn
 from tqdm.auto import tqdm
 
+from midnite.engine.accel import accel_plan
 from midnite.engine.config import RenderConfig, check_settings
 from midnite.engine.device import resolve_device
 from midnite.engine.objectives import Objective
@@ -323,6 +324,7 @@ def _setup(
     transforms, view = _with_crops(config)
     if isinstance(transforms, nn.Module):
         transforms = transforms.to(dev)
+    plan = accel_plan(config.accel, dev)
     renderer = Renderer(
         model,
         objective,
@@ -335,6 +337,9 @@ def _setup(
         fold_bn=config.fold_bn,
         penalty=penalty,
         view=view,
+        channels_last=plan.channels_last,
+        autocast=plan.autocast,
+        compile_mode=plan.compile_mode,
     )
     return image, renderer
 

@@ -57,6 +57,8 @@ class Renderer:
         fold_bn: bool = True,
         penalty: InitPenalty | None = None,
         view: Callable[[Tensor], Tensor] | None = None,
+        autocast: torch.dtype | None = None,
+        compile_mode: str | None = None,
     ):
         if not isinstance(model, nn.Module):
             raise TypeError(f"model must be a torch.nn.Module, got {type(model).__name__}")
@@ -84,6 +86,8 @@ class Renderer:
             )
         self.channels_last = channels_last
         self.fold_bn = fold_bn
+        self.autocast = autocast  # accel="fast": the model runs under autocast to this dtype
+        self.compile_mode = compile_mode  # and compiled (torch.compile) with this mode
         self.folded = 0  # conv+batchnorm pairs folded by validate()
         self.shapes: dict[str, tuple[int, ...]] = {}
         self._stack: ExitStack | None = None
@@ -100,6 +104,9 @@ class Renderer:
             self._capture = stack.enter_context(
                 ActivationCapture(self.model, layers, early_stop=self.early_stop)
             )
+            if self.compile_mode is not None:  # the hooks are traced with the model
+                compiled = torch.compile(self.model, mode=self.compile_mode)
+                self._capture.model = compiled  # type: ignore[assignment]  # an nn.Module
         except BaseException:
             stack.close()
             raise
@@ -119,7 +126,11 @@ class Renderer:
             x = self.transforms(x, self.generator)
         elif not transform and self.view is not None:
             x = self.view(x)
-        return self._capture(self._model_input(x))
+        if self.autocast is None:
+            return self._capture(self._model_input(x))
+        with torch.autocast(self.device.type, dtype=self.autocast):
+            acts = self._capture(self._model_input(x))
+        return {name: act.float() for name, act in acts.items()}  # objectives read float32
 
     def _model_input(self, x: Tensor) -> Tensor:
         if self.normalize is not None:
