@@ -272,3 +272,19 @@ def test_the_grating_unit_scores_near_one_and_a_random_unit_near_chance(
     net = nn.Sequential(nn.Conv2d(3, 8, 5), nn.ReLU(), nn.Conv2d(8, 8, 5), nn.ReLU()).eval()
     rand = trust(net, ("3", 0), photos, judge=judge, size=SIZE, pairs=36, refs=4, views=2)
     assert rand.ci is not None and rand.ci[0] <= 0.5 <= rand.ci[1] + 0.1
+
+
+def test_verdicts_read_every_combination_of_missing_figures() -> None:
+    from midnite.evaluation.trust import TrustReport
+
+    first = TrustReport(target="t", recipe="feature", finite=True)
+    assert first.verdict.startswith("not scored") and not first.flagged
+    flat = TrustReport(target="t", recipe="feature", finite=True, score=0.9, ci=(0.8, 0.95),
+                       natural=0.9)  # fmt: skip
+    assert flat.verdict.startswith("informative") and "no layers before it" in flat.verdict
+    assert not flat.flagged
+    bad = TrustReport(target="t", recipe="feature", finite=True, path=0.4, score=0.9,
+                      ci=(0.8, 0.95), natural=0.9)  # fmt: skip
+    assert bad.flagged and bad.verdict.startswith("do not trust")
+    broken = TrustReport(target="t", recipe="feature", finite=False)
+    assert broken.flagged and broken.verdict.startswith("not scored")

@@ -86,7 +86,8 @@ class TrustReport:
         if self.ci[0] > 0.5:
             return (
                 f"informative: it tells which of two photos drives the target more "
-                f"{self.score:.0%} of the time ({nat}); path {self.path:.2f}"
+                f"{self.score:.0%} of the time ({nat}); "
+                + ("no layers before it to check" if self.path is None else f"path {self.path:.2f}")
             )
         return (
             f"uninformative: it predicts the target no better than chance ({self.score:.0%}, "
