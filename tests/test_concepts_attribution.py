@@ -139,3 +139,24 @@ def test_no_classes_for_a_model_without_a_class_output(tmp_path):
     c = C.fit(torch.nn.Sequential(OrderedDict(kept)), "mix", x, K, seed=0, size=32)
     assert J.write_classes(c, x[:4], tmp_path) is None
     assert not (tmp_path / "mix" / J.CLASSES).exists()
+
+
+def test_concept_pages_show_only_the_recipes_that_were_rendered(tmp_path):
+    from midnite.pages import concepts as pages
+
+    folder = tmp_path / "mix"
+    info = {
+        "layer": "mix", "method": "nmf", "digest": "ab", "quality": {},
+        "views": {"natural": "concept_ab", "feature": "concept_ab_feature"},
+        "units": [[(1, 0.7)], [(2, 0.5)]], "model": "m",
+    }  # fmt: skip
+    pages.build(folder, info, {"concept_ab_feature_0001"}, {})
+    first = (folder / "concept_0000.html").read_text()
+    assert "natural: not rendered yet" in first and "feature" not in first.split("<h2>")[0]
+    second = (folder / "concept_0001.html").read_text()
+    assert "concept_ab_feature_0001.png" in second
+    assert 'href="index.html"' not in first  # no catalogue layer page to link to
+    (folder / "index.html").write_text("units")
+    pages.build(folder, info, set(), {})
+    assert '<a href="index.html">layer mix</a>' in (folder / "concept_0000.html").read_text()
+    assert '<a href="index.html">units of mix</a>' in (folder / "concepts.html").read_text()

@@ -28,10 +28,13 @@ def concept_page(i: int) -> str:
 
 
 def _renders(info: Mapping, done: Collection[str], i: int) -> list[dict]:
+    """Concept ``i``'s renders: the first recipe's always (maybe "not rendered yet"), the
+    others' only when rendered (a run may never plan them)."""
     out = []
-    for recipe, view in info["views"].items():
+    for pos, (recipe, view) in enumerate(info["views"].items()):
         stem = f"{view}_{i:04d}"
-        out.append({"recipe": recipe, "png": f"{stem}.png" if stem in done else None})
+        if stem in done or pos == 0:
+            out.append({"recipe": recipe, "png": f"{stem}.png" if stem in done else None})
     return out
 
 
@@ -84,7 +87,8 @@ def build(
     folder.mkdir(parents=True, exist_ok=True)
     items = [_concept(info, done, examples, folder, i) for i in range(len(info["units"]))]
     quality = sorted(info["quality"].items())
-    common = {"info": info, "quality": quality, "count": len(items)}
+    layer_page = "index.html" if (folder / "index.html").is_file() else None  # a catalogue's
+    common = {"info": info, "quality": quality, "count": len(items), "layer_page": layer_page}
     for pos, item in enumerate(items):
         page = render(
             "concept.html",
