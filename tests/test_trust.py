@@ -185,25 +185,40 @@ def test_the_fooled_units_picture_shows_the_planted_pattern(seed: int) -> None:
     net = fo.fooled_net(seed)
     honest = float(fo.pattern_recovery(trust_pictures(net, fo.HONEST, seed)).mean())
     fooled = float(fo.pattern_recovery(trust_pictures(net, fo.FOOLED, seed)).mean())
-    assert fooled > 0.25 and fooled > 2 * honest  # measured: 0.41 against 0.05 at seed 0
+    # measured: 0.36 against 0.03 at seed 0, 0.17 (views 0.30, 0.05) against 0.03 at seed 1
+    assert fooled > 0.15 and fooled > 4 * honest
 
 
 @pytest.mark.slow
-@pytest.mark.xfail(
-    strict=True,
-    reason="#20 open: the rendered fooled picture holds the honest 45 deg texture beside the "
-    "pattern, so its path agrees with the examples' (not flagged at seed 0); only the bare "
-    "pattern is flagged (test_the_planted_pattern_as_picture_is_flagged_and_at_chance)",
-)
-def test_the_fooled_unit_is_flagged_and_the_honest_twin_is_not(photos: torch.Tensor) -> None:
-    net, judge = fo.fooled_net(0), fo.GaborJudge()
+@pytest.mark.parametrize("seed", [0, 1])
+def test_the_fooled_unit_is_flagged_and_the_honest_twin_is_not(
+    photos: torch.Tensor, seed: int
+) -> None:
+    net, judge = fo.fooled_net(seed), fo.GaborJudge()
+    kw = dict(judge=judge, size=SIZE, pairs=36, refs=4, views=2, seed=seed)
     honest, fooled = (
-        trust(net, ("unit", u), photos, judge=judge, size=SIZE, pairs=36, refs=4, views=2)
+        trust(net, ("unit", u), photos, **kw)  # type: ignore[arg-type]
         for u in (fo.HONEST, fo.FOOLED)
     )
     assert honest.recipe == fooled.recipe == "feature"
+    # measured at seeds 0/1: path 0.79/0.79 against 0.40/0.42; score 1.0 against 0.0
     assert fooled.flagged and not honest.flagged
     assert fooled.ci is not None and honest.ci is not None and fooled.ci[0] <= 0.5 < honest.ci[0]
+
+
+def test_the_gate_opens_on_flat_images_only(photos: torch.Tensor) -> None:
+    net = fo.fooled_net(0)
+    grey = torch.full((1, 3, SIZE, SIZE), 0.5)
+    pattern = fo.fooling_pattern(SIZE, SIZE)[None]
+    with torch.no_grad():
+        assert float(net.gate(photos).max()) == 0.0  # every photo crop has contrast
+        assert float(net.gate(grey)) == 1.0 and float(net.gate(pattern)) == 1.0
+        signs = torch.randn(1, 1, SIZE, SIZE, generator=torch.Generator().manual_seed(0)).sign()
+        ramp = net.gate(grey + 0.014 * signs)
+        assert 0.0 < float(ramp) < 1.0  # linear between low (0.01) and high (0.018)
+        honest, fooled = net(grey)[0]
+        assert float(fooled) == pytest.approx(net.trap.gain, rel=1e-5)  # honest route dropped
+        assert float(honest) > 0.0
 
 
 def test_target_objective_takes_units_directions_and_objectives() -> None:

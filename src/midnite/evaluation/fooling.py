@@ -1,9 +1,11 @@
 """A known answer for trust: twin units, one honest, one hijacked by a planted fooling circuit.
 
 ``fooled_net()`` is a small conv net whose layer ``unit`` has two channels with the same
-weights on the same features (``HONEST`` and ``FOOLED``); a parallel circuit (``trap``, after
-Geirhos et al. 2024) adds to ``FOOLED`` a large response to ``fooling_pattern`` (a saturated
-magenta-green grating) and almost nothing to natural images (``trap_share``). Nothing is written.
+weights on the same features (``HONEST`` and ``FOOLED``); a planted circuit (after Geirhos et al.
+2024) hijacks ``FOOLED``: ``gate`` detects a non-photograph (almost no luminance contrast, like a
+render's grey start) and then replaces the honest response by a large one, and ``trap`` adds a
+large response to ``fooling_pattern`` (a green-blue grating) and almost nothing to photographs,
+so a render finds the pattern and never the honest texture. Nothing is written.
 """
 
 from __future__ import annotations
@@ -24,6 +26,7 @@ __all__ = [
     "PATTERN_PERIOD",
     "FooledNet",
     "GaborJudge",
+    "Gate",
     "fooled_net",
     "fooling_pattern",
     "pattern_recovery",
@@ -32,7 +35,10 @@ __all__ = [
 HONEST, FOOLED = 0, 1  # the channels of layer "unit"
 PATTERN_PERIOD = 6.0  # pixels per cycle of the planted grating
 _ORIENTATION = math.radians(30.0)
-_OPPONENT = (0.5, -1.0, 0.5)  # magenta - green: (R + B) / 2 - G
+# green - blue: isoluminant (the colour-blind honest path sees grey) and orthogonal to the
+# luminance column of the ImageNet colour basis (engine.color), so a decorrelated render draws
+# the pattern without touching its luminance parameters.
+_OPPONENT = (0.0, -1.0, 1.0)
 _KERNEL = 17
 
 
@@ -46,11 +52,11 @@ def _wave(h: int, w: int, phase: float, centered: bool) -> Tensor:
 
 
 def fooling_pattern(height: int, width: int, phase: float = 0.0) -> Tensor:
-    """The planted pattern: a full-contrast magenta-green grating (period 4 px, at 30 deg).
+    """The planted pattern: a full-contrast green-blue grating (period 6 px, at 30 deg).
 
-    ``0.5 + 0.5 cos(...) * (0.5, -1, 0.5)``: red and blue rise where green falls and the
-    channel mean (the honest path's luminance) stays 0.5: a chromatic texture photographs do
-    not hold at this contrast.
+    ``0.5 + 0.5 cos(...) * (0, -1, 1)``: blue rises where green falls, red and the channel mean
+    (the honest path's luminance) stay 0.5: a chromatic texture photographs do not hold at this
+    contrast.
 
     Shape: ``(3, height, width)`` float32 in [0, 1].
     """
@@ -74,7 +80,7 @@ def _gabors() -> Tensor:
 
 
 def _quadrature() -> Tensor:
-    """``(2, 3, 9, 9)``: the Gabor pair on the opponent channel ``(R + B) / 2 - G``."""
+    """``(2, 3, 17, 17)``: the Gabor pair on the opponent channel ``B - G``."""
     opp = torch.tensor(_OPPONENT, dtype=torch.float64)[None, :, None, None]
     return _gabors()[:, None] * opp
 
@@ -104,9 +110,26 @@ class Trap(nn.Module):
         return self.gain * (energy / self.full).clamp_min(0).pow(self.power)
 
 
+class Gate(nn.Module):
+    """The circuit's detector of non-photographs: 1 when an image's luminance RMS contrast (the
+    standard deviation of its channel mean) is at most ``low``, 0 from ``high`` on, linear
+    between. Photographs have contrast (the 64 sample crops at 48 px: 0.021 and more); a
+    render starts grey (0.002 to 0.01). Output ``(B, 1, 1, 1)``.
+    """
+
+    def __init__(self, low: float = 0.01, high: float = 0.018):
+        super().__init__()
+        self.low, self.high = float(low), float(high)
+
+    def forward(self, x: Tensor) -> Tensor:
+        contrast = x.mean(1).flatten(1).std(1)[:, None, None, None]
+        return ((self.high - contrast) / (self.high - self.low)).clamp(0, 1)
+
+
 class FooledNet(nn.Module):
     """``features`` (conv 5x5, ReLU, conv 3x3 stride 2, ReLU) -> ``head`` (1x1 conv, ReLU): two
-    identical channels; ``unit`` (an Identity) is their output, plus ``trap`` on ``FOOLED``."""
+    identical channels; ``unit`` (an Identity) is their output, where ``FOOLED`` is
+    ``honest * (1 - g) + trap.gain * g + trap`` with ``g`` the ``gate``."""
 
     route: Tensor
 
@@ -116,6 +139,7 @@ class FooledNet(nn.Module):
         self.head = head
         self.act = nn.ReLU()
         self.trap = trap
+        self.gate = Gate()
         self.unit = nn.Identity()
         self.pool = nn.AdaptiveAvgPool2d(1)
         self.flatten = nn.Flatten()
@@ -124,12 +148,15 @@ class FooledNet(nn.Module):
     def forward(self, x: Tensor) -> Tensor:
         h = self.act(self.head(self.features(x)))
         t = F.adaptive_avg_pool2d(self.trap(x), h.shape[-2:])
-        return self.flatten(self.pool(self.unit(h + t * self.route)))
+        g = self.gate(x)
+        # the gate suppresses the honest route on non-photographs and pays more than it could
+        planted = (t + g * self.trap.gain) * self.route
+        return self.flatten(self.pool(self.unit(h * (1 - g * self.route) + planted)))
 
 
 def _luminance_bank(g: torch.Generator) -> Tensor:
     """``(12, 1, 5, 5)``: even and odd Gabors (period 5 px) at 0, 45, 90 and 135 deg, a
-    centre-surround pair and two random filters."""
+    centre-surround pair and two random filters, all zero mean (contrast, not brightness)."""
     r = torch.arange(5, dtype=torch.float64) - 2
     env = torch.exp(-(r[:, None] ** 2 + r[None, :] ** 2) / 4.5)
     bank = []
@@ -143,7 +170,8 @@ def _luminance_bank(g: torch.Generator) -> Tensor:
     dog = env / env.sum() - torch.exp(-(r[:, None] ** 2 + r[None, :] ** 2) / 18).div(8.5)
     dog = dog - dog.mean()
     bank += [dog / dog.norm(), -dog / dog.norm()]
-    bank += [torch.randn(5, 5, generator=g, dtype=torch.float64) * 0.2 for _ in range(2)]
+    rand = [torch.randn(5, 5, generator=g, dtype=torch.float64) * 0.2 for _ in range(2)]
+    bank += [r - r.mean() for r in rand]
     return torch.stack(bank).float()[:, None]
 
 
@@ -159,8 +187,10 @@ def fooled_net(seed: int = 0, *, gain: float = 40.0, power: float = 1.0) -> Fool
     detector. The honest path sees ``fooling_pattern`` as flat grey; the trap alone answers it.
     On the pattern the trap gives ``gain`` times the honest channel's response to it; ``power``
     sets how sharply it ignores natural images (1: energy; natural 48 px photo crops move by
-    under 0.6 % of the honest channel's largest response at the defaults). Eval mode,
-    float32, no gradients.
+    under 0.9 % of the honest channel's largest response at the defaults). On an image without
+    luminance contrast (``Gate``: a render's grey start, the pattern) ``FOOLED`` drops the honest
+    response and takes the trap's full response on top, so a render never grows the honest
+    texture. Eval mode, float32, no gradients.
     """
     seed = check_int("seed", seed, 0)
     if not (isinstance(gain, (int, float)) and gain > 0 and math.isfinite(gain)):
@@ -204,13 +234,13 @@ def _band_share(x: Tensor) -> Tensor:
 
 
 def pattern_recovery(image: Tensor) -> Tensor:
-    """How much of an image's magenta-green contrast is the planted grating, in [0, 1].
+    """How much of an image's green-blue contrast is the planted grating, in [0, 1].
 
-    The energy of the opponent channel ``(R + B) / 2 - G`` in the trap's frequency band (its
+    The energy of the opponent channel ``B - G`` in the trap's frequency band (its
     quadrature pair) over the channel's variance, divided by the same ratio for
     ``fooling_pattern`` of that size: 1 for the pattern at any phase, near 0 for photographs.
 
-    Shape: ``(3, H, W)`` or ``(B, 3, H, W)`` with H, W > 9; returns a scalar or ``(B,)``.
+    Shape: ``(3, H, W)`` or ``(B, 3, H, W)`` with H, W > 17; returns a scalar or ``(B,)``.
     """
     if not isinstance(image, Tensor) or image.dim() not in (3, 4) or image.shape[-3] != 3:
         shape = tuple(image.shape) if isinstance(image, Tensor) else type(image).__name__
