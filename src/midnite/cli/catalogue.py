@@ -3,7 +3,9 @@
 Plans with ``midnite.jobs`` (layers, views, ``--recipe``/``--param``, ``LAYERS`` layout: each
 unit's PNG, alpha map and record), says what it is about to do (for a long run with the time a
 quick probe expects here), computes dataset examples (``--images``), then runs the plan with
-the one runner (``jobs.run``) in this process or on Ray (``--ray``, ``jobs.ray.RayExecutor``);
+the one runner (``jobs.run``) in a pool of worker processes (``jobs.pool``: ``--workers``, by
+default one per CPU for a run of 2 batches per CPU or more), in this process, or on Ray
+(``--ray``, ``jobs.ray.RayExecutor``), each worker with ``--threads`` torch threads (default 1);
 ``--dry-run`` prints the plan and its expected time. The site is up to date after every batch.
 ``--concepts N`` (with ``--images``) also fits or loads each ``(C, H, W)`` layer's dictionary
 (``jobs.concepts.dictionary``, the pass on the same executor), writes its examples and renders
@@ -54,6 +56,7 @@ from midnite.jobs import (
 )
 from midnite.jobs import concepts as J
 from midnite.jobs import run as run_jobs
+from midnite.jobs.executors import torch_threads
 from midnite.jobs.memory import is_out_of_memory, one_line
 from midnite.jobs.pages import catalogue_pages
 from midnite.jobs.pool import PoolExecutor, pool_workers
@@ -436,6 +439,17 @@ def _concepts(args, model, layers, folder: Path, out: Path, executor, settings, 
     return work, layer_sets
 
 
+def _examples_dry(args, model, images, concept_layers: list[str], concept_settings) -> None:
+    """``--dry-run``: what the dataset examples and the concepts would do."""
+    if images is not None:
+        print(
+            f"dataset examples: top {args.top_k or TOP_K} per unit from {len(images[1])} "
+            f"file(s) in {str(images[0])!r}, one pass over the folder for all layers"
+        )
+    if concept_layers and images is not None:
+        _concepts_dry(args, model, concept_layers, images[0], Path(args.out), concept_settings)
+
+
 def run(args: argparse.Namespace) -> int:
     """``midnite catalogue``: plan, then dry-run it or run it (``jobs.run``)."""
     _check_options(args)
@@ -456,19 +470,15 @@ def run(args: argparse.Namespace) -> int:
     )
     more: list[Batch] = []
     if args.dry_run:
-        if images is not None:
-            print(
-                f"dataset examples: top {args.top_k or TOP_K} per unit from {len(images[1])} "
-                f"file(s) in {str(images[0])!r}, one pass over the folder for all layers"
-            )
-        if concept_layers and images is not None:
-            _concepts_dry(args, model, concept_layers, images[0], Path(args.out), concept_settings)
-        return _dry_run(model, work, names, shapes, units, dev, Path(args.out))
+        _examples_dry(args, model, images, concept_layers, concept_settings)
+        with torch_threads(args.threads or 1):  # the probe times what one worker does
+            return _dry_run(model, work, names, shapes, units, dev, Path(args.out))
     assert out is not None
     # the deepest layer's forward pass is the longest: check it at the largest batch
     check_memory(model, work[-1].probe(), max(b.images for b in work), dev)
     left = todo(work, out)[0]
-    expected = _announce(model, left, dev)  # before anything is computed
+    with torch_threads(args.threads or 1):  # the probe times what one worker does
+        expected = _announce(model, left, dev)  # before anything is computed
     report = functools.partial(print, "midnite:", file=sys.stderr)
     batches = len(left) + _concept_batches(args, concept_layers)
     try:
