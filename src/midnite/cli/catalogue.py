@@ -4,7 +4,7 @@ Plans with ``midnite.jobs`` (layers, views, ``--recipe``/``--param``, ``LAYERS``
 unit's PNG, alpha map and record), says what it is about to do (for a long run with the time a
 quick probe expects here), computes dataset examples (``--images``), then runs the plan with
 the one runner (``jobs.run``) in a pool of worker processes (``jobs.pool``: ``--workers``, by
-default one per CPU for a run of 2 batches per CPU or more), in this process, or on Ray
+default one per CPU for a run of 4 batches per CPU or more), in this process, or on Ray
 (``--ray``, ``jobs.ray.RayExecutor``), each worker with ``--threads`` torch threads (default 1);
 ``--dry-run`` prints the plan and its expected time. The site is up to date after every batch.
 ``--concepts N`` (with ``--images``) also fits or loads each ``(C, H, W)`` layer's dictionary

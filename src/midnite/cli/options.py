@@ -253,7 +253,7 @@ def add_ray_options(parser: argparse.ArgumentParser, *, what: str = "render") ->
         default=None,
         help="worker processes, each loading MODEL once (in this machine without --ray; Ray "
         "workers with it); default: one per CPU this process may use when the run has at least "
-        "2 batches per worker, else this process alone (with --ray: the cluster's CPUs)",
+        "4 batches per worker, else this process alone (with --ray: the cluster's CPUs)",
     )
     parser.add_argument(
         "--threads",

@@ -42,9 +42,10 @@ from midnite.jobs.plan import Batch
 
 __all__ = ["POOL_BATCHES", "PoolError", "PoolExecutor", "cpus", "pool_workers"]
 
-# the default pool only for runs of at least this many batches per worker: a worker's start
-# (spawn, import torch, load the model) costs about one small batch (benchmarks/threads.py)
-POOL_BATCHES = 2
+# the default pool only for runs of at least this many batches per worker: starting the
+# workers (spawn, import torch, load the model, each) cost ~10 s on a loaded 2-core machine,
+# more than 4 small Lite0 batches in one process gained back (benchmarks/threads.py)
+POOL_BATCHES = 4
 FAILED = r"render: \d+ of \d+ image\(s\) failed"  # reported per unit by the runner instead
 
 
