@@ -37,6 +37,7 @@ from midnite.analysis import TopExamples
 from midnite.analysis.reservoir import Reservoir
 from midnite.engine import RenderResult
 from midnite.engine.checks import check_positive_int
+from midnite.errors import RenderError
 from midnite.jobs.executors import InProcess
 from midnite.jobs.plan import Batch
 
@@ -49,8 +50,8 @@ POOL_BATCHES = 4
 FAILED = r"render: \d+ of \d+ image\(s\) failed"  # reported per unit by the runner instead
 
 
-class PoolError(RuntimeError):
-    """A worker could not start (its model did not load) or died."""
+class PoolError(RenderError, RuntimeError):
+    """A worker could not start (its model did not load) or died (exit status 1)."""
 
 
 def cpus() -> int:
