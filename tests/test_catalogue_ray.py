@@ -204,9 +204,9 @@ def test_unreachable_cluster_is_one_line_and_status_2(model_file, tmp_path, caps
     assert address in err
 
 
-def test_workers_without_ray_is_a_usage_error(model_file, tmp_path, capsys):
-    assert run("catalogue", model_file, "--out", tmp_path / "out", *FAST, "--workers", 2) == 2
-    assert "--workers needs --ray" in capsys.readouterr().err
+def test_workers_without_ray_is_a_local_pool(model_file, tmp_path):
+    assert run("catalogue", model_file, "--out", tmp_path / "out", *FAST, "--workers", 2) == 0
+    assert len(pngs(tmp_path / "out")) == 16  # 4 layers x units 0-3; more in test_pool.py
 
 
 @pytest.mark.ray_cluster

@@ -3,7 +3,9 @@
 Plans with ``midnite.jobs`` (layers, views, ``--recipe``/``--param``, ``LAYERS`` layout: each
 unit's PNG, alpha map and record), says what it is about to do (for a long run with the time a
 quick probe expects here), computes dataset examples (``--images``), then runs the plan with
-the one runner (``jobs.run``) in this process or on Ray (``--ray``, ``jobs.ray.RayExecutor``);
+the one runner (``jobs.run``) in a pool of worker processes (``jobs.pool``: ``--workers``, by
+default one per CPU for a run of 4 batches per CPU or more), in this process, or on Ray
+(``--ray``, ``jobs.ray.RayExecutor``), each worker with ``--threads`` torch threads (default 1);
 ``--dry-run`` prints the plan and its expected time. The site is up to date after every batch.
 ``--concepts N`` (with ``--images``) also fits or loads each ``(C, H, W)`` layer's dictionary
 (``jobs.concepts.dictionary``, the pass on the same executor), writes its examples and renders
@@ -54,8 +56,10 @@ from midnite.jobs import (
 )
 from midnite.jobs import concepts as J
 from midnite.jobs import run as run_jobs
+from midnite.jobs.executors import torch_threads
 from midnite.jobs.memory import is_out_of_memory, one_line
 from midnite.jobs.pages import catalogue_pages
+from midnite.jobs.pool import PoolExecutor, pool_workers
 from midnite.jobs.trust import add_trust
 from midnite.jobs.views import captions
 from midnite.pages.catalogue import build_site
@@ -221,18 +225,35 @@ def _dry_run(model, work, names, shapes, units, dev, out: Path) -> int:
 
 @contextlib.contextmanager
 def run_executor(
-    args: argparse.Namespace, model: torch.nn.Module, device: torch.device | None = None
+    args: argparse.Namespace,
+    model: torch.nn.Module,
+    device: torch.device | None = None,
+    batches: int | None = None,
+    *,
+    on_cpu: bool | None = None,
 ) -> Iterator[Any]:
-    """The executor for the ``with`` block: in-process, or Ray's (``--ray``), closed after."""
+    """The executor for the ``with`` block, closed after: Ray's (``--ray``), else a pool of
+    worker processes (``jobs.pool.pool_workers`` of the ``batches`` to render and ``--workers``;
+    by default only ``on_cpu``, default: ``device`` is the CPU or None), else this process;
+    ``--threads`` (default 1) torch threads each."""
+    threads = args.threads or 1
     if args.ray is None:
         check_ray_options(args)
-        yield InProcess(model, device=device)
-        return
-    from midnite.jobs import ray  # imports Ray itself only when an executor is made
+        if on_cpu is None:
+            on_cpu = device is None or torch.device(device).type == "cpu"
+        asked = args.workers if args.workers is not None or on_cpu else 1
+        n = pool_workers(max(1, batches or 0), asked) if batches is not None else asked or 1
+        if n == 1:
+            yield InProcess(model, device=device, threads=threads)
+            return
+        executor: Any = PoolExecutor(args.model, workers=n, threads=threads, model=model)
+    else:
+        from midnite.jobs import ray  # imports Ray itself only when an executor is made
 
-    executor = ray.RayExecutor(
-        args.model, address=args.ray or None, workers=args.workers, insecure=args.ray_insecure
-    )
+        executor = ray.RayExecutor(
+            args.model, address=args.ray or None, workers=args.workers, threads=threads,
+            insecure=args.ray_insecure,
+        )  # fmt: skip
     executor.__enter__()  # RayError (a UsageError): Ray missing, cluster unreachable
     try:
         yield executor
@@ -362,6 +383,13 @@ def _concept_layers(args: argparse.Namespace, names: list[str], shapes: dict) ->
     return found
 
 
+def _concept_batches(args: argparse.Namespace, layers: list[str]) -> int:
+    """The concept batches a run may render (for the pool's rule; none done yet counted)."""
+    if not layers:
+        return 0
+    return len(layers) * len(_concept_recipes(args)) * -(-args.concepts // args.batch)
+
+
 def _concept_recipes(args: argparse.Namespace) -> tuple[str, ...]:
     return J.RECIPES if args.concepts_feature else J.RECIPES[:1]
 
@@ -411,6 +439,17 @@ def _concepts(args, model, layers, folder: Path, out: Path, executor, settings, 
     return work, layer_sets
 
 
+def _examples_dry(args, model, images, concept_layers: list[str], concept_settings) -> None:
+    """``--dry-run``: what the dataset examples and the concepts would do."""
+    if images is not None:
+        print(
+            f"dataset examples: top {args.top_k or TOP_K} per unit from {len(images[1])} "
+            f"file(s) in {str(images[0])!r}, one pass over the folder for all layers"
+        )
+    if concept_layers and images is not None:
+        _concepts_dry(args, model, concept_layers, images[0], Path(args.out), concept_settings)
+
+
 def run(args: argparse.Namespace) -> int:
     """``midnite catalogue``: plan, then dry-run it or run it (``jobs.run``)."""
     _check_options(args)
@@ -431,21 +470,22 @@ def run(args: argparse.Namespace) -> int:
     )
     more: list[Batch] = []
     if args.dry_run:
-        if images is not None:
-            print(
-                f"dataset examples: top {args.top_k or TOP_K} per unit from {len(images[1])} "
-                f"file(s) in {str(images[0])!r}, one pass over the folder for all layers"
-            )
-        if concept_layers and images is not None:
-            _concepts_dry(args, model, concept_layers, images[0], Path(args.out), concept_settings)
-        return _dry_run(model, work, names, shapes, units, dev, Path(args.out))
+        _examples_dry(args, model, images, concept_layers, concept_settings)
+        with torch_threads(args.threads or 1):  # the probe times what one worker does
+            return _dry_run(model, work, names, shapes, units, dev, Path(args.out))
     assert out is not None
     # the deepest layer's forward pass is the longest: check it at the largest batch
     check_memory(model, work[-1].probe(), max(b.images for b in work), dev)
-    expected = _announce(model, todo(work, out)[0], dev)  # before anything is computed
+    left = todo(work, out)[0]
+    with torch_threads(args.threads or 1):  # the probe times what one worker does
+        expected = _announce(model, left, dev)  # before anything is computed
     report = functools.partial(print, "midnite:", file=sys.stderr)
+    batches = len(left) + _concept_batches(args, concept_layers)
     try:
-        with rec.lock_folder(out), run_executor(args, model) as executor:
+        with (
+            rec.lock_folder(out),
+            run_executor(args, model, batches=batches, on_cpu=dev.type == "cpu") as executor,
+        ):
             read_plan(out, report)  # a damaged catalogue.json is named here, rewritten later
             if images is not None:
                 _examples(args, work, images, out, executor, report)

@@ -93,8 +93,9 @@ def run(args: argparse.Namespace) -> int:
         size=size, steps=args.steps, batch=args.batch, seed=args.seed, device=str(dev)
     )
     recipes = (args.recipe,) if args.recipe else J.RECIPES
+    batches = len(recipes) * -(-args.n // args.batch)  # for the pool's rule (cli.catalogue)
     try:
-        with rec.lock_folder(out), run_executor(args, model, dev) as executor:
+        with rec.lock_folder(out), run_executor(args, model, dev, batches) as executor:
             concepts, fitted = J.dictionary(
                 executor, model, args.model, args.layer, args.images, args.n, out,
                 method=args.method, seed=args.seed, size=size, progress=progress, report=say,

@@ -232,8 +232,8 @@ def _ray_address(text: str) -> str:
 
 
 def add_ray_options(parser: argparse.ArgumentParser, *, what: str = "render") -> None:
-    """``--ray [ADDRESS]``, ``--ray-insecure`` and ``--workers N`` (``cli.catalogue.run_executor``
-    makes the executor they choose)."""
+    """``--ray [ADDRESS]``, ``--ray-insecure``, ``--workers N`` and ``--threads T``
+    (``cli.catalogue.run_executor`` makes the executor they choose)."""
     parser.add_argument(
         "--ray",
         metavar="ADDRESS",
@@ -251,13 +251,21 @@ def add_ray_options(parser: argparse.ArgumentParser, *, what: str = "render") ->
         metavar="N",
         type=number("--workers", int, check_positive_int),
         default=None,
-        help="Ray workers, each with one torch thread (default: the cluster's CPUs)",
+        help="worker processes, each loading MODEL once (in this machine without --ray; Ray "
+        "workers with it); default: one per CPU this process may use when the run has at least "
+        "4 batches per worker, else this process alone (with --ray: the cluster's CPUs)",
+    )
+    parser.add_argument(
+        "--threads",
+        metavar="T",
+        type=number("--threads", int, check_positive_int),
+        default=None,
+        help="torch threads per worker (default 1: the same bytes however the run is split, "
+        "and no threads fighting other work for the cores)",
     )
 
 
 def check_ray_options(args: argparse.Namespace) -> None:
     """The Ray options that need ``--ray`` (one line, before anything loads)."""
-    if args.workers is not None and args.ray is None:
-        raise UsageError("--workers needs --ray (in-process rendering is one worker)")
     if args.ray_insecure and args.ray is None:
         raise UsageError("--ray-insecure needs --ray ADDRESS (the cluster to join)")

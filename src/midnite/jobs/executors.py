@@ -1,12 +1,15 @@
 """Executors run batches and yield their results; the runner alone writes files. They also run
 the analysis passes over a folder: dataset examples and the reservoir of a concept fit.
 
-:class:`InProcess` (the default) renders batches one after another in this process;
-``midnite.jobs.ray.RayExecutor`` renders them on Ray workers (imported only when asked for).
+:class:`InProcess` renders batches one after another in this process (with ``threads``,
+torch's thread count is set for the run and given back after); ``midnite.jobs.pool.PoolExecutor``
+renders them in spawned worker processes (the CLI's default, see ``cli.options.choose_executor``);
+``midnite.jobs.ray.RayExecutor`` on Ray workers (imported only when asked for).
 """
 
 from __future__ import annotations
 
+import contextlib
 import warnings
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
@@ -18,9 +21,24 @@ from midnite.analysis import TopExamples, top_examples
 from midnite.analysis.concepts import collect
 from midnite.analysis.reservoir import Reservoir
 from midnite.engine import RenderResult, StepState, render_config
+from midnite.engine.checks import check_positive_int
 from midnite.jobs.plan import Batch
 
-__all__ = ["Executor", "InProcess"]
+__all__ = ["Executor", "InProcess", "torch_threads"]
+
+
+@contextlib.contextmanager
+def torch_threads(threads: int | None) -> Iterator[None]:
+    """``torch.set_num_threads(threads)`` for the block (``None``: unchanged), then back."""
+    if threads is None:
+        yield
+        return
+    before = torch.get_num_threads()
+    torch.set_num_threads(threads)
+    try:
+        yield
+    finally:
+        torch.set_num_threads(before)
 
 
 class Executor(Protocol):
@@ -66,7 +84,9 @@ class InProcess:
 
     ``progress``: the engine's per-step progress bar for each batch; ``callback``: the
     engine's step callback (``render_config(..., callback=)``), e.g. the runner's bar;
-    ``device``: where the analysis passes run (default: where the model's weights are).
+    ``device``: where the analysis passes run (default: where the model's weights are);
+    ``threads``: torch threads while batches render (default: leave torch's setting as it is),
+    the count before is given back after each batch.
     """
 
     def __init__(
@@ -76,8 +96,10 @@ class InProcess:
         progress: bool = False,
         callback: Callable[[StepState], object] | None = None,
         device: torch.device | str | None = None,
+        threads: int | None = None,
     ):
         self.model = model
+        self.threads = None if threads is None else check_positive_int("threads", threads)
         self.device = device
         self.progress = progress
         self.callback = callback
@@ -86,7 +108,8 @@ class InProcess:
         steps: dict[str, Any] = {} if self.callback is None else {"callback": self.callback}
         for batch in batches:
             try:
-                with warnings.catch_warnings():  # failed images are reported per unit instead
+                # failed images are reported per unit instead
+                with warnings.catch_warnings(), torch_threads(self.threads):
                     warnings.filterwarnings(
                         "ignore",
                         message=r"render: \d+ of \d+ image\(s\) failed",

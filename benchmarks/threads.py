@@ -1,0 +1,100 @@
+"""The thread policy against a competing CPU job: a small Lite0 catalogue (``_blocks.8``, 16
+units, 64 px, 16 steps, batch 4: 4 batches) run by ``midnite catalogue`` with the old default
+(one process, torch's default threads), one process with one thread, the pool (2 workers x 1
+thread) and the new default (no options), idle and with a busy-loop process per CPU; the median
+wall time of ``--rounds`` rounds (each run a fresh command: model loading included).
+
+    python benchmarks/threads.py [--rounds 2] [--units 0-15]
+
+Measured on the shared 2-core machine (load average ~7 from other work even when "idle"),
+median of 2 rounds, with the rule at 2 batches per worker (so "new default" was the pool):
+
+    setting                               idle            busy
+    old default (1 process, 2 threads)   43.9 s (3.08x)  116.6 s (2.25x)
+    1 process, 1 thread                  14.2 s (1.00x)   51.8 s (1.00x)
+    pool, 2 workers x 1 thread           24.6 s (1.72x)   61.7 s (1.19x)
+    new default (then: the pool)         17.2 s (1.20x)   61.6 s (1.19x)
+
+Starting the workers did not pay off at 4 batches, hence ``jobs.pool.POOL_BATCHES = 4``: such
+a run now stays in one process at one thread (the best row).
+"""
+
+from __future__ import annotations
+
+import argparse
+import contextlib
+import os
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from collections.abc import Iterator
+
+import torch
+
+CODE = "import sys; from midnite.cli import main; sys.exit(main(sys.argv[1:]))"
+BUSY = "while True: pass"
+
+
+def settings() -> dict[str, list[str]]:
+    return {
+        f"old default (1 process, {torch.get_num_threads()} threads)": [
+            "--workers", "1", "--threads", str(torch.get_num_threads()),
+        ],
+        "1 process, 1 thread": ["--workers", "1", "--threads", "1"],
+        "pool, 2 workers x 1 thread": ["--workers", "2", "--threads", "1"],
+        "new default (no options)": [],
+    }  # fmt: skip
+
+
+@contextlib.contextmanager
+def competing(on: bool) -> Iterator[None]:
+    """A busy-loop process per CPU this process may use, for the block."""
+    procs = [
+        subprocess.Popen([sys.executable, "-c", BUSY])
+        for _ in range(len(os.sched_getaffinity(0)) if on else 0)
+    ]
+    try:
+        yield
+    finally:
+        for p in procs:
+            p.kill()
+            p.wait()
+
+
+def once(units: str, extra: list[str]) -> float:
+    with tempfile.TemporaryDirectory() as out:
+        argv = ["catalogue", "efficientnet-lite0", "--layers", "_blocks.8", "--units", units]
+        argv += ["--size", "64", "--steps", "16", "--batch", "4", "--no-progress", "--out", out]
+        began = time.perf_counter()
+        subprocess.run([sys.executable, "-c", CODE, *argv, *extra], check=True,
+                       capture_output=True)  # fmt: skip
+        return time.perf_counter() - began
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__)
+    parser.add_argument("--rounds", type=int, default=2)
+    parser.add_argument("--units", default="0-15")
+    args = parser.parse_args()
+    table: dict[str, dict[str, float]] = {}
+    for case in ("idle", "busy"):
+        with competing(case == "busy"):
+            times: dict[str, list[float]] = {name: [] for name in settings()}
+            for _ in range(args.rounds):  # interleaved: the machine's drift hits each alike
+                for name, extra in settings().items():
+                    times[name].append(once(args.units, extra))
+        table[case] = {name: statistics.median(t) for name, t in times.items()}
+    print(f"CPUs: {len(os.sched_getaffinity(0))}; median of {args.rounds} round(s), seconds")
+    print(f"{'setting':44} {'idle':>8} {'busy':>8}")
+    best = {case: min(table[case].values()) for case in table}
+    for name in settings():
+        cells = "".join(
+            f" {table[c][name]:7.1f}s ({table[c][name] / best[c]:.2f}x)" for c in ("idle", "busy")
+        )
+        print(f"{name:44}{cells}")
+
+
+if __name__ == "__main__":
+    main()
