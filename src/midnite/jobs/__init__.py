@@ -3,7 +3,8 @@
 Contract: a job is a plan of pure :class:`Batch` items (``plan``: layer, view, units, settings,
 seed) run by :func:`run`, the one resumable runner behind ``midnite render``, ``midnite
 catalogue`` and Python callers: it decides what is done (one run key, one damaged-unit check),
-renders through an executor (:class:`InProcess`, or ``midnite.jobs.ray.RayExecutor``), writes
+renders through an executor (:class:`InProcess`, :class:`midnite.jobs.pool.PoolExecutor`, or
+``midnite.jobs.ray.RayExecutor``), writes
 each unit with one record builder, one finiteness check and one PNG encoder, and calls a page
 builder. Views are registrations (:func:`register_view`), not branches. This package imports
 from the floors below it (engine, images, analysis, store, pages), never from ``midnite.cli``;
@@ -28,6 +29,7 @@ from midnite.jobs.plan import (
     layer_folder,
     plan,
 )
+from midnite.jobs.pool import PoolExecutor, pool_workers
 from midnite.jobs.runner import Interrupted, Summary, run, todo
 from midnite.jobs.views import (
     CATALOGUE_VIEWS,
@@ -55,6 +57,7 @@ __all__ = [
     "InProcess",
     "Interrupted",
     "Layout",
+    "PoolExecutor",
     "Settings",
     "Summary",
     "View",
@@ -71,6 +74,7 @@ __all__ = [
     "get_view",
     "layer_folder",
     "plan",
+    "pool_workers",
     "register_view",
     "run",
     "select_layers",
