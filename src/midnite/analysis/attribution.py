@@ -15,11 +15,9 @@ from typing import TYPE_CHECKING
 import torch
 from torch import Tensor
 
-from midnite.analysis.stream import image_source, loaded
+from midnite.analysis.stream import image_source, loaded, placed
 from midnite.engine.checks import check_positive_int, check_size
-from midnite.engine.device import resolve_device
 from midnite.engine.hooks import frozen, input_channels
-from midnite.engine.normalize import as_normalize
 from midnite.engine.tokens import TokenReader
 from midnite.errors import UsageError
 from midnite.images import load
@@ -93,9 +91,7 @@ def concept_attribution(
     (see :func:`class_target`)."""
     fn = class_target(target)
     batch = check_positive_int("batch", batch)
-    dev = resolve_device(concepts.settings.get("device"))
-    norm = as_normalize(concepts.settings.get("normalize"))
-    norm = None if norm is None else norm.to(dev)
+    dev, norm = placed(concepts.settings.get("device"), concepts.settings.get("normalize"))
     model, layer = concepts.model, concepts.layer
     module = dict(model.named_modules()).get(layer)
     if module is None:

@@ -22,7 +22,7 @@ from midnite.analysis import dictionary as dic
 from midnite.analysis.examples import TopExamples, _report, _result, _Running, _stream
 from midnite.analysis.fields import probe_layers
 from midnite.analysis.reservoir import Reservoir
-from midnite.analysis.stream import check_shard, image_source
+from midnite.analysis.stream import check_shard, image_source, placed
 from midnite.engine import objectives
 from midnite.engine.checks import check_int, check_positive_int, check_size
 from midnite.engine.device import resolve_device
@@ -119,9 +119,7 @@ class Concepts:
 
     def _pass(self, images: object, sink: object, fields: bool = False, batch: int = 32):
         hw = check_size("size", self.settings.get("size", 224))
-        dev = resolve_device(self.settings.get("device"))
-        norm = as_normalize(self.settings.get("normalize"))
-        norm = None if norm is None else norm.to(dev)
+        dev, norm = placed(self.settings.get("device"), self.settings.get("normalize"))
         ch = input_channels(self.model)
         with frozen(self.model, dev), ActivationCapture(self.model, [self.layer]) as cap:
             source = image_source(images, (0, 1))
@@ -280,9 +278,7 @@ def collect(
     cap = check_positive_int("max_rows", max_rows)
     batch = check_positive_int("batch", batch)
     workers = check_int("workers", workers, 0)
-    dev = resolve_device(device)
-    norm = as_normalize(normalize)
-    norm = None if norm is None else norm.to(dev)
+    dev, norm = placed(device, normalize)
     ch = input_channels(model)
     settings = {"size": list(hw), "normalize": _plain(normalize)}
     res = Reservoir(layer, per, cap, check_int("seed", seed, 0), settings)

@@ -29,7 +29,7 @@ from tqdm.auto import tqdm
 
 from midnite.analysis.fields import Box, ReceptiveField, check_layers, probe_layers
 from midnite.analysis.fields import receptive_fields as receptive_fields
-from midnite.analysis.stream import ImageId, Source, check_shard, image_source, loaded
+from midnite.analysis.stream import ImageId, Source, check_shard, image_source, loaded, placed
 from midnite.engine.checks import (
     check_bool,
     check_int,
@@ -38,9 +38,8 @@ from midnite.engine.checks import (
     resolve_index,
 )
 from midnite.engine.config import check_model_dtype
-from midnite.engine.device import resolve_device
 from midnite.engine.hooks import ActivationCapture, frozen, input_channels
-from midnite.engine.normalize import Normalize, as_normalize
+from midnite.engine.normalize import Normalize
 from midnite.errors import UsageError
 from midnite.images import (
     UnreadableImageError,
@@ -385,9 +384,7 @@ def top_examples(
     progress = check_bool("progress", progress)
     workers = check_int("workers", workers, 0)
     part = check_shard(shard)
-    dev = resolve_device(device)
-    norm = as_normalize(normalize)
-    norm = None if norm is None else norm.to(dev)
+    dev, norm = placed(device, normalize)
     channels = input_channels(model)
     with frozen(model, dev), ActivationCapture(model, specs, early_stop=True) as cap:
         source = image_source(images, part, exclude)

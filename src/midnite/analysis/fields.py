@@ -16,10 +16,10 @@ from typing import TypeAlias
 import torch
 from torch import Tensor, nn
 
+from midnite.analysis.stream import placed
 from midnite.engine.checks import check_size, resolve_index
-from midnite.engine.device import resolve_device
 from midnite.engine.hooks import ActivationCapture, frozen, input_channels
-from midnite.engine.normalize import Normalize, as_normalize
+from midnite.engine.normalize import Normalize
 from midnite.errors import UsageError
 
 __all__ = ["Box", "ReceptiveField", "check_layers", "probe_layers", "receptive_fields"]
@@ -219,8 +219,6 @@ def receptive_fields(
     """
     specs = check_layers(layers)
     hw = check_size("size", size)
-    dev = resolve_device(device)
-    norm = as_normalize(normalize)
-    norm = None if norm is None else norm.to(dev)
+    dev, norm = placed(device, normalize)
     with frozen(model, dev), ActivationCapture(model, specs, early_stop=True) as cap:
         return probe_layers(cap, hw, input_channels(model), norm, dev, fields=True)[1]

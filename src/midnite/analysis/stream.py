@@ -15,14 +15,17 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TypeAlias
 
+import torch
 from PIL import Image
 from torch import Tensor
 
 from midnite.engine.checks import check_int, check_positive_int
+from midnite.engine.device import resolve_device
+from midnite.engine.normalize import Normalize, as_normalize
 from midnite.errors import UsageError
 from midnite.images import UnreadableImageError, scan_folder, shown
 
-__all__ = ["ImageId", "Item", "Source", "check_shard", "image_source", "loaded"]
+__all__ = ["ImageId", "Item", "Source", "check_shard", "image_source", "loaded", "placed"]
 
 ImageId: TypeAlias = "str | int"  # a path relative to the folder (or as given), or an index
 Item: TypeAlias = "tuple[int, ImageId, object]"  # (key, id, what to load); key order = id order
@@ -44,6 +47,15 @@ class Source:
         if isinstance(self.items, list):
             return {key: ident for key, ident, _ in self.items}
         return None
+
+
+def placed(
+    device: str | torch.device | None, normalize: object
+) -> tuple[torch.device, Normalize | None]:
+    """The device a pass runs on and its input normalization there (None: none)."""
+    dev = resolve_device(device)
+    norm = as_normalize(normalize)
+    return dev, None if norm is None else norm.to(dev)
 
 
 def check_shard(shard: object) -> tuple[int, int]:

@@ -30,14 +30,18 @@ def _heatmap(values: torch.Tensor) -> str:
     return data_url(rgb.clamp(0, 1))
 
 
+def _check(image: object, top: object, name: str) -> None:
+    if not isinstance(image, torch.Tensor) or image.dim() != 3:
+        got = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
+        raise UsageError(f"{name} needs an image tensor (C, H, W), got {got}")
+    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
+        raise UsageError(f"top must be a positive int, got {top!r}")
+
+
 def fires(model: torch.nn.Module, layer: str, image: torch.Tensor, top: int = 12) -> list[dict]:
     """The ``top`` units of ``layer`` by mean activation on ``image`` ``(C, H, W)`` in [0, 1]:
     ``[{"unit", "value", "heatmap"}]`` (``heatmap``: a PNG data URL, None for a flat layer)."""
-    if not isinstance(image, torch.Tensor) or image.dim() != 3:
-        got = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
-        raise UsageError(f"fires needs an image tensor (C, H, W), got {got}")
-    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
-        raise UsageError(f"top must be a positive int, got {top!r}")
+    _check(image, top, "fires")
     device = next((p.device for p in model.parameters()), torch.device("cpu"))
     with torch.no_grad(), frozen(model), ActivationCapture(model, [layer]) as capture:
         act = capture(image[None].to(device))[layer][0].float().cpu()
@@ -59,11 +63,7 @@ def fires(model: torch.nn.Module, layer: str, image: torch.Tensor, top: int = 12
 def concept_fires(concepts: Concepts, image: torch.Tensor, top: int = 12) -> list[dict]:
     """The ``top`` concepts of a dictionary by their code (map maximum) on ``image`` ``(C, H,
     W)``: ``[{"concept", "value", "heatmap"}]`` (``heatmap`` None for a flat layer)."""
-    if not isinstance(image, torch.Tensor) or image.dim() != 3:
-        got = tuple(image.shape) if isinstance(image, torch.Tensor) else type(image).__name__
-        raise UsageError(f"concept_fires needs an image tensor (C, H, W), got {got}")
-    if isinstance(top, bool) or not isinstance(top, int) or top < 1:
-        raise UsageError(f"top must be a positive int, got {top!r}")
+    _check(image, top, "concept_fires")
     maps = concepts.maps(image[None])[0].float()
     values = maps.flatten(1).amax(1) if maps.dim() == 3 else maps
     order = torch.argsort(values, descending=True)[:top]
