@@ -179,12 +179,15 @@ def assess(
     pairs: int,
     refs: int,
     seed: int,
+    negative: Observed | None = None,
 ) -> TrustReport:
     """Fill ``report`` from the observations of the natural images and of the picture(s).
 
     ``values`` ``(N,)``: the target's value on each natural image. Path agreement uses the
     ``refs`` top natural images as examples and every other image as the baseline; the
-    2-alternative scores use ``pair_up(values, pairs, refs, seed)``.
+    2-alternative scores use ``pair_up(values, pairs, refs, seed)``. ``negative``: the
+    pictures that minimize the target (Borowski et al.'s min references), subtracted from the
+    synthetic score as the bottom natural examples are from the natural one.
     """
     if natural.judge is None or vis.judge is None:
         raise UsageError("assess needs judge features of the natural images and the picture")
@@ -193,7 +196,8 @@ def assess(
     report.layers = list(natural.path)
     report.path_curve = path_agreement(vis.path, natural.path, order[:refs], order[refs:])
     report.path = sum(report.path_curve) / len(report.path_curve) if report.path_curve else None
-    hit = two_alternative(natural.judge, p, vis.judge)
+    neg = None if negative is None else negative.judge
+    hit = two_alternative(natural.judge, p, vis.judge, neg)
     report.score, report.ci = hit / pairs, wilson(hit, pairs)
     hit = two_alternative(natural.judge, p, natural.judge[p.top], natural.judge[p.bottom])
     report.natural, report.natural_ci = hit / pairs, wilson(hit, pairs)
