@@ -3,6 +3,8 @@ names, trust and concepts beside the units, escaping, and a run stopped by SIGTE
 
 from __future__ import annotations
 
+import functools
+import io
 import json
 import os
 import re
@@ -35,11 +37,20 @@ def render_like(unit: int, side: int = 224) -> Image.Image:
     return Image.fromarray(np.clip(noisy, 0, 255).astype(np.uint8))
 
 
+@functools.cache
+def png_bytes(texture: int, side: int) -> bytes:
+    """``render_like(texture, side)`` as PNG bytes (64 textures serve 1,000 units: encoding
+    noise is the slowest part of a big fixture)."""
+    data = io.BytesIO()
+    render_like(texture, side).save(data, format="PNG", compress_level=1)
+    return data.getvalue()
+
+
 def write_unit(folder: Path, layer: str, unit: int, view: str = "channel",
                final: float = 1.0, side: int = 224) -> Path:  # fmt: skip
     folder.mkdir(parents=True, exist_ok=True)
     stem = f"{view}_{unit:04d}"
-    render_like(unit, side).save(folder / f"{stem}.png")
+    (folder / f"{stem}.png").write_bytes(png_bytes(unit % 64, side))
     record = record_of(folder, f"{stem}.png", layer, unit, objective=view, final=final,
                        view=view, catalogue=True)  # fmt: skip
     record["image"].update(height=side, width=side)

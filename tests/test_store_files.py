@@ -116,3 +116,22 @@ def test_deleting_the_lock_file_during_a_run_does_not_let_a_second_run_in(tmp_pa
             pass  # pragma: no cover
     with files.lock_folder(tmp_path):  # released when the block ended
         assert (tmp_path / files.LOCK_NAME).is_file()
+
+
+def test_write_page_skips_identical_bytes_and_does_not_flush_the_disk(tmp_path, monkeypatch):
+    flushed = []
+    monkeypatch.setattr(files.os, "fsync", lambda fd: flushed.append(fd))
+    page = tmp_path / "index.html"
+    files.write_page(page, "<p>één</p>")
+    assert page.read_text(encoding="utf-8") == "<p>één</p>" and flushed == []
+    inode = page.stat().st_ino
+    files.write_page(page, "<p>één</p>")  # same bytes: the file is left alone
+    assert page.stat().st_ino == inode
+    files.write_page(page, b"<p>two</p>")  # other bytes: replaced atomically
+    assert page.read_bytes() == b"<p>two</p>" and page.stat().st_ino != inode
+    assert [p.name for p in tmp_path.iterdir()] == ["index.html"]  # no temporary file left
+    files.write_json(tmp_path / "r.json", {"a": 1})  # records are still flushed
+    assert len(flushed) == 1
+    (tmp_path / "dir.html").mkdir()
+    with pytest.raises(MidniteError, match="is a folder"):
+        files.write_page(tmp_path / "dir.html", "x")

@@ -103,14 +103,20 @@ class Layer:
     concepts: dict | None = None  # concepts_summary.json
     thumbs: dict[int, tuple[str, int, int]] = field(default_factory=dict)  # unit: thumbnail
     names: Sequence[str] | None = None  # class names of the output's units
+    _views: tuple[int, list[str]] | None = field(default=None, repr=False, compare=False)
 
     @property
     def display(self) -> str:
         return self.name or "(output)"
 
     def views(self) -> list[str]:
-        found = {v for u in self.units.values() for v in (*u.views, *u.damaged)}
-        return sorted(found, key=lambda v: (VIEW_ORDER.index(v) if v in VIEW_ORDER else 9, v))
+        """The views any unit has, in ``VIEW_ORDER`` (kept per unit count: a page of each of
+        a layer's units asks, and a scan each time made a site quadratic in units)."""
+        if self._views is None or self._views[0] != len(self.units):
+            found = {v for u in self.units.values() for v in (*u.views, *u.damaged)}
+            order = sorted(found, key=lambda v: (VIEW_ORDER.index(v) if v in VIEW_ORDER else 9, v))
+            self._views = (len(self.units), order)
+        return list(self._views[1])
 
 
 # reading a catalogue ---------------------------------------------------------------------------
@@ -515,10 +521,10 @@ class Site:
         self._thumbs(layer, target)
         for unit in layer.units.values():
             page = _unit_html(layer, unit, self.model, target, self.captions)
-            rec.atomic_write_text(target / unit_page(unit.unit), page)
+            rec.write_page(target / unit_page(unit.unit), page)
         concepts = (target / "concepts.html").is_file()
         entry = self.planned.get(layer.folder)
-        rec.atomic_write_text(target / INDEX, _layer_html(layer, self.model, entry, concepts))
+        rec.write_page(target / INDEX, _layer_html(layer, self.model, entry, concepts))
 
     def _write_index(self) -> Path:
         for sub, entry in self.planned.items():  # planned layers with nothing rendered yet
@@ -529,4 +535,4 @@ class Site:
         order = list(self.planned)
         layers.sort(key=lambda x: order.index(x.folder) if x.folder in order else len(order))
         page = _index_html(layers, self.model, self.planned)
-        return rec.atomic_write_text(self.out / INDEX, page)
+        return rec.write_page(self.out / INDEX, page)

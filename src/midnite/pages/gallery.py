@@ -152,4 +152,4 @@ def build(
         raise UsageError(f"gallery needs an existing folder of results, got {str(folder)!r}")
     found = rec.scan(folder) if found is None else found
     name = title or f"midnite gallery: {folder.resolve().name}"
-    return rec.atomic_write_text(folder / INDEX, page(found.units, name, found.damaged, captions))
+    return rec.write_page(folder / INDEX, page(found.units, name, found.damaged, captions))

@@ -37,6 +37,7 @@ __all__ = [
     "lock_folder",
     "read_json",
     "write_json",
+    "write_page",
 ]
 
 TEMP_SUFFIX = ".midnite-tmp"
@@ -58,8 +59,9 @@ class DamagedError(MidniteError, ValueError):
         self.reason = message if reason is None else reason
 
 
-def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
-    """Write ``data`` to a temporary file beside ``path``, fsync it, then rename it to ``path``.
+def atomic_write_bytes(path: str | os.PathLike, data: bytes, *, durable: bool = True) -> Path:
+    """Write ``data`` to a temporary file beside ``path``, fsync it (unless not ``durable``),
+    then rename it to ``path``.
 
     Readers see the old file or the new one, never a part; on any exception (also a
     KeyboardInterrupt) the temporary file is removed and ``path`` is left as it was. A symlink
@@ -79,7 +81,8 @@ def atomic_write_bytes(path: str | os.PathLike, data: bytes) -> Path:
         with os.fdopen(fd, "wb") as fh:
             fh.write(data)
             fh.flush()
-            os.fsync(fh.fileno())
+            if durable:
+                os.fsync(fh.fileno())
         os.chmod(tmp, _file_mode(path))
         os.replace(tmp, path)
     except BaseException:
@@ -101,6 +104,21 @@ def _file_mode(path: Path) -> int:
 def atomic_write_text(path: str | os.PathLike, text: str) -> Path:
     """``atomic_write_bytes`` of UTF-8 text."""
     return atomic_write_bytes(path, text.encode("utf-8"))
+
+
+def write_page(path: str | os.PathLike, data: str | bytes) -> Path:
+    """Write a derived file (a page, a thumbnail) atomically, unless ``path`` holds these
+    bytes already. Not fsynced: it is remade from the records, and a site rebuilt after every
+    batch would otherwise pay a disk flush per unit page (16 s for 4,000 pages here)."""
+    raw = data.encode("utf-8") if isinstance(data, str) else data
+    path = Path(path)
+    try:
+        same = not path.is_symlink() and path.stat().st_size == len(raw)
+        if same and path.read_bytes() == raw:
+            return path
+    except OSError:
+        pass  # absent or unreadable: written below
+    return atomic_write_bytes(path, raw, durable=False)
 
 
 def jsonable(value: object) -> object:

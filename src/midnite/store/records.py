@@ -36,6 +36,7 @@ from midnite.store.files import (
     lock_folder,
     read_json,
     write_json,
+    write_page,
 )
 from midnite.store.keys import (
     batch_seed,
@@ -89,6 +90,7 @@ __all__ = [
     "unit_stem",
     "weights_digest",
     "write_json",
+    "write_page",
     "write_record",
 ]
 

@@ -468,7 +468,7 @@ def thumbnail(folder: str | os.PathLike, png: str, sha256: str) -> tuple[str, in
         return None
     data = io.BytesIO()
     small.save(data, "JPEG", quality=82, comment=sha256.encode("ascii", "replace"))
-    rec.atomic_write_bytes(target, data.getvalue())
+    rec.write_page(target, data.getvalue())
     return name, small.width, small.height
 
 
