@@ -9,6 +9,8 @@ Borowski et al.'s min references), and writes ``DIR/<layer>/trust.json`` atomica
                       "flagged": false, "verdict": "...", "recipe": "feature",
                       "min_references": true}}
 
+(``min_references`` is there only when the unit's min pictures were used.)
+
 Concepts (``concepts=``, ``jobs.concepts.concept_targets``) are scored against the same
 example pool, the target their direction, and written to ``DIR/<layer>/concept_trust.json``
 (keyed by the concept render's stem, so a refitted dictionary has no stale card).
@@ -101,7 +103,8 @@ def recipe_of(record: dict | None) -> str:
 
 
 def _entry(rep: TrustReport, min_references: bool) -> dict:
-    return {
+    """A report as its file keeps it; ``min_references`` only when they were used."""
+    entry = {
         "score": rep.score,
         "ci": None if rep.ci is None else list(rep.ci),
         "natural": rep.natural,
@@ -109,8 +112,8 @@ def _entry(rep: TrustReport, min_references: bool) -> dict:
         "flagged": rep.flagged,
         "verdict": rep.verdict,
         "recipe": rep.recipe,
-        "min_references": min_references,
     }
+    return {**entry, "min_references": True} if min_references else entry
 
 
 def _pool(where: Path, layer: str, pairs: int, refs: int) -> list[bytes]:
