@@ -28,6 +28,7 @@ from midnite.images import load
 from midnite.models import efficientnet_lite
 
 LAYERS = ("_blocks.3", "_blocks.8", "_blocks.14")
+MARKS = (("tab:purple", "o"), ("tab:brown", "s"), ("tab:gray", "^"))  # right panel's layers
 Row = tuple[str, int, TrustReport, float | None, float]  # layer, unit, report, max-only, s
 
 
@@ -130,9 +131,9 @@ def _figure(rows: list[Row], out: str) -> None:
                       medianprops={"color": colour})  # fmt: skip
             a.scatter([x] * len(ys), ys, s=14, color=colour, zorder=3,
                       label=label if li == 0 else None)  # fmt: skip
-        b.scatter(
-            [r[2].stability for r in mine], [r[2].score for r in mine], label=f"layer {layer}"
-        )
+        b.scatter([r[2].stability for r in mine], [r[2].score for r in mine],
+                  label=f"layer {layer}", color=MARKS[li % 3][0],
+                  marker=MARKS[li % 3][1])  # fmt: skip
     a.set_xticks([li * 4 + 1 for li in range(len(layers))], layers)
     a.set(ylabel="2-alternative accuracy", ylim=(-0.05, 1.05),
           title="per layer: natural vs synthetic references")  # fmt: skip
