@@ -60,7 +60,7 @@ from midnite.jobs.executors import torch_threads
 from midnite.jobs.memory import is_out_of_memory, one_line
 from midnite.jobs.pages import catalogue_pages
 from midnite.jobs.pool import PoolExecutor, pool_workers
-from midnite.jobs.trust import add_trust
+from midnite.jobs.trust import NEGATIVE, add_trust, ray_trust
 from midnite.jobs.views import captions
 from midnite.pages.catalogue import build_site
 from midnite.store import records as rec
@@ -152,9 +152,11 @@ def _add_image_options(cat: argparse.ArgumentParser) -> None:
     cat.add_argument(
         "--trust",
         action="store_true",
-        help="with --images: score how far each unit's picture can be trusted (path agreement "
-        "and a 2-alternative score judged by --judge) from the dataset examples already saved; "
-        "writes DIR/<layer>/trust.json, shown on the pages (computed in this process)",
+        help="with --images: score how far each unit's and concept's picture can be trusted "
+        "(path agreement and a 2-alternative score judged by --judge) from the dataset examples "
+        "already saved; also renders the negative view beside channel (its pictures are the "
+        "min references); writes DIR/<layer>/trust.json (concepts: concept_trust.json), shown "
+        "on the pages; on the Ray workers with --ray (one task per layer)",
     )
     cat.add_argument(
         "--judge",
@@ -311,6 +313,8 @@ def _check_options(args: argparse.Namespace) -> None:
         raise UsageError(
             f"--judge must be a different network from MODEL, got {args.model!r} for both"
         )
+    if args.trust:
+        args.views = _with_negative(args.views)
     check_ray_options(args)
 
 
@@ -319,12 +323,29 @@ def _judge_name(args: argparse.Namespace) -> str:
     return args.judge or ("efficientnet-lite0" if args.model == lite2 else lite2)
 
 
-def _trust(args: argparse.Namespace, model, names: list[str], out: Path, report) -> None:
-    """``--trust``: each layer's ``trust.json`` (``jobs.trust.add_trust``), then the pages."""
-    done = add_trust(out, names, model, load(_judge_name(args)), report=report)
+def _with_negative(views: str) -> str:
+    """``--views`` with ``negative`` beside ``channel`` (``--trust``'s min references)."""
+    names = [v.strip() for v in views.split(",")]
+    return ",".join([*names, NEGATIVE] if "channel" in names and NEGATIVE not in names else names)
+
+
+def _trust(args, model, names: list[str], out: Path, report, executor, layer_sets) -> None:
+    """``--trust``: each layer's ``trust.json`` and its concepts' ``concept_trust.json``
+    (``jobs.trust``: in this process at ``--threads``, or one Ray task per layer), then the
+    pages and the concept pages."""
+    concepts = {c.layer: J.concept_targets(c) for c, _ in layer_sets}
+    if args.ray is not None:
+        done = ray_trust(executor, out, names, _judge_name(args), report=report, concepts=concepts)
+    else:
+        with torch_threads(args.threads or 1):  # as a Ray worker computes it
+            done = add_trust(
+                out, names, model, load(_judge_name(args)), report=report, concepts=concepts
+            )
     build_site(out, captions())
+    J.refresh_concept_pages(layer_sets, out, args.model)
     print(
-        f"trust: {done.scored} unit(s) scored in {len(done.layers)} layer(s), "
+        f"trust: {done.scored} picture(s) scored (units and concepts) in "
+        f"{len(done.layers)} layer(s), "
         f"{done.flagged} flagged"
         + (f", {len(done.skipped)} layer(s) skipped" if done.skipped else "")
     )
@@ -489,7 +510,7 @@ def run(args: argparse.Namespace) -> int:
             read_plan(out, report)  # a damaged catalogue.json is named here, rewritten later
             if images is not None:
                 _examples(args, work, images, out, executor, report)
-            pages = None
+            pages, layer_sets = None, []
             if concept_layers:
                 assert images is not None  # --concepts needs --images
                 more, layer_sets = _concepts(
@@ -504,7 +525,7 @@ def run(args: argparse.Namespace) -> int:
                 report=report, expected=expected, pages=pages, shapes=shapes,
             )  # fmt: skip
             if args.trust:
-                _trust(args, model, names, out, report)
+                _trust(args, model, names, out, report, executor, layer_sets)
     except rec.FolderBusy as err:
         raise BusyError(str(err)) from None
     except OSError as err:  # the dataset examples or the pages; the runner names its own

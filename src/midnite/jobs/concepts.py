@@ -8,7 +8,9 @@ dictionary renders nothing and a refit renders again. ``plan_concepts`` makes th
 ``write_examples`` writes each concept's top crops and heatmaps; ``render_concepts`` runs the
 plan with ``jobs.run`` and builds ``pages.concepts``. ``dictionary`` fits (the activation pass
 on an executor: in-process or sharded over Ray workers) or loads a layer's saved dictionary, so
-``midnite concepts`` and ``midnite catalogue --concepts`` resume alike.
+``midnite concepts`` and ``midnite catalogue --concepts`` resume alike. With ``--trust``,
+``concept_targets`` gives ``jobs.trust`` each rendered concept (natural recipe, its direction)
+and the pages show the card of ``<layer>/concept_trust.json``.
 """
 
 from __future__ import annotations
@@ -30,6 +32,7 @@ from midnite.images import list_images, png_bytes
 from midnite.jobs.executors import Executor
 from midnite.jobs.plan import LAYERS, Batch, Settings, canonical, layer_folder, plan
 from midnite.jobs.runner import Summary, run
+from midnite.jobs.trust import CONCEPT_TRUST, Target, read_cards, recipe_of
 from midnite.jobs.views import REGISTRY, View, register_view
 from midnite.pages import concepts as concept_pages
 from midnite.pages.classes import unit_names
@@ -44,6 +47,7 @@ __all__ = [
     "FIT_FILE",
     "RECIPES",
     "SUMMARY",
+    "concept_targets",
     "concept_views",
     "concepts_pages",
     "dictionary",
@@ -51,6 +55,7 @@ __all__ = [
     "done_units",
     "examples_of",
     "plan_concepts",
+    "refresh_concept_pages",
     "render_concepts",
     "saved_dictionary",
     "with_concept_pages",
@@ -285,7 +290,7 @@ def concepts_pages(
     def build(scans: Mapping[str, rec.Scan], final: bool) -> Path:
         scan = scans.get(layer_folder(concepts.layer))
         valid = scan.valid() if scan is not None else {}
-        shown = {**info, **_read_classes(concepts, folder)}
+        shown = {**info, **_read_classes(concepts, folder), "trust": _read_trust(concepts, folder)}
         return concept_pages.build(folder, shown, set(valid), examples or {})
 
     return build
@@ -440,3 +445,49 @@ def with_concept_pages(
         return index
 
     return build
+
+
+def concept_targets(concepts: Concepts) -> Callable[[Path], list[Target]]:
+    """For ``jobs.trust``'s ``concepts=``: given the layer's folder, a ``Target`` per rendered
+    concept (its natural-recipe PNG, as the concept page shows it; its direction), written to
+    ``concept_trust.json`` under the render's stem."""
+    view = concept_views(concepts)[RECIPES[0]]
+
+    def targets(folder: Path) -> list[Target]:
+        found = []
+        for i in range(concepts.n):
+            png = folder / f"{view}_{i:04d}.png"
+            if not png.is_file():
+                continue
+            found.append(
+                Target(
+                    stem=png.stem,
+                    label=f"concept {i} of {concepts.layer!r}",
+                    picture=png.read_bytes(),
+                    recipe=recipe_of(rec.read_record(png.with_suffix(".json"))),
+                    direction=concepts.directions[i].detach().float().cpu().clone(),
+                    file=CONCEPT_TRUST,
+                )
+            )
+        return found
+
+    return targets
+
+
+def _read_trust(concepts: Concepts, folder: Path) -> dict[int, dict]:
+    """``{concept: card}`` from ``concept_trust.json``, for this dictionary's renders only."""
+    view = concept_views(concepts)[RECIPES[0]]
+    cards = read_cards(folder / CONCEPT_TRUST)
+    return {i: cards[f"{view}_{i:04d}"] for i in range(concepts.n) if f"{view}_{i:04d}" in cards}
+
+
+def refresh_concept_pages(
+    layers: Sequence[tuple[Concepts, Mapping]], out: str | os.PathLike, model: str = ""
+) -> None:
+    """Build the concept pages of each ``(concepts, examples)`` layer again from the folder
+    (after the trust pass wrote their cards)."""
+    for concepts, examples in layers:
+        name = layer_folder(concepts.layer)
+        folder = Path(out) / name
+        scans = {name: rec.scan(folder)} if folder.is_dir() else {}
+        concepts_pages(concepts, out, examples, model)(scans, True)

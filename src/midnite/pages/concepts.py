@@ -1,7 +1,8 @@
 """A layer's concept pages: ``concepts.html`` (a grid: each concept's render and top crop) and
 ``concept_<i:04d>.html`` (its renders, top images under its heatmap with crops, its units
-linked to their catalogue pages, the dictionary's quality figures). Relative links only, so
-the pages work from ``file://``; values are escaped by the templates.
+linked to their catalogue pages, the dictionary's quality figures, and its trust card when
+``info["trust"]`` has one: the same card as a unit page). Relative links only, so the pages
+work from ``file://``; values are escaped by the templates.
 """
 
 from __future__ import annotations
@@ -63,6 +64,7 @@ def _concept(info: Mapping, done: Collection[str], examples: Mapping, folder: Pa
         "classes": _classes(info, folder, i),
         "index": i,
         "page": concept_page(i),
+        "trust": (info.get("trust") or {}).get(i),
         "renders": _renders(info, done, i),
         "examples": list(examples.get(str(i), [])),
         "units": units,
@@ -76,7 +78,8 @@ def build(
 
     ``info``: ``layer``, ``method``, ``digest``, ``quality``, ``views`` (``{recipe: view}``),
     ``units`` (per concept ``[(channel, weight), ...]``), ``model``; optionally ``classes``
-    (per concept ``[(class, share), ...]``, ``Concepts.classes``) and ``class_names``;
+    (per concept ``[(class, share), ...]``, ``Concepts.classes``), ``class_names`` and
+    ``trust`` (``{concept: card}``, ``jobs.trust.card``'s fields);
     ``done``: the stems of the renders present; ``examples``: ``{str(i): [{value, heat,
     crop}, ...]}``.
     """
