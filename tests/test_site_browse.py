@@ -177,7 +177,16 @@ def trusted(out: Path) -> Path:
 def test_trust_scores_sort_tiles_and_give_unit_pages_a_report_card(tmp_path):
     layer = trusted(tmp_path)
     trust = {
-        "channel_0000": {"score": 0.9, "flagged": False, "verdict": "agrees with photos"},
+        "channel_0000": {
+            "score": 0.9,
+            "flagged": False,
+            "verdict": "agrees with photos",
+            "ci": [0.8, 0.95],
+            "natural": 0.93,
+            "path": 0.71,
+            "recipe": "feature",
+            "min_references": True,
+        },
         "channel_0001": {"score": 0.2, "flagged": True, "verdict": EVIL},
         "channel_0002": {"score": 7, "flagged": "yes"},
     }  # out of range: left out
@@ -192,7 +201,12 @@ def test_trust_scores_sort_tiles_and_give_unit_pages_a_report_card(tmp_path):
     )
     unit = assert_inert((layer / "0001.html").read_text(), scripts=0)
     text = "".join(unit.text)
-    assert "score 0.2 · flagged · " + EVIL in text
+    assert "score 0.2 · flagged" in text and EVIL in text
+    full = "".join(assert_inert((layer / "0000.html").read_text(), scripts=0).text)
+    shown = ["score 0.9", "[0.8, 0.95]", "natural references 0.93", "path 0.71"]
+    shown += ["recipe checked feature", "with min references", "agrees with photos"]
+    assert [s for s in shown if s not in full] == []
+    assert "natural references" not in text and "[" not in text.split("trust")[1]  # none given
     assert "trust" not in (layer / "0002.html").read_text().split("<h1>")[1].split("views")[0]
     (layer / site_files.TRUST).write_text("{damaged")
     catalogue.build_site(tmp_path)  # tolerated: no scores, no trust sort

@@ -101,6 +101,6 @@ def build(
             next=items[pos + 1] if pos + 1 < len(items) else None,
             **common,
         )
-        rec.atomic_write_text(folder / item["page"], page)
+        rec.write_page(folder / item["page"], page)
     grid = render("concepts.html", title=f"concepts of {info['layer']}", items=items, **common)
-    return rec.atomic_write_text(folder / LAYER_PAGE, grid)
+    return rec.write_page(folder / LAYER_PAGE, grid)

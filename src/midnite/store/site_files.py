@@ -479,9 +479,10 @@ def _fraction(value: object) -> float | None:
 
 
 def read_trust(layer_dir: str | os.PathLike) -> dict[str, dict]:
-    """``{unit stem: {"score", "flagged", "verdict"}}`` of ``layer_dir/trust.json``; {} if
-    absent or damaged. Entries without a score in [0, 1] are left out; ``flagged`` is a bool
-    (False if not one), ``verdict`` a str ("" if not one)."""
+    """``{unit stem: {"score", "flagged", "verdict", ...}}`` of ``layer_dir/trust.json``; {}
+    if absent or damaged. Entries without a score in [0, 1] are left out; ``flagged`` is a bool
+    (False if not one), ``verdict`` a str ("" if not one); ``ci`` (two fractions), ``natural``,
+    ``path`` (fractions), ``recipe`` (a str) and ``min_references`` (True) only where valid."""
     folder = Path(layer_dir)
     if not _real_folder(folder):
         return {}
@@ -495,12 +496,27 @@ def read_trust(layer_dir: str | os.PathLike) -> dict[str, dict]:
         if score is None:
             continue
         flagged, verdict = entry.get("flagged"), entry.get("verdict")
-        out[str(stem)] = {
+        card: dict = {
             "score": score,
             "flagged": flagged if isinstance(flagged, bool) else False,
             "verdict": verdict if isinstance(verdict, str) else "",
         }
+        ci = entry.get("ci")
+        if isinstance(ci, list) and len(ci) == 2 and None not in (bounds := _fractions(ci)):
+            card["ci"] = bounds
+        for key in ("natural", "path"):
+            if (value := _fraction(entry.get(key))) is not None:
+                card[key] = value
+        if isinstance(entry.get("recipe"), str):
+            card["recipe"] = entry["recipe"]
+        if entry.get("min_references") is True:
+            card["min_references"] = True
+        out[str(stem)] = card
     return out
+
+
+def _fractions(values: list) -> list[float | None]:
+    return [_fraction(v) for v in values]
 
 
 def _relative(value: object) -> str | None:
