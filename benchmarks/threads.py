@@ -79,14 +79,18 @@ def main() -> None:
     parser.add_argument("--units", default="0-15")
     args = parser.parse_args()
     table: dict[str, dict[str, float]] = {}
+    load: dict[str, str] = {}
     for case in ("idle", "busy"):
+        before = os.getloadavg()[0]
         with competing(case == "busy"):
             times: dict[str, list[float]] = {name: [] for name in settings()}
             for _ in range(args.rounds):  # interleaved: the machine's drift hits each alike
                 for name, extra in settings().items():
                     times[name].append(once(args.units, extra))
         table[case] = {name: statistics.median(t) for name, t in times.items()}
+        load[case] = f"{before:.1f} -> {os.getloadavg()[0]:.1f}"
     print(f"CPUs: {len(os.sched_getaffinity(0))}; median of {args.rounds} round(s), seconds")
+    print("load average (1 min) before -> after: " + ", ".join(f"{c} {v}" for c, v in load.items()))
     print(f"{'setting':44} {'idle':>8} {'busy':>8}")
     best = {case: min(table[case].values()) for case in table}
     for name in settings():
