@@ -37,9 +37,10 @@ Sections (EfficientNet-Lite0 from the installed package, ``efficientnet-lite0`` 
 
   dry      The dry run against the command (``--dry-vs-run``, this section alone): small Lite0
            catalogues (``DRY``: ``_blocks.4`` and ``_blocks.10``, units 0-7, views channel and
-           negative, 128 px, 24 steps, batch 4: 8 batches) run as a user runs them, ``midnite
+           negative, 96 px, 16 steps, batch 4: 8 batches) run as a user runs them, ``midnite
            catalogue ...`` in a fresh process (Python's start and the model's load included),
-           by default, with ``--workers 1`` and with ``--images`` (24 photos), each after its
+           by default (on 2 CPUs: a pool of 2) and with ``--workers 1 --images`` (16 photos:
+           in this process, with the dataset examples), each after its
            ``--dry-run`` (the "expected time of the command" it prints); idle and with a
            busy-loop process per CPU (as ``threads.py``), ``--repeats`` rounds, medians;
            target: measured / estimated within 0.75-1.25 in both.
@@ -121,7 +122,7 @@ class Setup:
 SMALL = Setup(("_blocks.4", "_blocks.10"), (0, 1, 2, 3), 128, 64, 4, 224, None, 8)
 QUICK = Setup(("_blocks.1", "_blocks.3"), (0, 1), 32, 3, 2, 32, 3, 8)
 # the dry run against the command: (layers, units, views, size, steps, batch, photos)
-DRY = (("_blocks.4", "_blocks.10"), "0-7", "channel,negative", 128, 24, 4, 24)
+DRY = (("_blocks.4", "_blocks.10"), "0-7", "channel,negative", 96, 16, 4, 16)
 DRY_QUICK = (("_blocks.1", "_blocks.3"), "0-1", "channel", 32, 3, 2, 4)
 CODE = "import sys; from midnite.cli import main; sys.exit(main(sys.argv[1:]))"
 
@@ -175,8 +176,12 @@ def dry_vs_run(args: argparse.Namespace) -> list[dict]:
         base += ["--no-progress"]
         settings = {
             "default (no options)": [],
-            "--workers 1": ["--workers", "1"],
-            f"--images ({n_photos} photos)": ["--images", str(photos)],
+            f"--workers 1 --images ({n_photos} photos)": [
+                "--workers",
+                "1",
+                "--images",
+                str(photos),
+            ],
         }
         for case in ("idle",) if args.quick else ("idle", "busy"):
             with competing(case == "busy"):

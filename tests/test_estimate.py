@@ -25,6 +25,7 @@ from midnite.jobs.estimate import (
     quick_probe_seconds,
     run_time,
     schedule,
+    writing_seconds,
 )
 from midnite.jobs.pool import POOL_BATCHES, PoolExecutor
 from test_catalogue import MODEL_SRC
@@ -81,10 +82,11 @@ def test_quick_probe_costs_a_warm_up_and_two_renders_per_probed_layer_twice():
 
 def test_run_time_adds_every_part_the_command_spends(monkeypatch):
     monkeypatch.setattr("midnite.jobs.pool.cpus", lambda: 2)
-    one = run_time(_guess(), 1, start=2.0, load=0.5, prepare=1.0, examples=3.0)
+    one = run_time(_guess(), 1, start=2.0, load=0.5, prepare=1.0, examples=3.0, writing=0.5)
     assert one.parts["renders"] == 11.0 and one.parts["first render"] == 2.0
+    assert one.parts["files and pages"] == 0.5
     assert "workers' start" not in one.parts and "Ray start" not in one.parts
-    assert one.total == pytest.approx(2.0 + 0.5 + 1.0 + 3.0 + 2.0 + 11.0)
+    assert one.total == pytest.approx(2.0 + 0.5 + 1.0 + 3.0 + 2.0 + 11.0 + 0.5)
     two = run_time(_guess(), 2, start=2.0, load=0.5)
     assert two.parts["workers' start"] == pytest.approx(2.5)  # each loads as this process did
     assert two.parts["renders"] == pytest.approx(8.0)  # 3 | 3, then 5 on the first idle
@@ -107,16 +109,45 @@ def test_estimate_measures_the_share_and_the_first_render(model_file):
     assert list(guess.per_batch) == work
 
 
-def test_examples_seconds_grows_with_the_files(model_file, tmp_path):
+def test_writing_seconds_runs_two_batches_into_a_temporary_folder(model_file, tmp_path):
+    model = models.load(model_file)
+    work = jobs.plan(
+        model, model_file, ["1.2"], {"1.2": (6, 8, 8)},
+        settings=jobs.Settings(size=(16, 16), steps=3, batch=1), units=[0, 1, 2, 3],
+    )  # fmt: skip
+    assert writing_seconds(model, work[:2], {"1.2": (6, 8, 8)}) > 0
+    assert writing_seconds(model, work[:1]) > 0  # one batch: its writing and the end's
+    assert writing_seconds(model, []) == 0.0
+
+
+def test_examples_seconds_is_the_per_image_cost_times_the_files(model_file, tmp_path, monkeypatch):
+    """On a clock of its own: a pass costs 0.1 s + 0.05 s an image, the first 0.3 s more."""
+    import sys
+    from types import SimpleNamespace
+
+    from midnite import analysis
+
+    E = sys.modules["midnite.jobs.estimate"]  # the module (midnite.jobs.estimate: the function)
+
+    clock = [0.0]
+    monkeypatch.setattr(E, "time", SimpleNamespace(perf_counter=lambda: clock[0]))
+    real, calls = analysis.top_examples, []
+
+    def timed(model, layers, images, *args, **kwargs):
+        clock[0] += 0.1 + 0.05 * len(images) + (0.3 if not calls else 0.0)
+        calls.append(len(images))
+        return real(model, layers, images, *args, **kwargs)
+
+    monkeypatch.setattr(analysis, "top_examples", timed)
     model = models.load(model_file)
     files = sorted(p for p in photos(tmp_path / "p", n=8).rglob("img*"))
     units = {"1.2": [0, 1]}
-    args = (["1.2"], files, 3, (16, 16), units)
     assert examples_seconds(model, ["1.2"], [], 3, (16, 16), units) == 0.0
-    few = examples_seconds(model, *args)  # type: ignore[arg-type]
-    assert few > 0
-    many = examples_seconds(model, ["1.2"], files * 1000, 3, (16, 16), units)
-    assert many > few  # 8,000 files: the per-image cost times the count
+    few = examples_seconds(model, ["1.2"], files, 3, (16, 16), units)  # type: ignore[arg-type]
+    assert calls == [1, 1, 8] and few == pytest.approx(0.3 + 0.1 + 0.05 * 8)
+    calls.clear()
+    many = examples_seconds(model, ["1.2"], files * 100, 3, (16, 16), units)  # type: ignore[arg-type]
+    assert many == pytest.approx(0.3 + 0.1 + 0.05 * 800)
 
 
 @pytest.mark.parametrize("batches", [1, 3, 4, 8, 9])

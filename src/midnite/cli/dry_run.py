@@ -10,7 +10,12 @@ from pathlib import Path
 
 from midnite.errors import MemoryShortage, RenderError
 from midnite.jobs import PROBE_STEPS, check_memory, estimate, format_seconds, todo
-from midnite.jobs.estimate import examples_seconds, quick_probe_seconds, run_time
+from midnite.jobs.estimate import (
+    examples_seconds,
+    quick_probe_seconds,
+    run_time,
+    writing_seconds,
+)
 from midnite.jobs.memory import is_out_of_memory, one_line
 from midnite.jobs.pool import cpus, pool_workers
 
@@ -63,6 +68,7 @@ def dry_run(
     try:
         guess = estimate(model, left)
         examples = _examples_seconds(model, work, images, top_k, dev)
+        writing = writing_seconds(model, left, shapes)
     except Exception as err:
         raise probe_failed(err) from None
     print(
@@ -81,7 +87,7 @@ def dry_run(
         quick_probe = quick_probe_seconds(guess, quick[1], quick[2])
     whole = run_time(
         guess, n, start=start, load=loaded, prepare=prepare, quick_probe=quick_probe,
-        examples=examples, ray=on_ray,
+        examples=examples, writing=writing, ray=on_ray,
     )  # fmt: skip
     where = "on local Ray" if on_ray else ("in a pool" if n > 1 else "in this process")
     print(

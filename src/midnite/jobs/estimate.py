@@ -34,6 +34,7 @@ __all__ = [
     "quick_probe_seconds",
     "run_time",
     "schedule",
+    "writing_seconds",
 ]
 
 # steps of the probe renders that time each layer (estimate): with 3, load noise of 0.1 s on a
@@ -250,7 +251,8 @@ def examples_seconds(
     """Expected seconds of the dataset examples of ``layers`` over ``files`` (the whole pass
     and the writing): one pass over 1 and one over ``EXAMPLE_PROBE`` of the files, timed, give
     a fixed cost and a cost per image, times the file count; the second pass's examples are
-    written to a temporary folder, timed, and scaled to the distinct images the run saves."""
+    written to a temporary folder, timed, and scaled to the distinct images the run saves. A
+    first pass over one file, before those, times what only a process's first pass costs."""
     from midnite.analysis import top_examples
     from midnite.store.site_files import write_examples
 
@@ -258,18 +260,55 @@ def examples_seconds(
     if not sample or not layers:
         return 0.0
     took = []
-    for part in (sample[:1], sample):
+    for part in (sample[:1], sample[:1], sample):  # the first: one-time costs (lazy imports)
         began = time.perf_counter()
         found = top_examples(model, layers, part, k, size=size, device=device, progress=False)
         took.append(time.perf_counter() - began)
-    per_image = max(took[1] - took[0], 0.0) / (len(sample) - 1) if len(sample) > 1 else took[0]
-    passes = max(took[0] - per_image, 0.0) + per_image * len(files)
+    once, one, most = took
+    per_image = max(most - one, 0.0) / (len(sample) - 1) if len(sample) > 1 else one
+    passes = max(once - one, 0.0) + max(one - per_image, 0.0) + per_image * len(files)
     with tempfile.TemporaryDirectory(prefix="midnite-dry-") as tmp:
         began = time.perf_counter()
         write_examples(tmp, found, layers, units=units)
         wrote = time.perf_counter() - began
     saved = min(len(files), max(len(u) for u in units.values()) * k) if units else len(files)
     return passes + wrote * saved / len(sample)
+
+
+def writing_seconds(
+    model: torch.nn.Module,
+    work: Sequence[Batch],
+    shapes: dict[str, tuple[int, ...]] | None = None,
+) -> float:
+    """What the runner spends beyond the renders of ``work`` (PNGs, records, thumbnails, the
+    site after each batch and at the end): two of its batches at 1 step run by ``jobs.run``
+    with the catalogue's pages into a temporary folder, the time between one result and the
+    next taken: the first batch's (one-time costs such as the templates' loading), the
+    second's for each further batch, and the end's."""
+    import dataclasses
+
+    from midnite.jobs.executors import InProcess
+    from midnite.jobs.pages import catalogue_pages
+    from midnite.jobs.runner import run
+
+    if not work:
+        return 0.0
+    two = [dataclasses.replace(b, config=b.config.replace(steps=1)) for b in work[:2]]
+    gaps: list[float] = []
+
+    class Clocked(InProcess):
+        def run(self, batches):
+            for found in super().run(batches):
+                handed = time.perf_counter()
+                yield found
+                gaps.append(time.perf_counter() - handed)  # the runner wrote this batch
+            gaps.append(time.perf_counter())  # then the runner's end: the last build
+
+    with tempfile.TemporaryDirectory(prefix="midnite-dry-") as tmp:
+        pages = catalogue_pages(work, Path(tmp), shapes)
+        run(two, tmp, executor=Clocked(model), progress=False, pages=pages)
+        end = time.perf_counter() - gaps.pop()
+    return gaps[0] + gaps[-1] * (len(work) - 1) + end
 
 
 @dataclass
@@ -298,15 +337,17 @@ def run_time(
     prepare: float = 0.0,
     quick_probe: float = 0.0,
     examples: float = 0.0,
+    writing: float = 0.0,
     ray: bool = False,
 ) -> RunTime:
     """The command's expected wall time: its ``start`` (Python and imports), the model's
     ``load``, ``prepare`` (layer shapes, plan, memory check), the ``quick_probe`` a long run
     makes, the workers' start (each loads the model as this process did; Ray's own start
     ``RAY_START`` first), the dataset ``examples`` pass (sharded over Ray's workers), the first
-    render's one-time cost (``Estimate.first``) and the batches handed in plan order to the
-    first idle of ``workers`` (``schedule``); the renders and the workers' start are slowed by
-    ``Busy.slowdown`` of the busy-ness the probe measured."""
+    render's one-time cost (``Estimate.first``), the batches handed in plan order to the
+    first idle of ``workers`` (``schedule``) and the ``writing`` of their files and pages in
+    this process; the renders and the workers' start are slowed by ``Busy.slowdown`` of the
+    busy-ness the probe measured."""
     seen = busy(guess.share)
     slow = seen.slowdown(workers)
     parts = {"start": start, "model load": load, "plan": prepare, "quick probe": quick_probe}
@@ -318,4 +359,5 @@ def run_time(
     # each worker's at the same time; a quick probe pays it in this process first
     parts["first render"] = guess.first * (slow + (quick_probe > 0 and (ray or workers > 1)))
     parts["renders"] = schedule([c * slow for c in guess.per_batch.values()], workers)
+    parts["files and pages"] = writing
     return RunTime(parts, workers, seen)
