@@ -41,10 +41,10 @@ __all__ = [
 # busy 2-core machine was ~30% of the cost per step (estimates of one layer: 26-73 s for 28 s)
 PROBE_STEPS = 8
 PROBE_REPEATS = 2  # each probe render is timed this often, the fastest kept (load only slows)
-# seconds of a local Ray instance's start (``ray.init``, its raylet and GCS) before the workers
-# load the model: measured with Ray 2.60 on the shared 2-core machine (benchmarks/RESULTS.md,
-# "Dry run against the command", 2026-12-03)
-RAY_START = 6.0
+# seconds of a local Ray instance's start and stop beside the workers' model load: ``import
+# ray`` 1.5 s, ``ray.init`` 11.9 s, ``ray.shutdown`` 1.6 s, measured with Ray 2.60 on the shared
+# 2-core machine at load average 9 (2026-12-03, two runs alike; benchmarks/RESULTS.md)
+RAY_START = 15.0
 
 
 @dataclass
