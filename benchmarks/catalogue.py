@@ -35,6 +35,16 @@ Sections (EfficientNet-Lite0 from the installed package, ``efficientnet-lite0`` 
            leaves out Ray's startup; the class output (1,000 classes, channel and negative) is
            a row of its own.
 
+  dry      The dry run against the command (``--dry-vs-run``, this section alone): small Lite0
+           catalogues (``DRY``: ``_blocks.4`` and ``_blocks.10``, units 0-7, views channel and
+           negative, 96 px, 16 steps, batch 4: 8 batches) run as a user runs them, ``midnite
+           catalogue ...`` in a fresh process (Python's start and the model's load included),
+           by default (on 2 CPUs: a pool of 2) and with ``--workers 1 --images`` (16 photos:
+           in this process, with the dataset examples), each after its
+           ``--dry-run`` (the "expected time of the command" it prints); idle and with a
+           busy-loop process per CPU (as ``threads.py``), ``--repeats`` rounds, medians;
+           target: measured / estimated within 0.75-1.25 in both.
+
 Timings are single runs (``--repeats N``: N rounds, each executor once per round, medians).
 ``OMP_WAIT_POLICY`` is PASSIVE unless set: with OpenMP's default (spinning waits) the 2-thread
 run on a CPU shared with other processes was 12x slower than with one thread.
@@ -46,6 +56,7 @@ Ray's local instance binds to this machine's own address as well as the loopback
                                    [--json F]
     python benchmarks/catalogue.py --no-ray    # in-process and the projection only
     python benchmarks/catalogue.py --quick     # a smoke run of seconds (tiny sizes)
+    python benchmarks/catalogue.py --dry-vs-run [--repeats 2] [--quick]
 """
 
 from __future__ import annotations
@@ -55,6 +66,8 @@ import contextlib
 import dataclasses
 import hashlib
 import os
+import re
+import subprocess
 import sys
 import tempfile
 import time
@@ -74,7 +87,16 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 
 from _common import machine, table, write_json
-from catalogue_tables import byte_rows, median, overhead_rows, print_measured, small_rows
+from catalogue_tables import (
+    byte_rows,
+    dry_rows,
+    median,
+    overhead_rows,
+    print_dry,
+    print_measured,
+    small_rows,
+)
+from threads import competing
 
 from midnite import catalogue as cat
 from midnite import catalogue_ray, models
@@ -99,6 +121,85 @@ class Setup:
 
 SMALL = Setup(("_blocks.4", "_blocks.10"), (0, 1, 2, 3), 128, 64, 4, 224, None, 8)
 QUICK = Setup(("_blocks.1", "_blocks.3"), (0, 1), 32, 3, 2, 32, 3, 8)
+# the dry run against the command: (layers, units, views, size, steps, batch, photos)
+DRY = (("_blocks.4", "_blocks.10"), "0-7", "channel,negative", 96, 16, 4, 16)
+DRY_QUICK = (("_blocks.1", "_blocks.3"), "0-1", "channel", 32, 3, 2, 4)
+CODE = "import sys; from midnite.cli import main; sys.exit(main(sys.argv[1:]))"
+
+
+# the dry run against the command --------------------------------------------------------------
+
+
+def write_photos(folder: Path, n: int) -> Path:
+    """``n`` photographs: crops of scikit-image's sample photos, ~300 px, as JPEG."""
+    from PIL import Image
+    from skimage import data
+
+    names = ("astronaut", "coffee", "chelsea", "rocket", "cat", "immunohistochemistry")
+    folder.mkdir(parents=True, exist_ok=True)
+    for i in range(n):
+        img = Image.fromarray(getattr(data, names[i % len(names)])()).convert("RGB")
+        w, h = img.size
+        x, y = (i * 37) % max(1, w - 300), (i * 53) % max(1, h - 300)
+        img.crop((x, y, x + 300, y + 300)).save(folder / f"photo{i:03d}.jpg", quality=90)
+    return folder
+
+
+def command(argv: Sequence[str]) -> tuple[float, str]:
+    """``midnite ...`` in a fresh process: (wall seconds, its stdout); a failure raises."""
+    began = time.perf_counter()
+    done = subprocess.run(
+        [sys.executable, "-c", CODE, *argv], capture_output=True, text=True, check=False
+    )
+    took = time.perf_counter() - began
+    if done.returncode:
+        raise RuntimeError(f"midnite {' '.join(argv)}: exit {done.returncode}: {done.stderr}")
+    return took, done.stdout
+
+
+def expected(stdout: str) -> float:
+    """The seconds of the dry run's "expected time of the command: 42 s ..." line."""
+    found = re.search(r"expected time of the command: ([\d.]+) (s|min|h)\b", stdout)
+    if found is None:
+        raise RuntimeError(f"the dry run printed no expected time of the command:\n{stdout}")
+    return float(found[1]) * {"s": 1, "min": 60, "h": 3600}[found[2]]
+
+
+def dry_vs_run(args: argparse.Namespace) -> list[dict]:
+    """Each setting's dry run, then the command, idle and busy, ``args.repeats`` rounds."""
+    layers_, units, views, size, steps, batch, n_photos = DRY_QUICK if args.quick else DRY
+    found: list[dict] = []
+    with tempfile.TemporaryDirectory(prefix="midnite-dry-") as tmp:
+        photos = write_photos(Path(tmp, "photos"), n_photos)
+        base = ["catalogue", MODEL, "--layers", *layers_, "--units", units, "--views", views]
+        base += ["--size", str(size), "--steps", str(steps), "--batch", str(batch)]
+        base += ["--no-progress"]
+        settings = {
+            "default (no options)": [],
+            f"--workers 1 --images ({n_photos} photos)": [
+                "--workers",
+                "1",
+                "--images",
+                str(photos),
+            ],
+        }
+        for case in ("idle",) if args.quick else ("idle", "busy"):
+            with competing(case == "busy"):
+                for r in range(args.repeats):
+                    for name, extra in settings.items():
+                        out = str(Path(tmp, f"{case}{r}{len(found)}"))
+                        load = os.getloadavg()[0]
+                        _, said = command([*base, *extra, "--out", out, "--dry-run"])
+                        wall, _ = command([*base, *extra, "--out", out])
+                        row = {"case": case, "setting": name, "round": r + 1, "load": load}
+                        row.update(estimate=expected(said), measured=wall, said=said.strip())
+                        found.append(row)
+                        print(
+                            f"  {case} round {r + 1} {name}: estimated {row['estimate']:.1f} s, "
+                            f"measured {wall:.1f} s (load average {load:.1f})",
+                            flush=True,
+                        )
+    return found
 
 
 # timing batches -------------------------------------------------------------------------------
@@ -303,12 +404,23 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--no-ray", action="store_true", help="leave out the Ray rows")
     parser.add_argument("--json", default=None, help="also write the tables as JSON here")
     parser.add_argument("--quick", action="store_true", help="tiny sizes: a smoke test")
+    parser.add_argument(
+        "--dry-vs-run",
+        action="store_true",
+        help="only the dry run against the command, idle and busy (see the docstring)",
+    )
     args = parser.parse_args(argv)
     for flag in ("threads", "workers", "repeats", "probe_steps"):
         if getattr(args, flag) < 1:
             name = flag.replace("_", "-")
             parser.error(f"--{name} must be a positive int, got {getattr(args, flag)}")
     setup = QUICK if args.quick else SMALL
+    if args.dry_vs_run:
+        print(f"midnite dry run against the command, {machine()}", flush=True)
+        found = dry_vs_run(args)
+        print_dry(dry_rows(found))
+        write_json(args.json, {"machine": machine(), "quick": args.quick, "runs": found})
+        return 0
     with threads(args.threads):
         info = machine()
         info["OMP_WAIT_POLICY"] = os.environ.get("OMP_WAIT_POLICY", "")

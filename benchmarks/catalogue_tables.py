@@ -1,5 +1,6 @@
 """The tables of ``benchmarks/catalogue.py``: rows of the small catalogue's runs (medians over
-rounds), the driver's overhead per batch and the byte comparison, and their printing."""
+rounds), the driver's overhead per batch, the byte comparison, the dry run against the
+command, and their printing."""
 
 from __future__ import annotations
 
@@ -147,3 +148,31 @@ def print_measured(rows: list[dict], over_rows: list[dict], byte_rows: list[dict
         print(
             "\n" + table("Same bytes?", list(byte_rows[0]), [list(r.values()) for r in byte_rows])
         )
+
+
+def dry_rows(found: list[dict]) -> list[dict]:
+    """Per case and setting: medians over rounds of the estimate, the command's wall time and
+    their ratio, each round's ratio, the load averages seen."""
+    rows = []
+    for key in dict.fromkeys((r["case"], r["setting"]) for r in found):
+        mine = [r for r in found if (r["case"], r["setting"]) == key]
+        ratios = [r["measured"] / r["estimate"] for r in mine]
+        rows.append(
+            {
+                "case": key[0],
+                "setting": key[1],
+                "estimate s": median([r["estimate"] for r in mine]),
+                "measured s": median([r["measured"] for r in mine]),
+                "measured / estimate": median(ratios),
+                "rounds": ", ".join(f"{x:.2f}" for x in ratios),
+                "load average": ", ".join(f"{r['load']:.1f}" for r in mine),
+                "target": "0.75-1.25",
+            }
+        )
+    return rows
+
+
+def print_dry(rows: list[dict]) -> None:
+    """The dry run against the command, one row per case and setting."""
+    title = "The dry run's expected time of the command against the command (medians)"
+    print("\n" + table(title, list(rows[0]), [list(r.values()) for r in rows]), flush=True)

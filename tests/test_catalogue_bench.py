@@ -90,3 +90,36 @@ def test_catalogue_benchmark_quick_on_local_ray(tmp_path):
     ray_bytes = data["bytes"][-1]
     assert ray_bytes["byte-identical"] == "12 of 12"  # the same bytes as in-process
     assert data["projection"]["ray_overhead_per_batch_s"] > 0
+
+
+def test_the_dry_runs_expected_time_is_read_and_tabled():
+    b = bench()
+    said = "plan: ...\nexpected time of the command: 12.5 min on 2 worker(s) in a pool, ...\n"
+    assert b.expected(said) == 750.0
+    assert b.expected("expected time of the command: 42 s on 1 worker(s)") == 42.0
+    with pytest.raises(RuntimeError, match="no expected time"):
+        b.expected("expected time of 4 renders: 1 worker 3 s")
+    found = [
+        {"case": "idle", "setting": "x", "round": r, "load": 1.0, "estimate": 10.0, "measured": m}
+        for r, m in ((1, 9.0), (2, 12.0), (3, 30.0))
+    ]
+    (row,) = b.dry_rows(found)
+    assert row["estimate s"] == 10.0 and row["measured s"] == 12.0
+    assert row["measured / estimate"] == 1.2 and row["rounds"] == "0.90, 1.20, 3.00"
+
+
+@pytest.mark.slow  # EfficientNet-Lite0 end to end, each command in a fresh process: a minute
+def test_dry_vs_run_quick(tmp_path, capsys):
+    b = bench()
+    out = tmp_path / "dry.json"
+    assert b.main(["--dry-vs-run", "--quick", "--repeats", "1", "--json", str(out)]) == 0
+    assert "The dry run's expected time of the command" in capsys.readouterr().out
+    runs = json.loads(out.read_text())["runs"]
+    assert [r["setting"] for r in runs] == [
+        "default (no options)",
+        "--workers 1 --images (4 photos)",
+    ]
+    for r in runs:
+        assert r["estimate"] > 0 and r["measured"] > 0
+        assert "expected time of the command" in r["said"] and "% of a CPU" in r["said"]
+    assert "dataset examples" in runs[-1]["said"]

@@ -19,6 +19,7 @@ import argparse
 import contextlib
 import functools
 import sys
+import time
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,6 +27,7 @@ from typing import Any
 import torch
 
 from midnite.cli.common import default_size, device, layer_table, load, prepare_out
+from midnite.cli.dry_run import dry_run, probe_failed, workers_used
 from midnite.cli.folders import check_for
 from midnite.cli.options import (
     EPILOG,
@@ -42,7 +44,6 @@ from midnite.cli.options import (
 from midnite.engine.checks import check_positive_int
 from midnite.errors import BusyError, MemoryShortage, RenderError, UsageError, WriteError
 from midnite.jobs import (
-    PROBE_STEPS,
     Batch,
     InProcess,
     Settings,
@@ -56,10 +57,11 @@ from midnite.jobs import (
 )
 from midnite.jobs import concepts as J
 from midnite.jobs import run as run_jobs
+from midnite.jobs.estimate import process_age
 from midnite.jobs.executors import torch_threads
-from midnite.jobs.memory import is_out_of_memory, one_line
+from midnite.jobs.memory import is_out_of_memory
 from midnite.jobs.pages import catalogue_pages
-from midnite.jobs.pool import PoolExecutor, pool_workers
+from midnite.jobs.pool import PoolExecutor
 from midnite.jobs.trust import NEGATIVE, add_trust, ray_trust
 from midnite.jobs.views import captions
 from midnite.pages.catalogue import build_site
@@ -189,42 +191,6 @@ def _images_folder(text: str) -> tuple[Path, list[str]]:
     return folder, names
 
 
-def _dry_run(model, work, names, shapes, units, dev, out: Path) -> int:
-    print(f"plan: {len(names)} layer(s), {units} unit renders in {len(work)} batch(es) on {dev}")
-    for name in names:
-        mine = [b for b in work if b.layer == name]
-        views = ", ".join(dict.fromkeys(b.view for b in mine)) or "-"
-        count = len({u for b in mine for u in b.units})
-        shape = "x".join(map(str, shapes[name]))
-        print(
-            f"  {name or '(output)'}  [{shape}]  {count} units  views {views}  "
-            f"{len(mine)} batch(es)  {sum(len(b.units) for b in mine)} renders"
-        )
-    left, renders = work, units
-    if out.is_dir():
-        pending, done = todo(work, out)
-        left, renders = [b for b, _ in pending], units - done
-        print(f"{done} of {units} unit renders already done in {str(out)!r}")
-    if not left:
-        print("nothing to render")
-        return 0
-    try:
-        guess = estimate(model, left)
-    except Exception as err:
-        raise _probe_failed(err) from None
-    print(
-        f"expected time of {renders} renders (measured on {dev}: one "
-        f"batch per layer for 1 and {1 + PROBE_STEPS} steps): "
-        + ", ".join(
-            f"{n} worker{'s' if n > 1 else ''} {format_seconds(guess.workers(n))}"
-            for n in (1, 8, 64)
-        )
-        + " (each worker as fast as this process)"
-    )
-    print("dry run: nothing rendered")
-    return 0
-
-
 @contextlib.contextmanager
 def run_executor(
     args: argparse.Namespace,
@@ -243,8 +209,10 @@ def run_executor(
         check_ray_options(args)
         if on_cpu is None:
             on_cpu = device is None or torch.device(device).type == "cpu"
-        asked = args.workers if args.workers is not None or on_cpu else 1
-        n = pool_workers(max(1, batches or 0), asked) if batches is not None else asked or 1
+        if batches is not None:
+            n = workers_used(args, batches, on_cpu)
+        else:
+            n = (args.workers if args.workers is not None or on_cpu else 1) or 1
         if n == 1:
             yield InProcess(model, device=device, threads=threads)
             return
@@ -263,12 +231,6 @@ def run_executor(
         executor.close()
 
 
-def _probe_failed(err: Exception) -> Exception:
-    if is_out_of_memory(err):
-        return MemoryShortage(f"the probe render ran out of memory: {one_line(err)}")
-    return RenderError(f"the probe render failed ({type(err).__name__}: {one_line(err)})")
-
-
 def _announce(model, left: list[tuple[Batch, list[int]]], dev) -> dict | None:
     """Before a long run (``LONG_RUN`` renders or more) starts, say what it is about to do
     (one line on stderr): renders, layers, views, batches, the time a quick probe expects on
@@ -284,7 +246,7 @@ def _announce(model, left: list[tuple[Batch, list[int]]], dev) -> dict | None:
     try:
         guess = estimate(model, [b for b, _ in left], QUICK_STEPS, layers=QUICK_LAYERS)
     except Exception as err:
-        raise _probe_failed(err) from None
+        raise probe_failed(err) from None
     print(
         f"midnite: about to render {renders} unit(s) of {layers} layer(s) (views {views}) in "
         f"{len(left)} batch(es) on {dev}; expected about {format_seconds(guess.total)} on this "
@@ -471,6 +433,24 @@ def _examples_dry(args, model, images, concept_layers: list[str], concept_settin
         _concepts_dry(args, model, concept_layers, images[0], Path(args.out), concept_settings)
 
 
+def _load_timed(name: str) -> tuple[torch.nn.Module, tuple[float, float, float]]:
+    """The model, and (this process's age then, ``perf_counter`` then, seconds) of its load."""
+    start, began = process_age(), time.perf_counter()
+    model = load(name)
+    return model, (start, began, time.perf_counter() - began)
+
+
+def _dry(args, model, work, shapes, dev, images, timed) -> int:
+    """``--dry-run`` (``cli.dry_run``) at ``--threads``: the probe times what one worker does."""
+    units = sum(len(b.units) for b in work)
+    concepts = _concept_batches(args, _concept_layers(args, list(shapes), shapes))
+    with torch_threads(args.threads or 1):
+        return dry_run(
+            args, model, work, shapes, units, dev, images, timed, concepts=concepts,
+            top_k=args.top_k or TOP_K, quick=(LONG_RUN, QUICK_LAYERS, QUICK_STEPS),
+        )  # fmt: skip
+
+
 def run(args: argparse.Namespace) -> int:
     """``midnite catalogue``: plan, then dry-run it or run it (``jobs.run``)."""
     _check_options(args)
@@ -480,7 +460,7 @@ def run(args: argparse.Namespace) -> int:
     out = None if args.dry_run else prepare_out(args.out)
     if out is not None:
         check_for(out, "catalogue")
-    model = load(args.model)
+    model, timed = _load_timed(args.model)
     size = size or default_size(args.model)
     table = layer_table(model, args.model, size, dev)
     work, names, shapes = _plan(args, model, table, size, dev)
@@ -492,8 +472,7 @@ def run(args: argparse.Namespace) -> int:
     more: list[Batch] = []
     if args.dry_run:
         _examples_dry(args, model, images, concept_layers, concept_settings)
-        with torch_threads(args.threads or 1):  # the probe times what one worker does
-            return _dry_run(model, work, names, shapes, units, dev, Path(args.out))
+        return _dry(args, model, work, {n: shapes[n] for n in names}, dev, images, timed)
     assert out is not None
     # the deepest layer's forward pass is the longest: check it at the largest batch
     check_memory(model, work[-1].probe(), max(b.images for b in work), dev)
