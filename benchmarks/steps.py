@@ -173,6 +173,8 @@ def report(args: argparse.Namespace) -> None:
         by_layer.setdefault(r["layer"], []).append(r)
     print(_schedule_table(by_layer))
     print()
+    print(_curve_table(by_layer))
+    print()
     print(_quality_table(by_layer))
     loads = [r["load"] for r in rows]
     print(
@@ -196,12 +198,12 @@ def _schedule_table(by_layer: dict[str, list[dict]]) -> str:
         body.append(
             [
                 layer,
-                f"{auto.depth_of(layer):.3f}" if layer in auto.LITE0 else "-",
+                f"{auto.LITE0[layer][0]:.3f}" if layer in auto.LITE0 else "-",
                 ",".join(str(r["seed"]) for r in runs),
                 " ".join("-" if s is None else str(s) for s in fit),
                 _worst(fit),
                 _worst(hist),
-                auto.LITE0[layer][1] if layer in auto.LITE0 else "-",
+                auto.steps_at(auto.LITE0[layer][0]) if layer in auto.LITE0 else "-",
                 f"{statistics.fmean(r['seconds'] for r in runs):.0f}",
             ]
         )
@@ -215,12 +217,36 @@ def _schedule_table(by_layer: dict[str, list[dict]]) -> str:
     )  # fmt: skip
 
 
+CURVE = (32, 64, 96, 128, 160, 192, 224)
+
+
+def _curve_table(by_layer: dict[str, list[dict]]) -> str:
+    """Per layer, the share of the 256-step score reached at a few steps (all 8 units)."""
+    body = []
+    for layer, runs in by_layer.items():
+        cells = [layer]
+        for s in CURVE:
+            got = [
+                r["scores"][str(s)][i] / r["scores"][str(STEPS)][i]
+                for r in runs
+                for i in range(len(r["units"]))
+                if r["scores"][str(STEPS)][i] > 0
+            ]
+            cells.append(f"{statistics.median(got):.2f} ({min(got):.2f})")
+        body.append(cells)
+    return table(
+        "Share of the 256-step score reached after S steps, median (worst) over units 0-7",
+        ["layer", *(f"S={s}" for s in CURVE)],
+        body,
+    )
+
+
 def _quality_table(by_layer: dict[str, list[dict]]) -> str:
     from midnite.jobs import steps as auto
 
     body, ratios = [], []
     for layer, runs in by_layer.items():
-        steps = auto.LITE0[layer][1] if layer in auto.LITE0 else STEPS
+        steps = auto.steps_at(auto.LITE0[layer][0]) if layer in auto.LITE0 else STEPS
         mine, nat_s, nat_f = [], [], []
         for r in runs:
             for u in HELD:
