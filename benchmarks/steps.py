@@ -308,12 +308,12 @@ def project(args: argparse.Namespace) -> None:
     shapes = {i.name: tuple(i.shape) for i in full if i.shape}
     blocks = [n for n in cat.default_layers(model, full) if n]
     body = []
-    for steps in (None, "auto"):
+    for steps in (None, "auto", 192, 128):
         settings = cat.Settings(size=size, steps=steps, batch=8)
         work = cat.plan(model, MODEL, blocks, shapes, settings=settings, views=cat.VIEWS)
         costs = project_costs(work, COSTS_256)
         row: list[Any] = [
-            "256 (recipe)" if steps is None else "auto",
+            "256 (recipe)" if steps is None else str(steps),
             sum(len(b.units) for b in work),
             len(work),
             sum(b.config.steps * b.images for b in work),
