@@ -484,6 +484,14 @@ def _full_plans(setup: Setup, model: Any) -> tuple[dict[str, list], dict[str, tu
         "block outputs": cat.plan(
             model, MODEL, blocks, full_shapes, settings=full_settings, views=cat.VIEWS
         ),
+        "block outputs, --steps auto": cat.plan(
+            model,
+            MODEL,
+            blocks,
+            full_shapes,
+            settings=dataclasses.replace(full_settings, steps="auto"),
+            views=cat.VIEWS,
+        ),
     }
     if "" in default:
         plans["class output"] = cat.plan(
@@ -516,6 +524,8 @@ def _projection_rows(
                 row[f"{n} worker{'s' * (n > 1)}"] = cat.format_seconds(secs)
                 row[f"_{n}"] = secs
             proj_rows.append(row)
+            if "auto" in name:  # the per-layer table shows the recipe's steps
+                continue
             for layer in dict.fromkeys(b.layer for b in plan_):
                 mine = [b for b in plan_ if b.layer == layer]
                 layer_rows.append(

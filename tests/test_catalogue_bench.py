@@ -62,9 +62,11 @@ def test_catalogue_benchmark_quick_without_ray(tmp_path, capsys):
     assert same["PNGs"] == 24  # both rounds compared
     proj = data["projection"]
     assert proj["ray_overhead_per_batch_s"] == 0.0
-    blocks, output = proj["rows"]
+    blocks, auto, output = proj["rows"]
     assert blocks["unit renders"] == 1808 * 3 and output["unit renders"] == 2000
     assert blocks["_1"] >= blocks["_8"] >= blocks["_64"] > 0
+    assert auto["unit renders"] == blocks["unit renders"] and "--steps auto" in auto["catalogue"]
+    assert auto["_1"] >= auto["_64"] > 0  # --quick's few steps: no order against the schedule
     assert blocks["_1"] == pytest.approx(
         proj["measured_over_estimate"] * sum(r["estimate s"] for r in proj["layers"][:-1])
     )

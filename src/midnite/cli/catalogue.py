@@ -116,6 +116,7 @@ def register(sub: Any) -> None:
     add_run_options(
         cat,
         batch_help="units rendered together (default 8; a diversity batch is one unit's images)",
+        auto_steps=True,
     )
     add_recipe_options(cat, default="feature; class for a class output; transformer for ViT tokens")
     cat.add_argument(
@@ -336,7 +337,27 @@ def _plan(args, model, table, size, dev) -> tuple[list[Batch], list[str], dict]:
             "nothing to render: the diversity view needs layers with positions (C, H, W); "
             "add --views channel or pick other --layers"
         )
+    _auto_note(args, work)
     return work, names, shapes
+
+
+def _auto_note(args: argparse.Namespace, work: list[Batch]) -> None:
+    """``--steps auto``: one line naming each layer's steps (what the records will hold)."""
+    if args.steps != "auto":
+        return
+    per_layer: dict[str, set[int]] = {}
+    for b in work:
+        per_layer.setdefault(b.layer or "(output)", set()).add(b.config.steps)
+    print(
+        "steps auto (a schedule over relative depth measured on efficientnet-lite0; recipes "
+        "other than feature keep their own): "
+        + ", ".join(f"{k} {'/'.join(map(str, sorted(v)))}" for k, v in per_layer.items())
+    )
+
+
+def _concept_steps(args: argparse.Namespace) -> int | None:
+    """Concepts' steps: ``--steps``, except ``auto`` (measured on units): their recipe's."""
+    return None if args.steps == "auto" else args.steps
 
 
 def _examples(args, work, images, out, executor, report) -> None:
@@ -467,7 +488,7 @@ def run(args: argparse.Namespace) -> int:
     units = sum(len(b.units) for b in work)
     concept_layers = _concept_layers(args, names, shapes)
     concept_settings = Settings(
-        size=size, steps=args.steps, batch=args.batch, seed=args.seed, device=str(dev)
+        size=size, steps=_concept_steps(args), batch=args.batch, seed=args.seed, device=str(dev)
     )
     more: list[Batch] = []
     if args.dry_run:

@@ -22,6 +22,7 @@ import torch
 from midnite.engine import Init, RenderConfig, versions
 from midnite.engine.config import init_digest
 from midnite.errors import UsageError
+from midnite.jobs.steps import AUTO, auto_applies, fixed_steps, layer_steps
 from midnite.jobs.views import View, get_view
 from midnite.store.files import canonical, jsonable
 from midnite.store.keys import batch_seed, layer_folder, plan_batches, unit_stem, weights_digest
@@ -67,10 +68,11 @@ LAYERS = Layout("layers", per_layer=True, alpha=True, one_run=False)
 @dataclass(frozen=True)
 class Settings:
     """The settings every batch of a plan shares (``steps``, ``lr``, ``recipe``, ``param``
-    None: the recipe's). ``init``: every image starts from it (feature accentuation)."""
+    None: the recipe's; ``steps="auto"``: per layer, ``jobs.steps``). ``init``: every image
+    starts from it (feature accentuation)."""
 
     size: tuple[int, int]
-    steps: int | None = None
+    steps: int | str | None = None
     lr: float | None = None
     batch: int = 8
     seed: int = 0
@@ -249,14 +251,18 @@ def plan(
     :class:`CatalogueError`. Repeated views count once; a view that needs positions is left
     out for flat layers. Units are batched by ``unit // settings.batch``
     (``records.plan_batches``), or one per batch for views with several images per unit.
+    ``settings.steps="auto"``: each layer's feature-recipe batches get ``jobs.steps``'s
+    schedule (``layer_steps``), other batches their recipe's steps; each key holds the steps.
     The plan depends on no file: what is done is decided by the runner.
     """
+    fixed_steps(settings.steps)
     chosen_views = _views(views)
     weights = weights_digest(model)
     work: list[Batch] = []
     for layer in layers:
         shape = shapes[layer]
         chosen = _chosen_units(layer, shape[0], units, parse_units)
+        auto = layer_steps(model, layer) if settings.steps == AUTO else None
         for view in chosen_views:
             if view.positions and len(shape) < 2:
                 continue  # no positions: e.g. diversity (Gram matrices) is not defined
@@ -268,6 +274,8 @@ def plan(
             for group in groups:
                 seed = batch_seed(settings.seed, layer, view.name, group)
                 config = _config(model, settings, view.objective(layer, group), view, group, seed)
+                if auto is not None and auto_applies(config):
+                    config = config.replace(steps=auto)
                 work.append(
                     Batch(
                         layer,
@@ -293,7 +301,7 @@ def _config(
             objective,
             size=settings.size,
             batch=view.images if view.one_unit_per_batch else len(group),
-            steps=settings.steps,
+            steps=fixed_steps(settings.steps),
             lr=settings.lr,
             device=settings.device,
             seed=seed,

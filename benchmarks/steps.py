@@ -1,0 +1,362 @@
+"""How many steps each layer needs: the measurement behind ``--steps auto`` and its checks.
+
+Sections (EfficientNet-Lite0 from the installed package, one torch thread):
+  measure  For each layer of ``--layers`` (default: Lite0's block outputs ``_blocks.0-15``) and
+           each ``--seeds`` seed, the catalogue's first batch of the channel view (units 0-7,
+           the catalogue's defaults: feature recipe, 224 px, batch 8, its batch seed) rendered
+           for 256 steps with snapshots every 16 steps. Each snapshot is scored by the engine
+           (the objective on the image without per-step transforms, as ``RenderResult.final``;
+           a render of S steps is the S-step prefix of the 256-step one: no schedule in the
+           loop depends on the steps) and its naturalness taken (``metrics.naturalness``).
+           Results go to ``--json`` after every render (a rerun skips what is there).
+  schedule Per layer, the first snapshot step whose score reaches 95% of the 256-step score,
+           for the fit units (0-3; the worst of them and of the seeds), and the steps of the
+           history (the per-step objective, with transforms: a running mean of 8 steps
+           against the mean of the last 8), beside ``jobs.steps``'s shipped schedule.
+  quality  The held-out units (4-7, not used to fit) at the shipped schedule's steps against
+           256: score ratio (median and worst), naturalness (slope, high-frequency and total
+           variation ratios) at both.
+  project  Lite0's whole block-output catalogue (3 views, 224 px, batch 8) with ``--steps``
+           256 and ``auto``, projected as ``benchmarks/catalogue.py project`` does: per-layer
+           costs (its 2026-11-29 per-layer table at 256 steps, ``COSTS_256``; no probe renders
+           on a machine this busy) x each batch's image-steps, batches in plan order to the
+           first idle of 1, 8 and 64 workers, + ``--overhead`` s per batch on 8 and 64 (Ray's,
+           measured there: 0.017).
+
+    nice -n 10 python benchmarks/steps.py measure --json steps.json [--layers ...] [--seeds 0 1]
+    python benchmarks/steps.py report --json steps.json        # schedule + quality tables
+    nice -n 10 python benchmarks/steps.py project
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import math
+import os
+import statistics
+import sys
+import time
+from pathlib import Path
+from typing import Any
+
+os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
+
+import torch
+
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+
+from _common import table
+
+from midnite import catalogue as cat
+from midnite import models
+from midnite.engine import RenderConfig, layers, render_config
+from midnite.evaluation import metrics
+
+MODEL = "efficientnet-lite0"
+SIZE = 224
+STEPS = 256
+EVERY = 16  # snapshot spacing (the schedule's rounding)
+UNITS = tuple(range(8))  # the catalogue's first batch of each layer
+FIT, HELD = UNITS[:4], UNITS[4:]
+BLOCKS = [f"_blocks.{i}" for i in range(16)]
+SHOTS = tuple(range(EVERY, STEPS + 1, EVERY))
+
+
+def score(model: Any, config: Any, images: torch.Tensor) -> list[float]:
+    """The engine's objective per image on ``images`` (no per-step transforms): a 0-step render
+    from them (they are written into the parameterization exactly, within 1e-4)."""
+    start = RenderConfig.resolve(
+        model, config.objective, size=config.size, batch=images.shape[0], steps=0, init=images,
+        recipe=config.recipe, seed=0,
+    )  # fmt: skip
+    return render_config(model, start, progress=False).final.tolist()
+
+
+def natural(images: torch.Tensor) -> list[list[float]]:
+    """Per image: spectrum slope, high-frequency energy ratio, total variation ratio."""
+    rows = []
+    for img in images:
+        n = metrics.naturalness(img[None])
+        rows.append(
+            [
+                n.spectrum_slope,
+                n.high_frequency_energy / n.reference_high_frequency_energy,
+                n.total_variation / n.reference_total_variation,
+            ]
+        )
+    return rows
+
+
+def measure_one(model: Any, shapes: dict, layer: str, seed: int) -> dict:
+    """One 256-step render of ``layer``'s first channel batch at ``seed``, scored at snapshots."""
+    settings = cat.Settings(size=(SIZE, SIZE), steps=STEPS, batch=len(UNITS), seed=seed)
+    (batch,) = cat.plan(
+        model, MODEL, [layer], shapes, settings=settings, views=["channel"], units=list(UNITS)
+    )
+    began = time.perf_counter()
+    result = render_config(model, batch.config, progress=False, snapshots=SHOTS)
+    seconds = time.perf_counter() - began
+    scores = {s: score(model, batch.config, result.snapshots[s]) for s in SHOTS}
+    return {
+        "layer": layer,
+        "seed": seed,
+        "units": list(batch.units),
+        "seconds": seconds,
+        "load": os.getloadavg()[0],
+        "history": result.history.T.tolist(),  # per image, per step
+        "final": result.final.tolist(),
+        "scores": {str(s): v for s, v in scores.items()},  # per snapshot step, per image
+        "natural": {str(s): natural(result.snapshots[s]) for s in SHOTS},
+    }
+
+
+def measure(args: argparse.Namespace) -> None:
+    path = Path(args.json)
+    done: list[dict] = json.loads(path.read_text()) if path.exists() else []
+    have = {(d["layer"], d["seed"]) for d in done}
+    model = models.load(MODEL)
+    shapes = {i.name: tuple(i.shape) for i in layers(model, (SIZE, SIZE)) if i.shape}
+    for seed in args.seeds:
+        for layer in args.layers:
+            if (layer, seed) in have:
+                continue
+            row = measure_one(model, shapes, layer, seed)
+            done.append(row)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(done))
+            tmp.replace(path)  # a kill loses at most the render in progress
+            print(
+                f"{layer} seed {seed}: {row['seconds']:.0f} s (load {row['load']:.2f}); "
+                f"reach95 {reach(row, FIT)}",
+                flush=True,
+            )
+
+
+def reach(row: dict, units: tuple[int, ...], share: float = 0.95) -> list[int | None]:
+    """Per unit of ``units``: the first snapshot step whose score is >= share x the 256-step's."""
+    out: list[int | None] = []
+    for u in units:
+        i = row["units"].index(u)
+        last = row["scores"][str(STEPS)][i]
+        if not last > 0:
+            out.append(None)  # a non-positive objective has no "95% of it"
+            continue
+        out.append(next(s for s in SHOTS if row["scores"][str(s)][i] >= share * last))
+    return out
+
+
+def reach_history(row: dict, units: tuple[int, ...], window: int = 8) -> list[int | None]:
+    """Per unit: the first step whose running mean (``window`` steps) of the history reaches
+    95% of the mean of the last ``window`` steps (the history is noisy: random transforms)."""
+    out: list[int | None] = []
+    for u in units:
+        h = row["history"][row["units"].index(u)]
+        last = statistics.fmean(h[-window:])
+        if not last > 0:
+            out.append(None)
+            continue
+        out.append(
+            next(
+                s + 1
+                for s in range(window - 1, len(h))
+                if statistics.fmean(h[s - window + 1 : s + 1]) >= 0.95 * last
+            )
+        )
+    return out
+
+
+def report(args: argparse.Namespace) -> None:
+    rows: list[dict] = json.loads(Path(args.json).read_text())
+    by_layer: dict[str, list[dict]] = {}
+    for r in rows:
+        by_layer.setdefault(r["layer"], []).append(r)
+    print(_schedule_table(by_layer))
+    print()
+    print(_curve_table(by_layer))
+    print()
+    print(_quality_table(by_layer))
+    loads = [r["load"] for r in rows]
+    print(
+        f"\n{len(rows)} renders, {sum(r['seconds'] for r in rows):.0f} s of rendering, "
+        f"load average (1 min) {min(loads):.2f}-{max(loads):.2f} during them"
+    )
+
+
+def _worst(values: list[int | None]) -> str:
+    got = [v for v in values if v is not None]
+    return str(max(got)) if got else "-"
+
+
+def _schedule_table(by_layer: dict[str, list[dict]]) -> str:
+    from midnite.jobs import steps as auto
+
+    body = []
+    for layer, runs in by_layer.items():
+        fit = [s for r in runs for s in reach(r, FIT)]
+        hist = [s for r in runs for s in reach_history(r, FIT)]
+        body.append(
+            [
+                layer,
+                f"{auto.LITE0[layer][0]:.3f}" if layer in auto.LITE0 else "-",
+                ",".join(str(r["seed"]) for r in runs),
+                " ".join("-" if s is None else str(s) for s in fit),
+                _worst(fit),
+                _worst(hist),
+                auto.steps_at(auto.LITE0[layer][0]) if layer in auto.LITE0 else "-",
+                f"{statistics.fmean(r['seconds'] for r in runs):.0f}",
+            ]
+        )
+    return table(
+        "Steps to 95% of the 256-step objective, Lite0 channel view, units 0-3 (fit), feature "
+        "recipe, 224 px, batch 8 (score: the engine's objective on the snapshot image, every 16 "
+        "steps; history: running mean of 8 steps of the per-step objective)",
+        ["layer", "depth", "seeds", "steps to 95% (score)", "worst", "worst (history)",
+         "auto steps", "s per render"],
+        body,
+    )  # fmt: skip
+
+
+CURVE = (32, 64, 96, 128, 160, 192, 224)
+
+
+def _curve_table(by_layer: dict[str, list[dict]]) -> str:
+    """Per layer, the share of the 256-step score reached at a few steps (all 8 units)."""
+    body = []
+    for layer, runs in by_layer.items():
+        cells = [layer]
+        for s in CURVE:
+            got = [
+                r["scores"][str(s)][i] / r["scores"][str(STEPS)][i]
+                for r in runs
+                for i in range(len(r["units"]))
+                if r["scores"][str(STEPS)][i] > 0
+            ]
+            cells.append(f"{statistics.median(got):.2f} ({min(got):.2f})")
+        body.append(cells)
+    return table(
+        "Share of the 256-step score reached after S steps, median (worst) over units 0-7",
+        ["layer", *(f"S={s}" for s in CURVE)],
+        body,
+    )
+
+
+def _quality_table(by_layer: dict[str, list[dict]]) -> str:
+    from midnite.jobs import steps as auto
+
+    body, ratios = [], []
+    for layer, runs in by_layer.items():
+        steps = auto.steps_at(auto.LITE0[layer][0]) if layer in auto.LITE0 else STEPS
+        mine, nat_s, nat_f = [], [], []
+        for r in runs:
+            for u in HELD:
+                i = r["units"].index(u)
+                last = r["scores"][str(STEPS)][i]
+                mine.append(r["scores"][str(steps)][i] / last if last > 0 else math.nan)
+                nat_s.append(r["natural"][str(steps)][i])
+                nat_f.append(r["natural"][str(STEPS)][i])
+        ratios += mine
+        body.append(
+            [layer, steps, len(mine), f"{statistics.median(mine):.3f}", f"{min(mine):.3f}"]
+            + [
+                f"{statistics.fmean(x[k] for x in nat_s):.2f} / "
+                f"{statistics.fmean(x[k] for x in nat_f):.2f}"
+                for k in range(3)
+            ]
+        )
+    good = [x for x in ratios if not math.isnan(x)]
+    body.append(
+        ["all", "-", len(good), f"{statistics.median(good):.3f}", f"{min(good):.3f}", "", "", ""]
+    )
+    return table(
+        "Held-out units 4-7 at the auto steps against 256: objective on the image (score at auto "
+        "/ score at 256; target >= 0.95 median and worst), naturalness at auto / at 256 (slope; "
+        "HF and TV as ratios to the shipped photos')",
+        ["layer", "auto steps", "images", "score ratio median", "worst", "slope", "HF ratio",
+         "TV ratio"],
+        body,
+    )  # fmt: skip
+
+
+# Lite0's per-layer seconds at 224 px, 256 steps, batch 8, 3 views, one thread (benchmarks/
+# RESULTS.md, "Catalogue: 2026-11-29 19:03 UTC", projection per layer: catalogue.estimate's
+# 8-step probe x 1.00): measured on a far less busy machine than this one is now.
+COSTS_256 = {
+    "_blocks.0": 219, "_blocks.1": 540, "_blocks.2": 691, "_blocks.3": 1281, "_blocks.4": 1251,
+    "_blocks.5": 2747, "_blocks.6": 2730, "_blocks.7": 2831, "_blocks.8": 4066,
+    "_blocks.9": 4521, "_blocks.10": 4681, "_blocks.11": 8553, "_blocks.12": 8804,
+    "_blocks.13": 9304, "_blocks.14": 9860, "_blocks.15": 16816,
+}  # fmt: skip
+
+
+def project_costs(work: list, per_layer: dict[str, float]) -> list[float]:
+    """Each batch's seconds: its layer's 256-step cost x its share of the layer's image-steps
+    at 256 steps (the cost of a step is the same whatever the steps; the fixed part, a few
+    forward passes, is counted with the steps: a slight over-estimate for fewer steps)."""
+    full: dict[str, int] = {}
+    for b in work:
+        full[b.layer] = full.get(b.layer, 0) + b.images * STEPS
+    return [per_layer[b.layer] * b.images * b.config.steps / full[b.layer] for b in work]
+
+
+def project(args: argparse.Namespace) -> None:
+    from catalogue import schedule
+
+    model = models.load(MODEL)
+    size = (SIZE, SIZE)
+    full = layers(model, size)
+    shapes = {i.name: tuple(i.shape) for i in full if i.shape}
+    blocks = [n for n in cat.default_layers(model, full) if n]
+    body = []
+    for steps in (None, "auto", 192, 128):
+        settings = cat.Settings(size=size, steps=steps, batch=8)
+        work = cat.plan(model, MODEL, blocks, shapes, settings=settings, views=cat.VIEWS)
+        costs = project_costs(work, COSTS_256)
+        row: list[Any] = [
+            "256 (recipe)" if steps is None else str(steps),
+            sum(len(b.units) for b in work),
+            len(work),
+            sum(b.config.steps * b.images for b in work),
+        ]
+        for n in (1, 8, 64):
+            extra = 0.0 if n == 1 else args.overhead
+            row.append(cat.format_seconds(schedule([c + extra for c in costs], n)))
+        body.append(row)
+    print(
+        table(
+            "Projection: Lite0's block outputs (16 layers, 1,808 channels; channel, negative, "
+            "diversity), 224 px, batch 8, 1 thread per worker; per-layer 256-step costs of "
+            "benchmarks/RESULTS.md (2026-11-29) x each batch's image-steps, plan order to the "
+            f"first idle worker, + {1e3 * args.overhead:.0f} ms per batch on 8 and 64",
+            [
+                "steps",
+                "unit renders",
+                "batches",
+                "image-steps",
+                "1 worker",
+                "8 workers",
+                "64 workers",
+            ],
+            body,
+        )
+    )
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    parser.add_argument("section", choices=["measure", "report", "project"])
+    parser.add_argument("--json", default="steps.json", help="the measurements (steps.json)")
+    parser.add_argument("--layers", nargs="+", default=BLOCKS, help="layers to measure")
+    parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds (0)")
+    parser.add_argument("--overhead", type=float, default=0.017, help="s per batch on N > 1")
+    parser.add_argument("--threads", type=int, default=1, help="torch threads (1)")
+    args = parser.parse_args(argv)
+    if args.threads < 1:
+        parser.error(f"--threads must be a positive int, got {args.threads}")
+    torch.set_num_threads(args.threads)
+    {"measure": measure, "report": report, "project": project}[args.section](args)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
