@@ -43,9 +43,10 @@ class TrustReport:
     """How far one picture of a target can be trusted (see ``trust``).
 
     ``score``/``ci``: 2-alternative accuracy from the picture(s) as references, with its 95 %
-    Wilson interval; ``natural``/``natural_ci``: the same from top and bottom natural
-    examples; ``path``: mean of ``path_curve`` over ``layers`` (0.5: as close to the natural
-    examples as a random photograph); ``flagged``: ``path <= 0.5`` or a non-finite picture.
+    Wilson interval (``negative``: min pictures were the opposite references);
+    ``natural``/``natural_ci``: the same from top and bottom natural examples; ``path``: mean
+    of ``path_curve`` over ``layers`` (0.5: as close to the natural examples as a random
+    photograph); ``flagged``: ``path <= 0.5`` or a non-finite picture.
     """
 
     target: str
@@ -64,6 +65,7 @@ class TrustReport:
     naturalness: dict | None = None
     transfer: dict | None = None
     problem: str | None = None  # why the picture was not scored
+    negative: bool = False  # the synthetic score also used min pictures (max minus min)
 
     @property
     def flagged(self) -> bool:
@@ -113,6 +115,7 @@ class TrustReport:
             "naturalness": self.naturalness,
             "transfer": self.transfer,
             "problem": self.problem,
+            "negative": self.negative,
             "flagged": self.flagged,
             "verdict": self.verdict,
         }
@@ -197,6 +200,7 @@ def assess(
     report.path_curve = path_agreement(vis.path, natural.path, order[:refs], order[refs:])
     report.path = sum(report.path_curve) / len(report.path_curve) if report.path_curve else None
     neg = None if negative is None else negative.judge
+    report.negative = neg is not None
     hit = two_alternative(natural.judge, p, vis.judge, neg)
     report.score, report.ci = hit / pairs, wilson(hit, pairs)
     hit = two_alternative(natural.judge, p, natural.judge[p.top], natural.judge[p.bottom])
@@ -224,6 +228,53 @@ def _extras(report: TrustReport, pics: Tensor, target: object, judge: nn.Module)
             report.transfer = None
 
 
+def _render(model: nn.Module, objective: Objective, recipe: object, **settings: Any) -> Tensor:
+    """The pictures of ``objective``; a failed render's are NaN (reported, not scored)."""
+    result = render(model, objective, recipe=recipe, progress=False, **settings)
+    return torch.full_like(result.images, math.nan) if result.failed else result.images
+
+
+def _check(
+    model: object, judge: object, negative: object, image: object, negative_image: object
+) -> None:
+    if not isinstance(model, nn.Module) or not isinstance(judge, nn.Module):
+        raise UsageError("model and judge must be torch.nn.Module instances")
+    if judge is model:
+        raise UsageError("judge must be a different network from model (it took part), got model")
+    if not isinstance(negative, bool):
+        raise UsageError(f"negative must be True or False, got {negative!r}")
+    if negative_image is not None and image is None:
+        raise UsageError("negative_image needs image (the max pictures) beside it, got no image")
+
+
+def _pictures(
+    model: nn.Module,
+    objective: Objective,
+    recipe: object,
+    image: Tensor | None,
+    negative_image: Tensor | None,
+    negative: bool,
+    how: dict[str, Any],
+) -> tuple[Tensor, Tensor | None]:
+    """The max pictures and the min ones (None without ``negative`` or a ``negative_image``):
+    the given ones, else rendered by ``recipe`` with the settings ``how``."""
+    if image is not None:
+        negs = _picture(negative_image) if negative and negative_image is not None else None
+        return _picture(image), negs
+    pics = _render(model, objective, recipe, **how)
+    # the same recipe by name for both: -objective alone could resolve to another one
+    return pics, _render(model, -objective, recipe, **how) if negative else None
+
+
+def _non_finite(report: TrustReport, pics: Tensor, negs: Tensor | None) -> bool:
+    """Mark ``report`` not finite (and say which picture) when a picture holds NaN or inf."""
+    for what, x in (("picture", pics), ("min picture", negs)):
+        if x is not None and not bool(torch.isfinite(x).all()):
+            report.finite, report.problem = False, f"the {what} holds NaN or infinite values"
+            return True
+    return False
+
+
 def trust(
     model: nn.Module,
     target: object,
@@ -232,6 +283,8 @@ def trust(
     judge: nn.Module,
     recipe: object = None,
     image: Tensor | None = None,
+    negative_image: Tensor | None = None,
+    negative: bool = True,
     pairs: int = 100,
     refs: int = 9,
     seed: int = 0,
@@ -248,31 +301,34 @@ def trust(
     folder or a ``(N, 3, H, W)`` tensor in [0, 1] (at least ``2*refs + 3*ceil(sqrt(pairs))``).
     The picture is ``render(model, objective, recipe=recipe, batch=views, seed=seed)`` at
     ``size`` (the recipe the catalogue uses when None; ``render_settings`` adds settings such
-    as ``steps``), or ``image`` ``(B, 3, H, W)`` when given (recipe ``"given image"``).
+    as ``steps``), or ``image`` ``(B, 3, H, W)`` when given (recipe ``"given image"``). With
+    ``negative`` (the default) the min pictures of ``-objective`` are rendered the same way
+    (same recipe, seed and views), or ``negative_image`` is taken beside a given ``image``; a
+    given ``image`` alone is scored from its max pictures only (``report.negative`` False).
 
     - Path agreement: at ``layers`` (default: up to 6 layers that run before the target,
-      ``path_layers``), channel means centred by the natural images' mean; per layer the share
-      of natural images outside the ``refs`` top examples whose mean cosine to the examples is
-      below the picture's (``path_agreement``). ``path`` is their mean; ``flagged`` when
-      ``path <= 0.5``, i.e. the picture's path is no closer than a random photograph's.
+      ``path_layers``), each channel's mean and root-mean-square over positions, centred by
+      the natural images' mean; per layer the share of natural images outside the ``refs``
+      top examples whose mean cosine to the examples is below the picture's
+      (``path_agreement``). ``path`` is their mean; ``flagged`` when ``path <= 0.5``, i.e. the
+      picture's path is no closer than a random photograph's (RMS: see ``observe``).
     - 2-alternative score: ``pairs`` seeded (top third, bottom third) couples of the natural
       images outside the references (``pair_up``); a pair is right when the query that drives
       the target more is more similar, in ``judge`` features (its output, or ``judge_layer``'s
-      channel means, centred), to the picture(s) (``score``), or to the top minus the bottom
-      natural references (``natural``); 95 % Wilson intervals.
-    - ``stability``: ``metrics.seed_stability`` of the ``views`` pictures' channel means at the
-      path layers, centred by the natural images' mean, averaged over the layers (the target
-      layer is left out: its target channel alone would make any two views agree);
-      ``naturalness``: ``metrics.naturalness``; ``transfer``: ``metrics.transferability`` by
-      the judge for a class of the output.
+      channel means, centred), to the max minus the min pictures (``score``; max and min
+      references as in Borowski et al. 2021 and MIS; why: ``two_alternative``), or to the top
+      minus the bottom natural references (``natural``); 95 % Wilson intervals.
+    - ``stability``: ``metrics.seed_stability`` of the ``views`` pictures' path features,
+      centred by the natural images' mean, averaged over the layers (the target layer is left
+      out: its target channel alone would make any two views agree); ``naturalness``:
+      ``metrics.naturalness``; ``transfer``: ``metrics.transferability`` by the judge for a
+      class of the output.
 
     A picture that is not finite is reported (``finite`` False, ``flagged``), not scored.
-    ``judge is model`` is refused: the judge must take no part in the picture.
+    ``judge is model`` is refused. The target's value is the objective's (a channel's spatial
+    mean): a zero-mean linear channel's (``grating_net``'s ``("conv", 0)``) says nothing.
     """
-    if not isinstance(model, nn.Module) or not isinstance(judge, nn.Module):
-        raise UsageError("model and judge must be torch.nn.Module instances")
-    if judge is model:
-        raise UsageError("judge must be a different network from model (it took part), got model")
+    _check(model, judge, negative, image, negative_image)
     objective, layer, _ = target_objective(target)
     pairs = check_positive_int("pairs", pairs)
     refs = check_positive_int("refs", refs)
@@ -285,22 +341,17 @@ def trust(
     where = layers if layers is not None else path_layers(model, layer, nat_images[:1].to(dev))
     name = GIVEN if image is not None else _recipe_name(model, objective, recipe)
     report = TrustReport(target=repr(objective), recipe=name, finite=True)
-    if image is not None:
-        pics = _picture(image)
-    else:
-        settings: dict[str, Any] = dict(render_settings or {})
-        result = render(model, objective, recipe=recipe, batch=views, seed=seed, size=hw,
-                        progress=False, device=dev, **settings)  # fmt: skip
-        pics = result.images
-        if result.failed:
-            pics = torch.full_like(pics, math.nan)  # reported below, not scored
-    if not bool(torch.isfinite(pics).all()):
-        report.finite, report.problem = False, "the picture holds NaN or infinite values"
+    how = dict(render_settings or {}, batch=views, seed=seed, size=hw, device=dev)
+    pics, negs = _pictures(model, objective, recipe or name, image, negative_image, negative, how)
+    if _non_finite(report, pics, negs):
         return report
     common = dict(target=layer, layers=where, objective=objective, judge=judge, device=dev)
-    natural = observe(model, nat_images, judge_layer=judge_layer, **common)  # type: ignore[arg-type]
-    vis = observe(model, pics, judge_layer=judge_layer, **common)  # type: ignore[arg-type]
-    assert natural.values is not None
-    assess(natural, vis, natural.values, report=report, pairs=pairs, refs=refs, seed=seed)
+    natural, vis, neg = (
+        None if x is None else observe(model, x, judge_layer=judge_layer, **common)  # type: ignore[arg-type]
+        for x in (nat_images, pics, negs)
+    )
+    assert natural is not None and vis is not None and natural.values is not None
+    assess(natural, vis, natural.values, report=report, pairs=pairs, refs=refs, seed=seed,
+           negative=neg)  # fmt: skip
     _extras(report, pics, target, judge)
     return report
