@@ -5,16 +5,13 @@ Sections:
             notebook's class cell, its combined-regularizers cell (cell 10) applied to the class
             neuron, and ``midnite.render`` with the class recipe's defaults. Each image is judged
             by Lite0 (sanity: the model it was made on) and by Lite1 and Lite2 (transferability as
-            in MACO: the share of images another model classifies as their class, top-1 and
-            top-5), at each judge's native size. Plus naturalness (``metrics.naturalness``):
-            spectrum slope, share of spectral energy above half Nyquist and total variation,
-            each beside the shipped natural photographs' (slope as a difference, the others
-            as ratios; "natural" = within 0.3 and at most 2x, issue #13's bar), measured at
-            ``NATURAL_SIZE`` px (larger images are shrunk, antialiased, as the photos were;
-            smaller ones, as in ``--quick``, are measured at their own size beside photos of
-            that size); a photos row shows the reference at ``NATURAL_SIZE`` px. And the
-            seconds each method took.
-            ``--recipes NAME,...`` adds a row per named midnite recipe (see ``render_recipe``).
+            in MACO: top-1 and top-5), at each judge's native size. Plus naturalness
+            (``metrics.naturalness(size=NATURAL_SIZE)``; --quick: at its own size) beside the
+            shipped 25 crops of five photos: spectrum slope (difference), HF share and total
+            variation (ratios); "natural": issue #13's bar (0.3, 2x), "photo band": where single
+            photos lie (``within_photos``); a photos row; seconds. ``--recipes NAME,...`` adds a
+            row per recipe, ``--recipe-settings JSON`` overrides its settings (e.g. ``'{"steps":
+            128, "crops": {"count": 2}}'``), ``--seed``; ``--only-recipes`` drops other rows.
   recovery  grating_net()'s planted grating detector (a known answer): recovery score of
             render()'s default (feature recipe), of the classic PixelActivation, of uniform noise
             (chance) and of the planted pattern itself (ceiling). Threshold 0.2: over ten times
@@ -23,10 +20,8 @@ Sections:
 The ten classes (``CLASSES``) were chosen for a strong visual identity and fixed BEFORE any
 tuning of the class recipe; they were not re-picked after seeing results.
 
-``--out DIR`` saves every image (``DIR/<method>/<class>.png``), a contact sheet per method
-(``DIR/<method>.png``), ``DIR/classes.png`` (one labelled row per method in table order, one
-column per class, and a last row of the reference photographs when scikit-image is installed)
-and ``DIR/recovery.png`` (one image per recovery row, seed 0).
+``--out DIR`` saves every image (``DIR/<method>/<class>.png``), a sheet per method, ``classes.png``
+(a labelled row per method, a column per class, the photos last) and ``recovery.png`` (seed 0).
 
 The classic API renders one image at a time. Its class cell (300 iterations of 10 steps from 300 px,
 growing 0.5% per iteration to ~1300 px: hours per image on a CPU) is cut to
@@ -35,7 +30,7 @@ maximize the softmax probability (the notebook's class neuron is a softmax outpu
 image is judged min-max normalized, as the notebook shows it (``show_normalized``).
 
     python benchmarks/quality.py [--sections classes,recovery] [--device cuda] [--json F] [--out D]
-                                 [--threads N] [--recipes natural,...]
+                                 [--threads N] [--recipes natural,...] [--only-recipes]
     python benchmarks/quality.py --quick      # a smoke run of seconds (used by the tests)
 """
 
@@ -43,6 +38,7 @@ from __future__ import annotations
 
 import argparse
 import inspect
+import json
 import os
 import sys
 import time
@@ -64,6 +60,7 @@ from _common import machine, sync, table, write_json
 import midnite
 from midnite import RenderResult, recipes
 from midnite.engine.objectives import channel, class_logit
+from midnite.engine.settings import Crops
 from midnite.known_answer import grating_net, planted_pattern, recovery_score
 from midnite.metrics import Naturalness, naturalness, transferability
 from midnite.models import efficientnet_lite
@@ -229,9 +226,9 @@ def recipe_method(name: str) -> str:
     return f"midnite: recipe '{name}'"
 
 
-def _recipe_runner(name: str):
+def _recipe_runner(name: str, overrides: dict | None = None):
     def run(lite0: nn.Module, classes: list[int], dev: torch.device, quick: bool):
-        extra = {"size": 64, "steps": 4} if quick else {}
+        extra = {**(overrides or {}), **({"size": 64, "steps": 4} if quick else {})}
         objectives = [class_logit(c) for c in classes]
         result = render_recipe(lite0, objectives, name, device=dev, progress=False, **extra)
         s = result.settings
@@ -239,7 +236,7 @@ def _recipe_runner(name: str):
         how = f"render(recipe='{name}')" if takes_recipe() else f"recipe '{name}' values"
         settings = (
             f"{how}: {s['steps']} steps, lr {s['lr']:g}, {s['param']}, "
-            f"{s['size'][0]} px in, {h}x{w} px out, one batch"
+            f"{s['size'][0]} px in, {h}x{w} px out, {s.get('crops', 'no')} crops, seed {s['seed']}"
         )
         return list(result.images), settings
 
@@ -291,6 +288,7 @@ def natural_columns(nat: Naturalness) -> dict[str, float | str]:
         "TV": nat.total_variation,
         "TV / photos": nat.total_variation_ratio,
         "natural": "yes" if nat.meets(NATURAL_SLOPE, NATURAL_RATIO) else "no",
+        "photo band": "yes" if nat.within_photos() else "no",
     }
 
 
@@ -327,15 +325,20 @@ def photos_row() -> dict:
 
 
 def classes_section(
-    dev: torch.device, quick: bool, out: Path | None, recipe_rows: tuple[str, ...] = ()
+    dev: torch.device,
+    quick: bool,
+    out: Path | None,
+    recipe_rows: tuple[str, ...] = (),
+    overrides: dict | None = None,
+    only_recipes: bool = False,
 ) -> tuple[str, dict]:
     classes = list(CLASSES)[:2] if quick else list(CLASSES)
     n = len(classes)
     targets = torch.tensor(classes)
     judges = {name: efficientnet_lite(v).to(dev).eval() for name, (v, _) in JUDGES.items()}
     sizes = {name: size for name, (_, size) in JUDGES.items()}
-    runners = dict(RUNNERS)
-    runners.update({recipe_method(r): _recipe_runner(r) for r in recipe_rows})
+    runners = {} if only_recipes else dict(RUNNERS)
+    runners.update({recipe_method(r): _recipe_runner(r, overrides) for r in recipe_rows})
     methods = list(runners)
     rows, per_class, all_images = [], {}, {}
     for method in methods:
@@ -347,7 +350,9 @@ def classes_section(
         batch = _batch(images)
         scores = transferability(batch, targets, judges, size=sizes)
         ranks = target_ranks(batch, targets, judges)
-        nat = naturalness(at_natural_size(batch))
+        nat = naturalness(
+            batch, size=NATURAL_SIZE if min(batch.shape[-2:]) > NATURAL_SIZE else None
+        )
         row = {"method": method, "settings": settings}
         for judge in JUDGES:
             row[f"{judge} top1"] = scores[judge]["top1"]
@@ -545,7 +550,13 @@ def main(argv: list[str] | None = None) -> int:
         default="",
         help="comma-separated midnite recipes to add as rows of the classes table (e.g. natural)",
     )
+    parser.add_argument("--recipe-settings", type=json.loads, default={}, help="JSON overrides")
+    parser.add_argument("--seed", type=int, default=0, help="the recipe rows' seed")
+    parser.add_argument("--only-recipes", action="store_true", help="only the --recipes rows")
     args = parser.parse_args(argv)
+    overrides = {**args.recipe_settings, "seed": args.seed}
+    if isinstance(overrides.get("crops"), dict):
+        overrides["crops"] = Crops(**overrides["crops"])
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     dev = torch.device(args.device)
@@ -567,7 +578,10 @@ def main(argv: list[str] | None = None) -> int:
     for name in names:
         t0 = time.perf_counter()
         if name == "classes":
-            text, data = classes_section(dev, args.quick, out, recipe_rows)
+            text, data = classes_section(
+                dev, args.quick, out, recipe_rows, overrides, args.only_recipes
+            )
+            data["recipe_settings"] = {**args.recipe_settings, "seed": args.seed}
         else:
             text, data = SECTIONS[name](dev, args.quick, out)
         sync(dev)

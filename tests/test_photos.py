@@ -82,3 +82,34 @@ def test_python_m_midnite_photos_still_runs(tmp_path):
     )
     assert done.returncode == 0, done.stderr
     assert "wrote 2 crops" in done.stdout and len(list((tmp_path / "out").iterdir())) == 2
+
+
+def test_reference_crops_are_the_photos_centre_and_corners():
+    pytest.importorskip("skimage")
+    x = photos.reference_crops(32)
+    n = len(photos.REFERENCE_PHOTOS)
+    assert n >= 5 and x.shape == (n * photos.REFERENCE_CROPS, 3, 32, 32)
+    assert [p.name for p in photos.reference_paths()] == list(photos.REFERENCE_PHOTOS)
+    assert float(x.min()) >= 0 and float(x.max()) <= 1
+    # each photo's first crop is its centre square, as load_photos makes it (Pillow, bicubic)
+    centres = x[:: photos.REFERENCE_CROPS][: len(photos.PHOTOS)]
+    assert (centres - photos.load_photos(32)).abs().mean() < 0.02
+    flat = x.flatten(1)  # 25 different images
+    d = torch.cdist(flat, flat) + torch.eye(len(x)) * 1e9
+    assert float(d.min()) > 0.5
+
+
+def test_held_out_photos_are_not_in_the_reference():
+    pytest.importorskip("skimage")
+    names, x = photos.held_out_photos(24)
+    assert set(names) <= set(photos.HELD_OUT) and len(names) >= 2
+    assert not set(names) & set(photos.REFERENCE_PHOTOS)
+    assert x.shape == (len(names), 3, 24, 24)
+
+
+@pytest.mark.parametrize("side", [0, 7, 3.5, True])
+def test_reference_bad_side(side):
+    with pytest.raises(ValueError, match="side must be an int >= 8"):
+        photos.reference_crops(side)
+    with pytest.raises(ValueError, match="side must be an int >= 8"):
+        photos.held_out_photos(side)

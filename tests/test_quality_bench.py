@@ -132,6 +132,7 @@ def test_naturalness_columns_and_the_photos_row(quality):
         "TV",
         "TV / photos",
         "natural",
+        "photo band",
     ]
     noise = quality.at_natural_size(torch.rand(2, 3, 300, 300, generator=torch.manual_seed(0)))
     assert noise.shape == (2, 3, 224, 224)  # shrunk
@@ -215,3 +216,20 @@ def test_unknown_recipe_is_refused_before_rendering(quality, capsys):
     with pytest.raises(SystemExit):
         quality.main(["--recipes", "class,nope"])
     assert "unknown recipes ['nope']" in capsys.readouterr().err
+
+
+def test_only_recipe_rows_with_settings_and_seed(quality, tmp_path, capsys):
+    path = tmp_path / "q.json"
+    argv = ["--quick", "--sections", "classes", "--json", str(path), "--only-recipes"]
+    argv += ["--recipes", "natural", "--recipe-settings", '{"crops": {"count": 2}}', "--seed", "3"]
+    assert quality.main(argv) == 0
+    classes = json.loads(path.read_text())["sections"]["classes"]
+    assert [r["method"] for r in classes["rows"]] == ["midnite: recipe 'natural'"]
+    assert classes["recipe_settings"] == {"crops": {"count": 2}, "seed": 3}
+    row = classes["rows"][0]
+    assert "2 crops, seed 3" in row["settings"]
+    assert row["photo band"] in ("yes", "no") and row["naturalness"]["within_photos"] in (
+        True,
+        False,
+    )
+    assert "| midnite: recipe 'natural' " in capsys.readouterr().out

@@ -27,10 +27,11 @@ from midnite.engine.settings import Crops
 from midnite.engine.tokens import TokenReader
 
 MACO_CROPS = Crops()
-"""What ``param="maco"`` gets under a recipe without crops of its own: on a canvas 1.25x the
-input (``Recipe.canvas``), 4 boxes of 0.5-1.0 of its side per image and step, noise 0.05.
-MACO's own (a 1280 px canvas, 6 boxes of 0.20-0.25, 1000 steps) costs far more than a 2-core
-CPU gives in seconds, and its canvas is mostly unseen at the model's input size."""
+"""What ``param="maco"`` gets under a recipe without crops of its own (``NATURAL`` has its
+own): on a canvas 1.25x the input (``Recipe.canvas``), 4 boxes of 0.5-1.0 of its side per
+image and step, noise 0.05. MACO's own (a 1280 px canvas, 6 boxes of 0.20-0.25, 1000 steps)
+costs far more than a 2-core CPU gives in seconds, and its canvas is mostly unseen at the
+model's input size."""
 
 
 @dataclass(frozen=True)
@@ -92,35 +93,36 @@ TRANSFORMER = Recipe(
 )
 
 
+NATURAL_CROPS = Crops(count=2)
+"""The natural recipe's crops: 2 boxes of 0.5-1.0 of a 1.25x canvas per image and step (4 before
+issue #22: the same transfer within one class of ten, at half the cost per step)."""
+
 NATURAL = Recipe(
     name="natural",
-    steps=256,
+    steps=128,
     lr=0.1,
     param="maco",
     transforms="class",
-    crops=MACO_CROPS,
+    crops=NATURAL_CROPS,
     notes=(
         "Natural-looking class and deep-channel images (MACO, Fel et al. 2023): the Fourier "
-        "magnitude of photographs, only the phase trained (256 Adam steps at lr 0.1), on a "
-        "canvas 1.25x the model's input; each step the model sees 4 random boxes of 0.5-1.0 of "
+        "magnitude of photographs, only the phase trained (128 Adam steps at lr 0.1), on a "
+        "canvas 1.25x the model's input; each step the model sees 2 random boxes of 0.5-1.0 of "
         "the canvas side per image, resized to its input, with N(0, 0.05) noise, then the "
-        "'class' per-step stack on each box. Tuned on EfficientNet-Lite0 class logits for the "
-        "ten classes of benchmarks/quality.py in one batch (280 px results, judged at 240/260 "
-        "px), top-1 for Lite1 and Lite2: 10/10 and 9/10 at seed 0 (strawberry fifth for Lite2),"
-        " 10/10 and 10/10 at seed 1. Without the 'class' stack after the crops 8/10 and 9/10 at"
-        " seed 0, with the 'standard' one 9/10 and 9/10; at lr 0.05 (no stack, five classes) "
-        "3/5 and 4/5. Model-free metrics of the ten images (seeds 0 and 1) against the four "
-        "photos of midnite.photos at 224 px: spectrum slope -2.60/-2.61 (photos -2.82), "
-        "high-frequency share 0.039/0.036 (0.025), total variation 0.068/0.068 (0.053). Lite0 "
-        "_blocks.14 channels 0 and 37, _blocks.15 channels 5 and 100: slope -2.63, "
-        "high-frequency share 0.032, total variation 0.069, where the feature recipe gives "
-        "-1.78, 0.226 and 0.179 (natural reaches 0.42-0.61 of the feature recipe's objective "
-        "there). Cost: 4.0x the class recipe per step (4 crops and a larger image; 10 classes "
-        "in one batch, 2 threads, side by side), about 15 s per class on an idle 2-core CPU "
-        "from the class recipe's 3.8 s; the seed-1 run took 26.9 s per class under a load of "
-        "about 2 from other processes. What it cannot promise: colours as saturated as "
-        "photographs (colourfulness about 33 against their 58: the mean colour is grey), or a "
-        "sharp object on a plain background (the canvas is textured all over)."
+        "'class' per-step stack on each box. Issue #22 cut it from 256 steps and 4 boxes (4x "
+        "the cost; 2352 s against 761 s for the ten classes of benchmarks/quality.py at one "
+        "thread under a load of about 10) after measuring both on EfficientNet-Lite0 class "
+        "logits, judged by Lite1 and Lite2 at 240/260 px (benchmarks/RESULTS.md, 'The natural "
+        "recipe at a quarter of its cost'): top-1 Lite0/Lite1/Lite2 10/10/9 of ten before "
+        "(seed 0), 10/9/8 and 10/9/9 after (seeds 0 and 1); top-5 10/10/10 before, 10/10/10 "
+        "and 10/10/9 after. Naturalness at 224 px against 25 crops of five photographs "
+        "(metrics.naturalness(size=224)): slope difference +0.13 before, +0.03 and +0.07 "
+        "after; high-frequency energy 1.72x, 1.27x and 1.29x; total variation 1.20x, 1.22x "
+        "and 1.22x. decorrelate=False (seed 0) gives 10/10/9 but colourfulness 122, twice "
+        "the photos', slope +0.26 and ratios 1.9x: not taken. "
+        "What it cannot promise: colours as saturated as photographs (colourfulness 33 against "
+        "their 66: the mean colour is grey, the magnitude template fixes the rest), or a sharp "
+        "object on a plain background (the canvas is textured all over)."
     ),
 )
 

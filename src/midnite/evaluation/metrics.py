@@ -3,8 +3,9 @@
 Images are ``(B, C, H, W)`` in [0, 1] (a single ``(C, H, W)`` image is taken as ``B = 1``).
 This module holds every metric: the model-free ones live in ``measures`` (re-exported here).
 Metrics that need a model take callables (``score_fn(images) -> (B,)``), not engine objects.
-``naturalness`` compares a batch with natural photographs; its default reference is a small data
-file (``midnite/data/photo_stats.json``), so it needs no scikit-image.
+``naturalness`` compares a batch with natural photographs (``size=MODEL_SIZE``: both at the
+model's input size); its default reference is a small data file
+(``midnite/data/photo_stats.json``: 25 crops of five photographs), so it needs no scikit-image.
 """
 
 from __future__ import annotations
@@ -35,8 +36,11 @@ from midnite.evaluation.measures import (
 )
 
 __all__ = [
+    "MODEL_SIZE",
+    "PHOTO_BAND",
     "Naturalness",
     "activation_gain",
+    "at_size",
     "colorfulness",
     "gram_diversity",
     "high_frequency_energy",
@@ -270,6 +274,13 @@ def transferability(
 
 #: High-frequency cutoff (x Nyquist) of ``naturalness`` and of the shipped reference.
 NATURALNESS_CUTOFF = 0.5
+#: The side ``naturalness(..., size=MODEL_SIZE)`` compares at: ImageNet models' input (Lite0's).
+MODEL_SIZE = 224
+#: How far single photographs lie from the shipped reference at ``MODEL_SIZE``: slope within
+#: 0.8, energy and variation ratios within 1/4 to 4x holds each of the five reference photos
+#: (the farthest: rocket.jpg, +0.76 and 3.7x) and the four held-out ones (``photos.HELD_OUT``;
+#: +0.46, 3.3x); ``Naturalness.within_photos`` tests it.
+PHOTO_BAND = (0.8, 4.0)
 _PHOTO_STATS = "photo_stats.json"
 _STATS_KEYS = ("spectrum_slope", "high_frequency_energy", "total_variation")
 
@@ -278,7 +289,8 @@ _STATS_KEYS = ("spectrum_slope", "high_frequency_energy", "total_variation")
 class Naturalness:
     """A batch's spectrum slope, high-frequency energy and total variation beside a reference's.
 
-    Each value is a mean over the images (``reference_*``: over the reference photographs). The
+    Each value is a median over the images (``reference_*``: over the reference photographs'
+    crops; a median is half as moved by which photos make the reference as a mean, issue #22). The
     slope is signed (photos about -2.8, white noise 0), so it is compared by difference; energy
     and variation by ratio (1: as much as the photos, 2: twice as much). ``reference`` says
     which photographs, at which size. Ratios below 1 (smoother than photos) are not flagged by
@@ -321,6 +333,15 @@ class Naturalness:
             and self.total_variation_ratio <= max_ratio
         )
 
+    def within_photos(self) -> bool:
+        """Whether the batch lies where single photographs do (``PHOTO_BAND``): ``|slope
+        difference| <= 0.8`` and both ratios in ``[1/4, 4]``; unlike :meth:`meets`, too smooth
+        fails too. It is that wide because photographs differ that much (issue #22)."""
+        slope, ratio = PHOTO_BAND
+        return abs(self.slope_difference) <= slope and all(
+            1 / ratio <= r <= ratio for r in (self.high_frequency_ratio, self.total_variation_ratio)
+        )
+
     def to_dict(self) -> dict[str, float | str]:
         """Every field and the three comparisons, as plain Python values (for JSON records)."""
         return {
@@ -333,16 +354,18 @@ class Naturalness:
             "slope_difference": self.slope_difference,
             "high_frequency_ratio": self.high_frequency_ratio,
             "total_variation_ratio": self.total_variation_ratio,
+            "within_photos": self.within_photos(),
             "reference": self.reference,
         }
 
 
 def _natural_stats(images: Tensor) -> tuple[float, float, float]:
-    """Batch means of spectrum slope, high-frequency energy (cutoff 0.5) and total variation."""
+    """Batch medians of spectrum slope, high-frequency energy (cutoff 0.5) and total variation:
+    a median, so that one odd image or photo moves the reference less (issue #22)."""
     return (
-        float(spectrum_slope(images).mean()),
-        float(high_frequency_energy(images, NATURALNESS_CUTOFF).mean()),
-        float(total_variation(images).mean()),
+        float(spectrum_slope(images).double().quantile(0.5)),
+        float(high_frequency_energy(images, NATURALNESS_CUTOFF).double().quantile(0.5)),
+        float(total_variation(images).double().quantile(0.5)),
     )
 
 
@@ -383,17 +406,43 @@ def _shipped_reference(h: int, w: int) -> tuple[tuple[float, float, float], str]
     return stats[nearest], label
 
 
-def naturalness(images: Tensor, reference: Tensor | None = None) -> Naturalness:
+def at_size(images: Tensor, size: int) -> Tensor:
+    """``images`` resized so that ``sqrt(H * W)`` is ``size`` px, keeping the aspect ratio:
+    bicubic, antialiased (as a photo shrunk for a model is), clamped to [0, 1]; a batch already
+    of that size comes back as it is.
+
+    Shape: ``(B, C, H, W)`` or ``(C, H, W)``; returns ``(B, C, H', W')``.
+    """
+    check_positive_int("size", size)
+    images = _images(images)
+    h, w = images.shape[-2:]
+    scale = size / math.sqrt(h * w)
+    hw = (max(1, round(h * scale)), max(1, round(w * scale)))
+    if hw == (h, w):
+        return images
+    x = images if images.is_floating_point() else images.float()
+    return F.interpolate(x, size=hw, mode="bicubic", antialias=True).clamp(0, 1)
+
+
+def naturalness(
+    images: Tensor, reference: Tensor | None = None, *, size: int | None = None
+) -> Naturalness:
     """Spectrum slope, high-frequency energy and total variation of ``images`` beside photos'.
+
+    ``size``: compare at this side (``at_size``: ``images`` and a given ``reference`` resized,
+    bicubic and antialiased, so that ``sqrt(H * W) == size``). ``size=MODEL_SIZE`` (224) is
+    how a model sees a render, and makes renders of any canvas comparable: the number to
+    report. ``size=None`` (the default, for callers before it) compares at the images' size.
 
     All three depend on the image size (a photograph shrunk to fewer pixels has more variation
     per pixel and, below ~128 px, a flatter spectrum), so images are compared with photographs
     of their own size. ``reference=None`` uses the statistics shipped in
-    ``midnite/data/photo_stats.json`` (no scikit-image needed): the four photographs of
-    ``midnite.photos`` as ``load_photos(side)`` makes them (centre square, antialiased bicubic)
-    for sides 32 to 288 px, taking the side nearest to ``sqrt(H * W)``. Every shipped side
-    shrinks every photo (the smallest is 300 px square); larger images are compared with the
-    288 px statistics, which makes their ratios somewhat low (at 512 px photos have ~30% less
+    ``midnite/data/photo_stats.json`` (no scikit-image needed): the 25 crops of the five
+    photographs of ``photos.REFERENCE_PHOTOS`` as ``photos.reference_crops(side)`` makes them
+    (centre and corner squares, ``at_size``) for sides 32 to 288 px, taking the side nearest to
+    ``sqrt(H * W)``. Every shipped side shrinks every photo (the smallest is 300 px square; a
+    corner crop is never enlarged); larger images are compared with the 288 px statistics, which
+    makes their ratios somewhat low (at 512 px photos have ~30% less
     variation than at 288 px): pass ``reference=load_photos(512)`` to compare exactly. The
     reference is square; non-square images get the side of equal area.
 
@@ -402,7 +451,12 @@ def naturalness(images: Tensor, reference: Tensor | None = None) -> Naturalness:
     Shape: ``images`` ``(B, C, H, W)`` or ``(C, H, W)``, ``min(H, W) >= 4``; computed in float64.
     Returns a :class:`Naturalness` (batch means, ratios, slope difference).
     """
-    images = _images(images).double()
+    images = _images(images)
+    if size is not None:
+        images = at_size(images, size)
+        if reference is not None:
+            reference = at_size(_images(reference, "reference"), size)
+    images = images.double()
     h, w = images.shape[-2:]
     ours = _natural_stats(images)
     if reference is None:

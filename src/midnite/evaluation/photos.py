@@ -1,9 +1,12 @@
-"""Natural photographs that ship inside an installed package: scikit-image's sample data.
+"""Natural photographs that ship inside installed packages: scikit-image's and matplotlib's.
 
-The only photographs midnite uses (nothing is downloaded): for the shipped Fourier magnitude,
-the naturalness reference, the demo's dataset examples and tests. Each is listed with the
-licence scikit-image states for it; all are public domain or CC0. Needs ``scikit-image``
-(``pip install 'midnite[photos]'``); without it :func:`photo_paths` raises one line saying so.
+The only photographs midnite uses (nothing is downloaded): :data:`PHOTOS` for the shipped
+Fourier magnitude, the demo's dataset examples and tests; :data:`REFERENCE_PHOTOS` (those and
+one more) for the naturalness reference, in :data:`REFERENCE_CROPS` crops each
+(:func:`reference_crops`); :data:`HELD_OUT` photos only check that reference, nothing of them
+ships. Each is listed with its licence; all that feed shipped data are public domain or CC0.
+Needs ``scikit-image`` (``pip install 'midnite[photos]'``); without it :func:`photo_paths`
+raises one line saying so.
 """
 
 from __future__ import annotations
@@ -22,12 +25,18 @@ from midnite.errors import EXIT_USAGE, MidniteError, UsageError
 from midnite.images import decode, read_file
 
 __all__ = [
+    "HELD_OUT",
     "INSTALL",
     "PHOTOS",
+    "REFERENCE_CROPS",
+    "REFERENCE_PHOTOS",
     "PhotosMissingError",
+    "held_out_photos",
     "load_photos",
     "main",
     "photo_paths",
+    "reference_crops",
+    "reference_paths",
     "write_crops",
 ]
 
@@ -41,6 +50,25 @@ PHOTOS: dict[str, tuple[str, str]] = {
     "coffee.png": ("a cup of coffee", "CC0, Rachel Michetti"),
     "rocket.jpg": ("DSCOVR launch on Falcon 9", "public domain (SpaceX)"),
 }
+
+# The naturalness reference: PHOTOS and matplotlib's sample photograph (its licence is not
+# stated by matplotlib; the photograph is the US Navy's, NHHC NH 96566-KN).
+REFERENCE_PHOTOS: dict[str, tuple[str, str]] = {
+    **PHOTOS,
+    "grace_hopper.jpg": ("Grace Hopper, US Navy portrait", "public domain (US Navy)"),
+}
+
+# Photos that only check the reference (never shipped, never tuned on); absent ones are skipped.
+# The Middlebury pair's licence is not stated by scikit-image; scikit-learn's are CC BY 2.0.
+HELD_OUT: dict[str, tuple[str, str]] = {
+    "motorcycle_left.png": ("a motorcycle in a workshop (Middlebury 2014)", "not stated"),
+    "motorcycle_right.png": ("the same, right camera (Middlebury 2014)", "not stated"),
+    "china.jpg": ("a Chinese temple (scikit-learn)", "CC BY 2.0, danielbuechele"),
+    "flower.jpg": ("a flower (scikit-learn)", "CC BY 2.0, vultilion"),
+}
+
+#: Crops per reference photo: its centre square and four corner squares of 0.75 of its side.
+REFERENCE_CROPS = 5
 
 
 class PhotosMissingError(MidniteError, ImportError):
@@ -67,6 +95,68 @@ def photo_paths() -> list[Path]:
     if missing:
         raise PhotosMissingError(f"scikit-image at {folder} lacks {', '.join(missing)}")
     return paths
+
+
+def _package_file(name: str) -> Path | None:
+    """Where an installed package holds the photo ``name``, or None."""
+    if name in PHOTOS or name.startswith("motorcycle"):
+        return _data_folder() / name
+    try:
+        if name == "grace_hopper.jpg":
+            import matplotlib
+
+            return Path(matplotlib.get_data_path()) / "sample_data" / name
+        import sklearn
+
+        return Path(sklearn.__file__).parent / "datasets" / "images" / name
+    except ImportError:
+        return None
+
+
+def reference_paths() -> list[Path]:
+    """Paths of the :data:`REFERENCE_PHOTOS`, in that order (all must be installed)."""
+    paths = [_package_file(name) for name in REFERENCE_PHOTOS]
+    missing = [n for n, p in zip(REFERENCE_PHOTOS, paths, strict=True) if not p or not p.is_file()]
+    if missing:
+        raise PhotosMissingError(
+            f"the naturalness reference needs {', '.join(missing)} (scikit-image and "
+            f"matplotlib's sample data): {INSTALL}"
+        )
+    return [p for p in paths if p is not None]
+
+
+def _squares(path: Path, side: int, corners: bool) -> Tensor:
+    """The photo's centre square and, with ``corners``, four corner squares of 0.75 of its
+    shorter side (at least ``side``: a crop is never enlarged), each resized to ``side`` by
+    ``metrics.at_size`` (bicubic, antialiased): ``(1 or 5, 3, side, side)``."""
+    from midnite.evaluation.metrics import at_size
+
+    img = as_images(path.name, np.array(_photo(path)))
+    h, w = img.shape[-2:]
+    s = min(h, w)
+    boxes = [((h - s) // 2, (w - s) // 2, s)]
+    if corners:
+        c = max(min(s, side), round(0.75 * s))
+        boxes += [(y, x, c) for y in (0, h - c) for x in (0, w - c)]
+    return torch.cat([at_size(img[..., y : y + c, x : x + c], side) for y, x, c in boxes])
+
+
+def reference_crops(side: int = 224) -> Tensor:
+    """The naturalness reference images: ``(len(REFERENCE_PHOTOS) * REFERENCE_CROPS, 3, side,
+    side)`` in [0, 1], photo by photo (each photo's centre square, then its four corners)."""
+    if isinstance(side, bool) or not isinstance(side, int) or side < 8:
+        raise UsageError(f"side must be an int >= 8, got {side!r}")
+    return torch.cat([_squares(p, side, True) for p in reference_paths()])
+
+
+def held_out_photos(side: int = 224) -> tuple[list[str], Tensor]:
+    """The installed :data:`HELD_OUT` photos' names and centre squares at ``side`` px."""
+    if isinstance(side, bool) or not isinstance(side, int) or side < 8:
+        raise UsageError(f"side must be an int >= 8, got {side!r}")
+    found = [(n, p) for n in HELD_OUT if (p := _package_file(n)) is not None and p.is_file()]
+    if not found:
+        raise PhotosMissingError(f"none of the held-out photos is installed: {INSTALL}")
+    return [n for n, _ in found], torch.cat([_squares(p, side, False) for _, p in found])
 
 
 def _photo(path: Path) -> Image.Image:
