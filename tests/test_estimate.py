@@ -16,6 +16,7 @@ from midnite.cli.catalogue import run_executor
 from midnite.cli.dry_run import workers_used
 from midnite.jobs import InProcess
 from midnite.jobs.estimate import (
+    EXIT,
     RAY_START,
     Busy,
     Estimate,
@@ -86,7 +87,8 @@ def test_run_time_adds_every_part_the_command_spends(monkeypatch):
     assert one.parts["renders"] == 11.0 and one.parts["first render"] == 2.0
     assert one.parts["files and pages"] == 0.5
     assert "workers' start" not in one.parts and "Ray start" not in one.parts
-    assert one.total == pytest.approx(2.0 + 0.5 + 1.0 + 3.0 + 2.0 + 11.0 + 0.5)
+    assert one.parts["exit"] == EXIT  # the probe had a whole CPU
+    assert one.total == pytest.approx(2.0 + 0.5 + 1.0 + 3.0 + 2.0 + 11.0 + 0.5 + EXIT)
     two = run_time(_guess(), 2, start=2.0, load=0.5)
     assert two.parts["workers' start"] == pytest.approx(2.5)  # each loads as this process did
     assert two.parts["renders"] == pytest.approx(8.0)  # 3 | 3, then 5 on the first idle
@@ -94,6 +96,7 @@ def test_run_time_adds_every_part_the_command_spends(monkeypatch):
     assert ray.parts["Ray start"] == RAY_START and ray.parts["dataset examples"] == 1.5
     busy = run_time(_guess(share=2 / 3), 2)  # two more processes compete: each worker slower
     assert busy.parts["renders"] == pytest.approx(8.0 * (2 / 3) / 0.5)
+    assert busy.parts["exit"] == pytest.approx(EXIT * 1.5)  # as slow as the probe
     assert "start 2.0 s" in one.describe() and "renders 11 s" in one.describe()
 
 

@@ -20,6 +20,7 @@ from midnite.jobs.plan import Batch
 
 __all__ = [
     "EXAMPLE_PROBE",
+    "EXIT",
     "PROBE_REPEATS",
     "PROBE_STEPS",
     "RAY_START",
@@ -45,6 +46,11 @@ PROBE_REPEATS = 2  # each probe render is timed this often, the fastest kept (lo
 # ray`` 1.5 s, ``ray.init`` 11.9 s, ``ray.shutdown`` 1.6 s, measured with Ray 2.60 on the shared
 # 2-core machine at load average 9 (2026-12-03, two runs alike; benchmarks/RESULTS.md)
 RAY_START = 15.0
+# Python's exit after a catalogue (torch's and midnite's modules torn down, workers joined):
+# wall time less the time inside the process, 0.6-0.7 s for an import of midnite.cli and a
+# model load on the idle 2-core machine (2026-12-03); without it the dry run read 1.16-1.26x
+# short on small catalogues, by about 1.4 s each
+EXIT = 0.7
 
 
 @dataclass
@@ -345,9 +351,9 @@ def run_time(
     makes, the workers' start (each loads the model as this process did; Ray's own start
     ``RAY_START`` first), the dataset ``examples`` pass (sharded over Ray's workers), the first
     render's one-time cost (``Estimate.first``), the batches handed in plan order to the
-    first idle of ``workers`` (``schedule``) and the ``writing`` of their files and pages in
-    this process; the renders and the workers' start are slowed by ``Busy.slowdown`` of the
-    busy-ness the probe measured."""
+    first idle of ``workers`` (``schedule``), the ``writing`` of their files and pages in
+    this process and Python's ``EXIT``; the renders and the workers' start are slowed by
+    ``Busy.slowdown`` of the busy-ness the probe measured."""
     seen = busy(guess.share)
     slow = seen.slowdown(workers)
     parts = {"start": start, "model load": load, "plan": prepare, "quick probe": quick_probe}
@@ -360,4 +366,5 @@ def run_time(
     parts["first render"] = guess.first * (slow + (quick_probe > 0 and (ray or workers > 1)))
     parts["renders"] = schedule([c * slow for c in guess.per_batch.values()], workers)
     parts["files and pages"] = writing
+    parts["exit"] = EXIT / min(1.0, max(guess.share, 0.1))  # slowed as the probe was
     return RunTime(parts, workers, seen)
