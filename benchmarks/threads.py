@@ -85,10 +85,14 @@ def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__)
     parser.add_argument("--rounds", type=int, default=2)
     parser.add_argument("--units", default="0-15")
+    parser.add_argument("--cases", default="idle,busy", help="idle, busy or both")
     args = parser.parse_args()
+    cases = [c for c in args.cases.split(",") if c in ("idle", "busy")]
+    if not cases:
+        parser.error(f"--cases takes idle, busy or idle,busy, got {args.cases!r}")
     table: dict[str, dict[str, float]] = {}
     load: dict[str, str] = {}
-    for case in ("idle", "busy"):
+    for case in cases:
         before = os.getloadavg()[0]
         with competing(case == "busy"):
             times: dict[str, list[float]] = {name: [] for name in settings()}
@@ -99,12 +103,10 @@ def main() -> None:
         load[case] = f"{before:.1f} -> {os.getloadavg()[0]:.1f}"
     print(f"CPUs: {len(os.sched_getaffinity(0))}; median of {args.rounds} round(s), seconds")
     print("load average (1 min) before -> after: " + ", ".join(f"{c} {v}" for c, v in load.items()))
-    print(f"{'setting':44} {'idle':>8} {'busy':>8}")
+    print(f"{'setting':44}" + "".join(f" {c:>8}" for c in cases))
     best = {case: min(table[case].values()) for case in table}
     for name in settings():
-        cells = "".join(
-            f" {table[c][name]:7.1f}s ({table[c][name] / best[c]:.2f}x)" for c in ("idle", "busy")
-        )
+        cells = "".join(f" {table[c][name]:7.1f}s ({table[c][name] / best[c]:.2f}x)" for c in cases)
         print(f"{name:44}{cells}")
 
 
