@@ -4,7 +4,11 @@ units, 64 px, 16 steps, batch 4: 4 batches) run by ``midnite catalogue`` with th
 thread) and the new default (no options), idle and with a busy-loop process per CPU; the median
 wall time of ``--rounds`` rounds (each run a fresh command: model loading included).
 
-    python benchmarks/threads.py [--rounds 2] [--units 0-15]
+    python benchmarks/threads.py [--rounds 2] [--units 0-15] [--cases idle,busy]
+
+Idle again at 14:33 UTC on the quiet machine (``--cases idle``, load average 0.9 -> 1.0): old
+default 5.5 s (1.10x), one process one thread 5.0 s (1.00x), pool 6.7 s (1.34x), new default
+5.3 s (1.06x): within 1.3x of the best idle as busy (1.21x, below).
 
 Rerun 2026-12-03 13:14-13:39 UTC with the current rule (``POOL_BATCHES = 4``: these 4 batches
 are under 4 per CPU, so the default *is* one process at one thread), median of 2 rounds, the
