@@ -284,3 +284,24 @@ def test_lite0_catalogue_is_the_same_in_process_and_on_ray(tmp_path, one_thread)
     assert run(*argv, "--out", b, "--ray", "--workers", 2) == 0
     assert len(pngs(a)) == 8 and pngs(a) == pngs(b)
     assert records(a) == records(b)  # equal but for timings
+
+
+def test_build_model_loads_a_file_model_from_its_source_and_leaves_no_folder(model_file):
+    import tempfile
+
+    import torch
+
+    from midnite.jobs.ray import build_model, model_spec
+
+    before = set(Path(tempfile.gettempdir()).glob("midnite-model-*"))
+    threads = torch.get_num_threads()
+    try:
+        built = build_model(*model_spec(model_file), threads=1)
+        assert torch.get_num_threads() == 1  # a worker's threads, as asked
+    finally:
+        torch.set_num_threads(threads)
+    local = models.load(model_file)
+    assert built.state_dict().keys() == local.state_dict().keys()
+    mine, theirs = built.state_dict(), local.state_dict()
+    assert all(torch.equal(mine[k], theirs[k]) for k in mine)
+    assert set(Path(tempfile.gettempdir()).glob("midnite-model-*")) == before  # removed

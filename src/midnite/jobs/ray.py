@@ -59,7 +59,15 @@ from midnite.images import list_images
 from midnite.jobs.plan import Batch
 from midnite.jobs.watchdog import descendants, start_watchdog
 
-__all__ = ["INSTALL", "Ray", "RayError", "RayExecutor", "check_address", "import_ray"]
+__all__ = [
+    "INSTALL",
+    "Ray",
+    "RayError",
+    "RayExecutor",
+    "build_model",
+    "check_address",
+    "import_ray",
+]
 
 INSTALL = "pip install 'midnite[ray]'"
 RESTARTS = 3  # restarts of a lost worker (and retries of the batch it held)
@@ -260,24 +268,30 @@ def _interrupt(signum: int, frame: object) -> None:
     raise KeyboardInterrupt
 
 
+def build_model(name: str, source: str | None, threads: int) -> Any:
+    """A worker's model as the driver's command loads it, from ``model_spec``'s ``(name,
+    source)``, at ``threads`` torch threads (a file model is written to a temporary folder,
+    loaded, and the folder removed)."""
+    import tempfile
+
+    import torch
+
+    from midnite import models
+
+    torch.set_num_threads(threads)
+    if source is None:
+        return models.load(name).float()
+    with tempfile.TemporaryDirectory(prefix="midnite-model-") as folder:
+        file, _, function = name.partition(":")
+        Path(folder, file).write_text(source)
+        return models.load(f"{Path(folder, file)}:{function}").float()
+
+
 class _Worker:
     """A Ray actor's body: the model, built once from its name, and a render per call."""
 
     def __init__(self, name: str, source: str | None, threads: int):
-        import tempfile
-
-        import torch
-
-        from midnite import models
-
-        torch.set_num_threads(threads)
-        if source is None:
-            self.model = models.load(name).float()  # as the driver's command uses it
-            return
-        with tempfile.TemporaryDirectory(prefix="midnite-model-") as folder:  # loaded, removed
-            file, _, function = name.partition(":")
-            Path(folder, file).write_text(source)
-            self.model = models.load(f"{Path(folder, file)}:{function}").float()
+        self.model = build_model(name, source, threads)
 
     def pid(self) -> int:
         return os.getpid()

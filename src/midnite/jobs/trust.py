@@ -328,27 +328,14 @@ def add_trust(
                 pairs=pairs, refs=refs)  # fmt: skip
 
 
-def _build(name: str, source: str | None, threads: int) -> nn.Module:
-    """A Ray task's model, from its name (a file model from its source), as the driver's."""
-    import tempfile
-
-    from midnite import models
-
-    torch.set_num_threads(threads)
-    if source is None:
-        return models.load(name).float()
-    with tempfile.TemporaryDirectory(prefix="midnite-model-") as where:  # loaded, removed
-        file, _, function = name.partition(":")
-        Path(where, file).write_text(source)
-        return models.load(f"{Path(where, file)}:{function}").float()
-
-
 Spec = tuple[str, str | None]  # a model's name and, for a file model, its source
 
 
 def _ray_layer(model: Spec, judge: Spec, threads: int, work: LayerWork, options: dict) -> dict:
     """One Ray task: load the model and the judge by name, score one layer."""
-    built = _build(model[0], model[1], threads), _build(judge[0], judge[1], threads)
+    from midnite.jobs.ray import build_model
+
+    built = build_model(*model, threads), build_model(*judge, threads)
     return score_layer(work, *built, **options)
 
 
