@@ -11,7 +11,7 @@ from torch import nn
 
 from midnite import catalogue as cat
 from midnite.cli import main
-from midnite.engine import layers
+from midnite.engine import layers, recipes
 from midnite.errors import UsageError
 from midnite.jobs import steps as auto
 
@@ -111,7 +111,9 @@ def test_auto_keeps_the_recipe_steps_where_the_schedule_was_not_measured():
     output = plan_of(model, [""], "auto")  # the class recipe on the output
     assert {b.config.steps for b in output} == {256}
     natural = plan_of(model, ["2.0"], "auto", recipe="natural")
-    assert {b.config.steps for b in natural} == {256}
+    own = recipes.get("natural").steps  # 128 since #22
+    assert {b.config.steps for b in natural} == {own}
+    assert own != auto.steps_at(auto.relative_depth(model, "2.0"))  # so the schedule did not apply
     assert {b.config.steps for b in plan_of(model, ["2.0"], 40)} == {40}
 
 
