@@ -73,6 +73,15 @@ def test_fmt_shows_finite_numbers_only(value, shown):
     assert templating.fmt(value) == shown
 
 
+@pytest.mark.parametrize(
+    ("value", "shown"),
+    [(0.1927, "0.19"), (1, "1.00"), (0.005, "0.01"), (float("nan"), "n/a"), (None, "n/a"),
+     (False, "n/a"), ("0.5", "n/a")],
+)  # fmt: skip
+def test_share_shows_a_fraction_with_two_decimals(value, shown):
+    assert templating.share(value) == shown
+
+
 def test_url_quotes_all_but_slashes():
     assert templating.url('a b#1?"<.png') == "a%20b%231%3F%22%3C.png"
     assert templating.url(Path("examples/x y.png")) == "examples/x%20y.png"

@@ -201,9 +201,9 @@ def test_trust_scores_sort_tiles_and_give_unit_pages_a_report_card(tmp_path):
     )
     unit = assert_inert((layer / "0001.html").read_text(), scripts=0)
     text = "".join(unit.text)
-    assert "score 0.2 · flagged" in text and EVIL in text
+    assert "score 0.20 · flagged · from max pictures only" in text and EVIL in text
     full = "".join(assert_inert((layer / "0000.html").read_text(), scripts=0).text)
-    shown = ["score 0.9", "[0.8, 0.95]", "natural references 0.93", "path 0.71"]
+    shown = ["score 0.90", "[0.80, 0.95]", "natural references 0.93", "path 0.71"]
     shown += ["recipe checked feature", "with min references", "agrees with photos"]
     assert [s for s in shown if s not in full] == []
     assert "natural references" not in text and "[" not in text.split("trust")[1]  # none given

@@ -398,5 +398,11 @@ def test_verdicts_read_every_combination_of_missing_figures() -> None:
     bad = TrustReport(target="t", recipe="feature", finite=True, path=0.4, score=0.9,
                       ci=(0.8, 0.95), natural=0.9)  # fmt: skip
     assert bad.flagged and bad.verdict.startswith("do not trust")
+    chance = TrustReport(target="t", recipe="feature", finite=True, path=0.8, score=0.5,
+                         ci=(0.4, 0.6), natural=0.9)  # fmt: skip
+    assert chance.verdict.startswith("uninformative") and not chance.flagged
+    wrong = TrustReport(target="t", recipe="feature", finite=True, path=0.8, score=0.2,
+                        ci=(0.13, 0.29), natural=0.99)  # fmt: skip
+    assert wrong.verdict.startswith("misleading") and "20%" in wrong.verdict
     broken = TrustReport(target="t", recipe="feature", finite=False)
     assert broken.flagged and broken.verdict.startswith("not scored")

@@ -108,11 +108,12 @@ def test_concepts_get_a_trust_card_with_the_numbers_of_the_file(catalogue):
         assert entry["verdict"].split(":")[0] in page
         if entry["score"] is not None:
             lo, hi = entry["ci"]
-            assert f'<span class="score">{entry["score"]:.4g}</span>' in page
-            assert f"[{lo:.4g}, {hi:.4g}]" in page
-            assert f'<span class="natural">{entry["natural"]:.4g}</span>' in page
-            assert f'<span class="path">{entry["path"]:.4g}</span>' in page
+            assert f'<span class="score">{entry["score"]:.2f}</span>' in page
+            assert f"[{lo:.2f}, {hi:.2f}]" in page
+            assert f'<span class="natural">{entry["natural"]:.2f}</span>' in page
+            assert f'<span class="path">{entry["path"]:.2f}</span>' in page
         assert '<span class="recipe">natural</span>' in page
+        assert "from max pictures only" in page  # concepts have no min pictures
 
 
 def test_the_concept_values_are_the_direction_objective(catalogue):
@@ -142,7 +143,7 @@ def test_a_concept_card_is_escaped(tmp_path):
     page = (tmp_path / "concept_0000.html").read_text()
     assert "<script>alert" not in page and "&lt;script&gt;alert(1)&lt;/script&gt;" in page
     assert "x&quot;&amp;&lt;y&gt;" in page
-    assert 'class="trust-card flagged"' in page and "[0.6, 0.9]" in page
+    assert 'class="trust-card flagged"' in page and "[0.60, 0.90]" in page
 
 
 @pytest.mark.parametrize(

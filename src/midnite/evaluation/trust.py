@@ -91,6 +91,11 @@ class TrustReport:
                 f"{self.score:.0%} of the time ({nat}); "
                 + ("no layers before it to check" if self.path is None else f"path {self.path:.2f}")
             )
+        if self.ci[1] < 0.5:
+            return (
+                f"misleading: it points to the photo that drives the target less, more often "
+                f"than not ({self.score:.0%}, {nat}); trust the natural examples instead"
+            )
         return (
             f"uninformative: it predicts the target no better than chance ({self.score:.0%}, "
             f"{nat}); trust the natural examples instead"

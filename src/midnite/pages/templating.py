@@ -21,7 +21,14 @@ from markupsafe import Markup
 
 from midnite.errors import UsageError
 
-__all__ = ["environment", "fmt", "json_script", "render", "static", "url"]
+__all__ = ["environment", "fmt", "json_script", "render", "share", "static", "url"]
+
+
+def share(value: object) -> str:
+    """A fraction (a score, an interval's end) with two decimals; ``n/a`` for anything else."""
+    if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+        return f"{value:.2f}"
+    return "n/a"
 
 
 def fmt(value: object) -> str:
@@ -71,7 +78,7 @@ def environment() -> jinja2.Environment:
         trim_blocks=True,
         lstrip_blocks=True,
     )
-    env.filters.update(fmt=fmt, url=url, json_script=json_script)
+    env.filters.update(fmt=fmt, share=share, url=url, json_script=json_script)
     env.globals.update(static=static)
     return env
 
