@@ -406,3 +406,15 @@ def test_verdicts_read_every_combination_of_missing_figures() -> None:
     assert wrong.verdict.startswith("misleading") and "20%" in wrong.verdict
     broken = TrustReport(target="t", recipe="feature", finite=False)
     assert broken.flagged and broken.verdict.startswith("not scored")
+
+
+def test_observed_rows_split_one_batched_pass_like_separate_passes(photos: torch.Tensor) -> None:
+    net = nn.Sequential(nn.Conv2d(3, 4, 3), nn.ReLU(), nn.Conv2d(4, 4, 3)).eval()
+    kw = dict(target="2", layers=["0"], judge=fo.GaborJudge())
+    both = observe(net, photos[:5], **kw)  # type: ignore[arg-type]
+    part = observe(net, photos[2:5], **kw)  # type: ignore[arg-type]
+    rows = both.rows(2, 5)
+    assert len(rows) == 3 and rows.values is None and rows.judge is not None
+    assert torch.allclose(rows.target, part.target, atol=1e-6)
+    assert torch.allclose(rows.path["0"], part.path["0"], atol=1e-6)
+    assert torch.allclose(rows.judge, part.judge, atol=1e-5)  # type: ignore[arg-type]

@@ -119,6 +119,15 @@ class Observed:
     def __len__(self) -> int:
         return len(self.target)
 
+    def rows(self, lo: int, hi: int) -> Observed:
+        """What was seen in images ``lo`` to ``hi`` (one batched ``observe``, split up)."""
+        return Observed(
+            self.target[lo:hi],
+            None if self.values is None else self.values[lo:hi],
+            {k: v[lo:hi] for k, v in self.path.items()},
+            None if self.judge is None else self.judge[lo:hi],
+        )
+
 
 def _judge_features(judge: nn.Module, x: Tensor, layer: str | None) -> Tensor:
     if layer is None:

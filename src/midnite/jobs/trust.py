@@ -31,7 +31,7 @@ from torch import Tensor, nn
 
 from midnite.errors import UsageError
 from midnite.evaluation.trust import TrustReport, assess
-from midnite.evaluation.trust_stats import min_images, observe, path_layers
+from midnite.evaluation.trust_stats import Observed, min_images, observe, path_layers
 from midnite.images import UnreadableImageError, load
 from midnite.store import records, site_files
 from midnite.store.files import DamagedError, read_json, write_json
@@ -54,6 +54,7 @@ __all__ = [
 ]
 
 TRUST = "trust.json"  # a layer's units' reports
+CHUNK = 32  # targets whose pictures go through the model and the judge in one pass
 CONCEPT_TRUST = "concept_trust.json"  # a layer's concepts' reports
 NEGATIVE = "negative"  # the view whose pictures are a unit's min references
 
@@ -203,6 +204,7 @@ def score_layer(
     common: dict[str, Any] = dict(target=work.layer, layers=path, judge=judge)
     natural = observe(model, pool, judge_layer=judge_layer, **common)
     out: dict[str, dict] = {TRUST: {}, CONCEPT_TRUST: {}}
+    todo: list[tuple[Target, TrustReport, list[Tensor]]] = []  # the pictures to observe
     for t in work.targets:
         if t.unit is not None and t.unit >= natural.target.shape[1]:
             continue
@@ -211,24 +213,37 @@ def score_layer(
             continue
         rep = TrustReport(target=t.label, recipe=t.recipe, finite=bool(torch.isfinite(pic).all()))
         neg = _image(t.negative, size)
-        used = neg is not None and bool(torch.isfinite(neg).all())
-        if rep.finite:
-            vis = observe(model, pic, judge_layer=judge_layer, **common)
-            mins = None
-            if neg is not None and used:
-                mins = observe(model, neg, judge_layer=judge_layer, **common)
-            if t.unit is not None:
-                values = natural.target[:, t.unit]
-            else:
-                assert t.direction is not None  # a Target names a unit or a direction
-                values = natural.target @ t.direction.float()
-            try:
-                assess(natural, vis, values, report=rep, pairs=pairs, refs=refs, seed=seed,
-                       negative=mins)  # fmt: skip
-            except UsageError as err:  # a target that hardly varies over the examples
-                rep.problem = str(err)  # not scored, not flagged: nothing says it misleads
-        out.setdefault(t.file, {})[t.stem] = _entry(rep, used and rep.finite)
+        shown = [pic] if neg is None or not bool(torch.isfinite(neg).all()) else [pic, neg]
+        todo.append((t, rep, shown if rep.finite else []))
+    for lo in range(0, len(todo), CHUNK):  # one pass per chunk, not one per picture
+        chunk = todo[lo : lo + CHUNK]
+        pics = [p for _, _, shown in chunk for p in shown]
+        seen = observe(model, torch.cat(pics), judge_layer=judge_layer, **common) if pics else None
+        at = 0
+        for t, rep, shown in chunk:
+            if seen is not None and shown:
+                vis = seen.rows(at, at + len(shown[0]))
+                mins = seen.rows(at + len(shown[0]), at + sum(map(len, shown)))
+                at += sum(map(len, shown))
+                _assess(natural, t, rep, vis, mins if len(shown) == 2 else None,
+                        pairs=pairs, refs=refs, seed=seed)  # fmt: skip
+            out.setdefault(t.file, {})[t.stem] = _entry(rep, len(shown) == 2)
     return out
+
+
+def _assess(natural: Observed, t: Target, rep: TrustReport, vis: Observed,
+            mins: Observed | None, **options: int) -> None:  # fmt: skip
+    """``assess`` one target against the pool: a unit's values are its channel means, a
+    concept's their dot product with its direction."""
+    if t.unit is not None:
+        values = natural.target[:, t.unit]
+    else:
+        assert t.direction is not None  # a Target names a unit or a direction
+        values = natural.target @ t.direction.float()
+    try:
+        assess(natural, vis, values, report=rep, negative=mins, **options)
+    except UsageError as err:  # a target that hardly varies over the examples
+        rep.problem = str(err)  # not scored, not flagged: nothing says it misleads
 
 
 def layer_trust(
