@@ -9,9 +9,11 @@ Sections:
             (``metrics.naturalness(size=NATURAL_SIZE)``; --quick: at its own size) beside the
             shipped 25 crops of five photos: spectrum slope (difference), HF share and total
             variation (ratios); "natural": issue #13's bar (0.3, 2x), "photo band": where single
-            photos lie (``within_photos``); a photos row; seconds. ``--recipes NAME,...`` adds a
-            row per recipe, ``--recipe-settings JSON`` overrides its settings (e.g. ``'{"steps":
-            128, "crops": {"count": 2}}'``), ``--seed``; ``--only-recipes`` drops other rows.
+            photos lie (``within_photos``); colourfulness (median at 224 px); a photos row;
+            seconds. ``--recipes NAME,...`` adds a row per recipe, ``--recipe-settings JSON``
+            overrides its settings (e.g. ``'{"steps": 128, "crops": {"count": 2}, "colour":
+            {"saturation": 1.0, "mean": false}}'``), ``--seed``; ``--only-recipes`` drops other
+            rows.
   recovery  grating_net()'s planted grating detector (a known answer): recovery score of
             render()'s default (feature recipe), of the classic PixelActivation, of uniform noise
             (chance) and of the planted pattern itself (ceiling). Threshold 0.2: over ten times
@@ -60,11 +62,11 @@ from _common import machine, sync, table, write_json
 import midnite
 from midnite import RenderResult, recipes
 from midnite.engine.objectives import channel, class_logit
-from midnite.engine.settings import Crops
+from midnite.engine.settings import Crops, MacoColour
 from midnite.known_answer import grating_net, planted_pattern, recovery_score
-from midnite.metrics import Naturalness, naturalness, transferability
+from midnite.metrics import Naturalness, at_size, colorfulness, naturalness, transferability
 from midnite.models import efficientnet_lite
-from midnite.photos import PhotosMissingError, load_photos
+from midnite.photos import PhotosMissingError, load_photos, reference_crops
 from midnite.plot import contact_sheet, normalized, save_png, to_uint8
 from midnite.visualization.base import (
     BilateralTransform,
@@ -238,6 +240,8 @@ def _recipe_runner(name: str, overrides: dict | None = None):
             f"{how}: {s['steps']} steps, lr {s['lr']:g}, {s['param']}, "
             f"{s['size'][0]} px in, {h}x{w} px out, {s.get('crops', 'no')} crops, seed {s['seed']}"
         )
+        if "colour" in s:
+            settings += f", colour {s['colour']}"
         return list(result.images), settings
 
     return run
@@ -317,10 +321,16 @@ def photos_row() -> dict:
         ref.reference_total_variation,
         reference=ref.reference,
     )
+    try:  # the reference photographs themselves (installed with the package's photos)
+        crops = reference_crops(NATURAL_SIZE)
+        colour: float | str = float(colorfulness(crops).median())
+    except PhotosMissingError:
+        colour = "-"
     return {
         "method": PHOTOS_ROW,
         "settings": f"midnite.photos, {ref.reference} (the naturalness reference)",
         **natural_columns(nat),
+        "colourfulness": colour,
     }
 
 
@@ -358,6 +368,7 @@ def classes_section(
             row[f"{judge} top1"] = scores[judge]["top1"]
             row[f"{judge} top5"] = scores[judge]["top5"]
         row.update(natural_columns(nat))
+        row["colourfulness"] = float(colorfulness(at_size(batch, NATURAL_SIZE)).median())
         row["naturalness"] = nat.to_dict()
         row["size"] = list(batch.shape[-2:])
         row["seconds"] = seconds
@@ -371,19 +382,19 @@ def classes_section(
         _save_class_figures(out, classes, all_images)
 
     headers = ["method", "settings", *(f"{j} top{k}" for j in JUDGES for k in (1, 5))]
-    headers += [*NATURAL_HEADERS, "seconds", "seconds per class"]
+    headers += [*NATURAL_HEADERS, "colourfulness", "seconds", "seconds per class"]
     cells = [
         [r["method"], r["settings"]]
         + [_share(r[f"{j} top{k}"], n) for j in JUDGES for k in (1, 5)]
         + [r[h] for h in NATURAL_HEADERS]
-        + [r["seconds"], r["seconds per class"]]
+        + [r["colourfulness"], r["seconds"], r["seconds per class"]]
         for r in rows
     ]
     cells.append(
         [photos["method"], photos["settings"]]
         + ["-"] * (2 * len(JUDGES))
         + [photos[h] for h in NATURAL_HEADERS]
-        + ["-", "-"]
+        + [photos["colourfulness"], "-", "-"]
     )
     title = (
         f"Class visualizations made on EfficientNet-Lite0, judged by Lite0/Lite1/Lite2 "
@@ -557,6 +568,8 @@ def main(argv: list[str] | None = None) -> int:
     overrides = {**args.recipe_settings, "seed": args.seed}
     if isinstance(overrides.get("crops"), dict):
         overrides["crops"] = Crops(**overrides["crops"])
+    if isinstance(overrides.get("colour"), dict):
+        overrides["colour"] = MacoColour(**overrides["colour"])
     if args.threads is not None:
         torch.set_num_threads(args.threads)
     dev = torch.device(args.device)

@@ -292,7 +292,8 @@ SETTINGS_FIXTURE = Path(__file__).parent / "data" / "render_settings.json"
 
 def test_settings_json_is_what_the_flat_keywords_gave():
     """Records key on ``to_json()``: the grouped settings must give the bytes the flat keywords
-    (``canvas=``, ``crop_scale=``, ``init_penalty=``, ...) gave, captured from the base commit."""
+    (``canvas=``, ``crop_scale=``, ``init_penalty=``, ...) gave, captured from the base commit;
+    the natural recipe's since gained ``colour`` (issue #22), which changed its images."""
     from midnite.engine import Crops, Init
 
     expected = json.loads(SETTINGS_FIXTURE.read_text())

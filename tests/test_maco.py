@@ -14,7 +14,7 @@ import midnite
 import midnite.images
 from midnite.analysis import UnreadableImageWarning
 from midnite.analysis import magnitude_from_images as read_magnitude
-from midnite.engine import Crops
+from midnite.engine import Crops, MacoColour, recipes
 from midnite.engine.objectives import channel, class_logit
 from midnite.engine.param import (
     ColorDecorrelation,
@@ -25,6 +25,7 @@ from midnite.engine.param import (
 )
 from midnite.engine.passes import Renderer
 from midnite.engine.transforms import RandomCrops, random_crops
+from midnite.evaluation.measures import colorfulness
 
 from conftest import gen, rand_image, tiny_cnn
 
@@ -345,3 +346,78 @@ def test_a_fixed_size_model_sees_only_its_input_size():
             result.images, size=(16, 16), mode="bilinear", antialias=True
         )
         assert float(net(seen)[0, 2]) == pytest.approx(float(result.final[0]), abs=1e-4)
+
+
+# --------------------------------------------------------------------------- colour
+
+
+def test_saturation_scales_only_the_chroma_channels_of_the_spectrum():
+    plain = MacoImage(32, 32, batch=2, generator=gen(0))
+    rich = MacoImage(32, 32, batch=2, generator=gen(0), saturation=2.0)
+    assert torch.equal(plain.phase, rich.phase)  # same draw: only the template differs
+    with torch.no_grad():
+        a = torch.fft.rfft2(plain.raw(), norm="ortho").abs()
+        b = torch.fft.rfft2(rich.raw(), norm="ortho").abs()
+    assert torch.allclose(b[:, 0], a[:, 0], atol=1e-5)  # luminance as it was
+    assert torch.allclose(b[:, 1:], 2.0 * a[:, 1:], rtol=1e-4, atol=1e-5)
+    assert [n for n, _ in rich.named_parameters()] == ["phase"]
+    assert colorfulness(rich().detach()).mean() > 1.5 * colorfulness(plain().detach()).mean()
+
+
+def test_mean_colour_is_trained_and_changes_only_the_dc_term():
+    img = MacoImage(24, 24, batch=2, generator=gen(1), mean=True)
+    assert [n for n, _ in img.named_parameters()] == ["phase", "mean"]
+    assert img.mean.shape == (2, 3, 1, 1) and not img.mean.any()  # grey at init
+    with torch.no_grad():
+        before = torch.fft.rfft2(img.raw(), norm="ortho")
+        img.mean.copy_(torch.tensor([0.5, -1.0, 2.0]).view(1, 3, 1, 1))
+        after = torch.fft.rfft2(img.raw(), norm="ortho")
+    dc = torch.zeros_like(after.real, dtype=torch.bool)
+    dc[..., 0, 0] = True
+    assert torch.allclose(after[~dc], before[~dc], atol=1e-5)  # every other frequency kept
+    assert torch.allclose(after.real[..., 0, 0], before.real[..., 0, 0] + 24 * img.mean[..., 0, 0])
+    # a yellow-loving objective moves the mean colour, and its gradient reaches it
+    img.mean.data.zero_()
+    (img()[:, 0] + img()[:, 1] - img()[:, 2]).mean().backward()
+    assert img.mean.grad is not None and img.mean.grad.abs().sum() > 0
+
+
+def test_colour_refusals():
+    with pytest.raises(ValueError, match=r"colour\.saturation must be"):
+        MacoColour(saturation=0)
+    with pytest.raises(TypeError, match=r"colour\.mean must be a bool"):
+        MacoColour(mean=1)
+    with pytest.raises(ValueError, match="needs decorrelate=True and 3 channels"):
+        MacoImage(16, 16, decorrelate=False, saturation=2.0)
+    with pytest.raises(ValueError, match="needs decorrelate=True and 3 channels"):
+        MacoImage(16, 16, channels=1, saturation=2.0)
+    MacoImage(16, 16, channels=1, mean=True)  # a grey mean is fine
+    cnn = tiny_cnn()
+    with pytest.raises(ValueError, match="colour sets the colour of param='maco' images"):
+        midnite.RenderConfig.resolve(cnn, channel("0", 0), size=16, colour=MacoColour(2.0))
+    with pytest.raises(TypeError, match=r"colour must be a MacoColour\(saturation, mean\)"):
+        midnite.RenderConfig.resolve(cnn, channel("0", 0), size=16, param="maco", colour=2.0)
+
+
+def test_colour_defaults_records_and_renders():
+    cnn = tiny_cnn()
+    plain = midnite.RenderConfig.resolve(cnn, channel("0", 0), size=16, param="maco")
+    assert plain.colour is None and "colour" not in plain.to_json()  # old records unchanged
+    natural = midnite.RenderConfig.resolve(cnn, channel("0", 0), size=16, recipe="natural")
+    assert natural.colour == recipes.NATURAL.colour is not None
+    assert natural.to_json()["colour"] == {
+        "saturation": recipes.NATURAL.colour.saturation,
+        "mean": recipes.NATURAL.colour.mean,
+    }
+    # the recipe's colour is replaced when given, and turned off by the template's own
+    own = midnite.RenderConfig.resolve(
+        cnn, channel("0", 0), size=16, recipe="natural", colour=MacoColour()
+    )
+    assert own.colour == MacoColour() and own.to_json()["colour"]["saturation"] == 1.0
+    kw = dict(size=16, crops=Crops(canvas=20), steps=3, param="maco", progress=False, seed=2)
+    a = midnite.render(cnn, channel("2", 1), **kw)
+    b = midnite.render(cnn, channel("2", 1), colour=MacoColour(2.0, mean=True), **kw)
+    c = midnite.render(cnn, channel("2", 1), colour=MacoColour(2.0, mean=True), **kw)
+    assert a.ok and b.ok and torch.equal(b.images, c.images)
+    assert not torch.equal(a.images, b.images)
+    assert colorfulness(b.images).mean() > colorfulness(a.images).mean()

@@ -192,8 +192,8 @@ def test_render_signature_lists_the_real_settings():
             assert gone not in params
         assert "crops: a ``Crops(count, scale, noise, canvas)``" in (fn.__doc__ or "")
     assert {"progress", "callback", "snapshots"} <= set(inspect.signature(render).parameters)
-    with pytest.raises(TypeError, match=r"render\(\) got an unexpected setting 'colour'"):
-        render(tiny_cnn(), obj.channel("2", 1), colour=1, **KW)
+    with pytest.raises(TypeError, match=r"render\(\) got an unexpected setting 'palette'"):
+        render(tiny_cnn(), obj.channel("2", 1), palette=1, **KW)
     with pytest.raises(TypeError, match=r"render_steps\(\) got an unexpected setting 'crop_scale'; "
                        r"use crops=Crops\(scale=...\)"):  # fmt: skip
         render_steps(tiny_cnn(), obj.channel("2", 1), crop_scale=(0.5, 1))

@@ -4,7 +4,8 @@
       -> objectives (+ regularizers) -> loss -> optimizer   (passes, loop, config, recipes)
 
 ``render(model, objective, **settings)`` runs ``RenderConfig.resolve``'s settings (grouped ones:
-``Crops``, ``Init``); ``render_steps`` is the same loop as a generator of ``StepState``.
+``Crops``, ``Init``, ``MacoColour``); ``render_steps`` is the same loop as a generator of
+``StepState``.
 
 This package knows nothing of files, pages, clusters or the classic (notebook) names; the
 classic API (``midnite.classic``) and the tooling (CLI, records, gallery, metrics) are
@@ -34,7 +35,7 @@ from midnite.engine.objectives import Objective
 from midnite.engine.passes import Renderer
 from midnite.engine.result import RenderResult
 from midnite.engine.seeds import Generators, generators, make_generator
-from midnite.engine.settings import Crops, Init
+from midnite.engine.settings import Crops, Init, MacoColour
 from midnite.engine.tokens import TokenGrid, set_token_grid, token_grid
 
 __all__ = [
@@ -48,6 +49,7 @@ __all__ = [
     "LayerInfo",
     "LayerNotFoundError",
     "LayerTable",
+    "MacoColour",
     "Normalize",
     "Objective",
     "RenderConfig",

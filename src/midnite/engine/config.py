@@ -39,7 +39,7 @@ from midnite.engine.normalize import Normalize, as_normalize
 from midnite.engine.objectives import Objective, PerImage, as_objective
 from midnite.engine.recipes import MACO_CROPS, Recipe, for_model, for_objective, get
 from midnite.engine.regularizers import Regularizer, check_regularizers
-from midnite.engine.settings import Crops, Init, as_init
+from midnite.engine.settings import Crops, Init, MacoColour, as_init
 from midnite.engine.transforms import STACKS
 from midnite.errors import UsageError
 
@@ -111,6 +111,7 @@ class RenderConfig:
     recipe: Recipe | None = None  # the recipe that filled in the unset values (recorded)
     init: Init | None = None
     crops: Crops | None = None
+    colour: MacoColour | None = None  # param="maco" only
 
     def __post_init__(self) -> None:
         objective = as_objective(self.objective)
@@ -145,6 +146,7 @@ class RenderConfig:
             "recipe": _check_recipe(self.recipe, objective),
             "init": init,
             "crops": _check_crops(self.crops),
+            "colour": _check_colour(self.colour, param),
         }
         if init is not None and values["crops"] is not None:
             raise ValueError(
@@ -183,6 +185,7 @@ class RenderConfig:
         accel: str = "exact",
         init: Init | object | None = None,
         crops: Crops | None = None,
+        colour: MacoColour | None = None,
         recipe: str | Recipe | None = None,
     ) -> RenderConfig:
         """The config of a render of ``objective`` on ``model``: every setting of ``render``.
@@ -190,27 +193,25 @@ class RenderConfig:
         Args:
             model: any ``nn.Module`` taking ``(B, C, H, W)`` images (with ``normalize``, [0, 1]).
             objective: an Objective (``midnite.engine.objectives``), or a list: one per image.
-            size: ``H`` or ``(H, W)`` of the images the model sees.
-            batch: number of images; default: the list's length, else the ``init`` images', else 1.
+            size: ``H`` or ``(H, W)`` of the images the model sees; batch: number of images
+                (default: the list's length, else the ``init`` images', else 1).
             steps, lr, optimizer: the optimization ("adam" or ``callable(params, lr=...)``).
-            param: "fourier" (spectrum with a 1/f prior), "pixel" or "maco" (natural images'
-                Fourier magnitude, trained phase); decorrelate: colour decorrelation.
-            transforms: per-step transforms: a name in ``transforms.STACKS``, a Transform, None
-                or "recipe" (the recipe's).
-            regularizers: penalties such as ``TotalVariation(1.0)`` on the image (None: none).
-            normalize: None, "imagenet" or ``(mean, std)`` applied before the model.
-            channels: image channels (default: the first conv's); device: default: the context's.
-            seed: an int in [0, 2**63) or a generator; one seed on one device gives one image.
-            early_stop: end each pass after the deepest layer read; fold_bn: fold eval-mode
-                batchnorms into their convs; accel: "exact" or "fast" (``accel.accel_plan``).
-            init: feature accentuation: an ``Init(image, penalty, layer, layer_penalty)`` or a
-                bare image to start from, resized to ``size``, written exactly into ``param``
-                "pixel" or "fourier" (within 1e-4 of [0, 1]); ``steps=0`` returns it.
-            crops: a ``Crops(count, scale, noise, canvas)``: the images are a larger canvas and
-                the model sees random crops of it (``final`` is scored on it resized to
-                ``size``). Default: the recipe's; ``param="maco"`` gets ``recipes.MACO_CROPS``.
+            param: "fourier" (1/f spectrum), "pixel" or "maco" (photos' Fourier magnitude,
+                trained phase); decorrelate: colour decorrelation; colour: "maco"'s
+                ``MacoColour(saturation, mean)`` (default: the recipe's, else the template's).
+            transforms: a name in ``transforms.STACKS``, a Transform, None or "recipe";
+                regularizers: penalties such as ``TotalVariation(1.0)`` (None: none).
+            normalize: None, "imagenet" or ``(mean, std)`` applied before the model; channels:
+                image channels (default: the first conv's); device: default: the context's.
+            seed: an int in [0, 2**63) or a generator; accel: "exact" or "fast" (``accel_plan``).
+            early_stop: end passes at the deepest layer read; fold_bn: fold eval batchnorms.
+            init: feature accentuation: an ``Init(image, penalty, layer, layer_penalty)`` or a bare
+                image, resized to ``size``, written exactly into ``param`` "pixel" or "fourier"
+                (within 1e-4 of [0, 1]); ``steps=0`` returns it.
+            crops: a ``Crops(count, scale, noise, canvas)``: a larger canvas seen through random
+                crops (``final`` is scored on it resized to ``size``). Default: the recipe's.
             recipe: a name in ``recipes.RECIPES`` or a Recipe (default: ``recipes.for_model``):
-                it fills in the unset ``steps``, ``lr``, ``param``, ``decorrelate``, ``crops``.
+                it fills in the unset ``steps``, ``lr``, ``param``, ``crops``, ``colour``, ...
         """
         init = _model_and_init(model, init)
         objective = as_objective(objective)
@@ -237,6 +238,7 @@ class RenderConfig:
             accel=accel,
             init=init,
             crops=_default_crops(crops, recipe, param, size),
+            colour=recipe.colour if colour is None and param == "maco" else colour,
             recipe=recipe,
         )
         return cls(**raw)
@@ -249,7 +251,8 @@ class RenderConfig:
         """The settings as JSON-able values (callables by ``repr``), with the versions in use.
 
         This is ``RenderResult.settings`` and the ``settings`` of the CLI's records. The crop
-        settings appear only with a canvas, ``accel`` only when not "exact" and the ``init*`` ones
+        settings appear only with a canvas, ``colour`` only when set, ``accel`` only when not
+        "exact" and the ``init*`` ones
         only with an ``init`` (the image as shape and SHA-256): the records of other renders
         keep the bytes they had.
         """
@@ -276,6 +279,7 @@ class RenderConfig:
             **({"accel": self.accel} if self.accel != "exact" else {}),
             **self._init_json(),
             **self._crops_json(),
+            **({"colour": dataclasses.asdict(self.colour)} if self.colour is not None else {}),
             "versions": versions(),
         }
 
@@ -372,6 +376,19 @@ def _default_crops(crops: object, recipe: Recipe, param: object, size: object) -
             crops, canvas=(max(1, round(h * ratio)), max(1, round(w * ratio)))
         )
     return crops
+
+
+def _check_colour(colour: object, param: str) -> MacoColour | None:
+    if colour is None:
+        return None
+    if not isinstance(colour, MacoColour):
+        raise TypeError(
+            "colour must be a MacoColour(saturation, mean) or None, got "
+            f"{type(colour).__name__} {colour!r}"
+        )
+    if param != "maco":
+        raise ValueError(f"colour sets the colour of param='maco' images, got param={param!r}")
+    return colour
 
 
 def _crops_type(crops: object) -> Crops:

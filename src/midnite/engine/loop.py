@@ -14,6 +14,7 @@ reads ``StepState.objective``, and images are copied to the CPU only at the snap
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 import inspect
 import numbers
@@ -300,6 +301,7 @@ def _setup(
             channels=config.channels,
             decorrelate=config.decorrelate,
             generator=gens.init,
+            **(dataclasses.asdict(config.colour) if config.colour is not None else {}),
         )
     else:
         image = make_image(

@@ -31,6 +31,7 @@ from midnite.engine.magnitude import (
     magnitude_from_images,
     resize_magnitude,
 )
+from midnite.engine.settings import MacoColour
 
 __all__ = [
     "COLOR_CORRELATION_SVD_SQRT",
@@ -304,6 +305,11 @@ class MacoImage(_SquashedImage):
     (to float rounding) and no gradient reaches the magnitude, which is a buffer. The mean
     colour is the template's DC (0 for the shipped one: grey).
 
+    ``saturation`` scales the template's chroma channels (1 and 2 of the decorrelated colour;
+    needs ``decorrelate`` and 3 channels unless 1). ``mean=True`` adds a parameter ``mean``
+    (B, C, 1, 1), zero at init, to ``raw()``: a trained mean colour; ``|rfft2(raw())|`` then
+    differs from ``magnitude`` at the DC term only.
+
     ``magnitude``: None for the shipped template (``maco_magnitude``), or a template of any size
     (``magnitude_from_images``; resized by ``resize_magnitude``) with ``channels`` or 1 channels.
     A MACO image cannot hold an arbitrary image, so ``set_image_``/``from_image`` are refused.
@@ -326,8 +332,17 @@ class MacoImage(_SquashedImage):
         magnitude: Tensor | None = None,
         generator: torch.Generator | None = None,
         decorrelate: bool = True,
+        saturation: float = 1.0,
+        mean: bool = False,
     ) -> None:
         super().__init__(batch, channels, height, width, decorrelate=decorrelate, squash="sigmoid")
+        colour = MacoColour(saturation, mean)  # checks both
+        if colour.saturation != 1.0 and not (decorrelate and channels == 3):
+            raise ValueError(
+                "saturation scales the decorrelated colour's chroma channels: it needs "
+                f"decorrelate=True and 3 channels, got decorrelate={decorrelate}, "
+                f"channels={channels}"
+            )
         if magnitude is None:
             mag = maco_magnitude(height, width, channels)
         else:
@@ -337,6 +352,9 @@ class MacoImage(_SquashedImage):
                     f"magnitude must have {channels} channel(s) (or 1), got {mag.shape[0]}"
                 )
             mag = mag.expand(channels, -1, -1)
+        if colour.saturation != 1.0:
+            gain = torch.tensor([1.0, colour.saturation, colour.saturation], dtype=mag.dtype)
+            mag = mag * gain[:, None, None]
         dtype = torch.get_default_dtype()
         self.register_buffer("magnitude", mag.to(dtype).contiguous(), persistent=False)
         k = width // 2 + 1
@@ -352,6 +370,8 @@ class MacoImage(_SquashedImage):
         shape = (batch, channels, height, k)
         phase = torch.rand(shape, generator=generator, device=where).cpu() * (2 * math.pi) - math.pi
         self.phase = nn.Parameter(phase.to(dtype))
+        self.saturation = colour.saturation
+        self.mean = nn.Parameter(torch.zeros(batch, channels, 1, 1, dtype=dtype)) if mean else None
 
     def effective_phase(self) -> Tensor:
         """The phase ``raw()`` uses: ``phase`` made Hermitian on the self-mirrored columns."""
@@ -362,7 +382,8 @@ class MacoImage(_SquashedImage):
         phase = self.effective_phase()
         mag = self.magnitude.to(phase.dtype)
         spec = torch.complex(mag * torch.cos(phase), mag * torch.sin(phase))
-        return torch.fft.irfft2(spec, s=(self.height, self.width), norm="ortho")
+        x = torch.fft.irfft2(spec, s=(self.height, self.width), norm="ortho")
+        return x if self.mean is None else x + self.mean
 
     def set_image_(self, img: Tensor) -> None:
         raise TypeError(

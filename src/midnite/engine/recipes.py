@@ -23,7 +23,7 @@ from torch import nn
 
 from midnite.engine.hooks import OUTPUT, parse_layer
 from midnite.engine.objectives import Objective, as_objective
-from midnite.engine.settings import Crops
+from midnite.engine.settings import Crops, MacoColour
 from midnite.engine.tokens import TokenReader
 
 MACO_CROPS = Crops()
@@ -37,9 +37,10 @@ model's input size."""
 @dataclass(frozen=True)
 class Recipe:
     """Defaults for ``RenderConfig.resolve``; ``transforms`` is a name in ``transforms.STACKS``
-    or None; ``crops`` the random crops of a canvas (None: the image is the model's input), and
+    or None; ``crops`` the random crops of a canvas (None: the image is the model's input),
     ``canvas`` the canvas side over the model's input side where crops are used without a
-    canvas of their own."""
+    canvas of their own, and ``colour`` what ``param="maco"`` renders get (None: the template's
+    own)."""
 
     name: str
     steps: int
@@ -49,6 +50,7 @@ class Recipe:
     transforms: str | None = "standard"
     crops: Crops | None = field(default=None)
     canvas: float = 1.25
+    colour: MacoColour | None = None
     notes: str = ""
 
 
@@ -97,6 +99,13 @@ NATURAL_CROPS = Crops(count=2)
 """The natural recipe's crops: 2 boxes of 0.5-1.0 of a 1.25x canvas per image and step (4 before
 issue #22: the same transfer within one class of ten, at half the cost per step)."""
 
+NATURAL_COLOUR = MacoColour(saturation=1.75, mean=True)
+"""The natural recipe's colour: chroma 1.75x the template's and a trained mean colour (issue #22).
+Ten classes at seeds 0 and 1: colourfulness 57.6 and 59.7 at 224 px against the photos' 66.2
+and the template's own 32.8 and 33.0; top-1 (Lite0/1/2) 10/9/10 and 10/10/9 against 10/9/8 and
+10/9/9; slope +0.07/+0.09 against +0.03/+0.07, HF 1.31/1.39x against 1.27/1.29x, TV 1.28/1.27x
+against 1.22x. Chroma 2.0 reached 64-67 but lost a class from one judge's top 5."""
+
 NATURAL = Recipe(
     name="natural",
     steps=128,
@@ -104,25 +113,24 @@ NATURAL = Recipe(
     param="maco",
     transforms="class",
     crops=NATURAL_CROPS,
+    colour=NATURAL_COLOUR,
     notes=(
         "Natural-looking class and deep-channel images (MACO, Fel et al. 2023): the Fourier "
         "magnitude of photographs, only the phase trained (128 Adam steps at lr 0.1), on a "
         "canvas 1.25x the model's input; each step the model sees 2 random boxes of 0.5-1.0 of "
         "the canvas side per image, resized to its input, with N(0, 0.05) noise, then the "
-        "'class' per-step stack on each box. Issue #22 cut it from 256 steps and 4 boxes (4x "
-        "the cost; 2352 s against 761 s for the ten classes of benchmarks/quality.py at one "
-        "thread under a load of about 10) after measuring both on EfficientNet-Lite0 class "
-        "logits, judged by Lite1 and Lite2 at 240/260 px (benchmarks/RESULTS.md, 'The natural "
-        "recipe at a quarter of its cost'): top-1 Lite0/Lite1/Lite2 10/10/9 of ten before "
-        "(seed 0), 10/9/8 and 10/9/9 after (seeds 0 and 1); top-5 10/10/10 before, 10/10/10 "
-        "and 10/10/9 after. Naturalness at 224 px against 25 crops of five photographs "
-        "(metrics.naturalness(size=224)): slope difference +0.13 before, +0.03 and +0.07 "
-        "after; high-frequency energy 1.72x, 1.27x and 1.29x; total variation 1.20x, 1.22x "
-        "and 1.22x. decorrelate=False (seed 0) gives 10/10/9 but colourfulness 122, twice "
-        "the photos', slope +0.26 and ratios 1.9x: not taken. "
-        "What it cannot promise: colours as saturated as photographs (colourfulness 33 against "
-        "their 66: the mean colour is grey, the magnitude template fixes the rest), or a sharp "
-        "object on a plain background (the canvas is textured all over)."
+        "'class' per-step stack on each box; the template's chroma 1.75x and a trained mean "
+        "colour (NATURAL_COLOUR). Issue #22 cut it from 256 steps and 4 boxes (4x the cost) "
+        "and added the colour, measured on EfficientNet-Lite0 class logits judged by Lite1 and "
+        "Lite2 at 240/260 px (benchmarks/quality.py, ten classes; benchmarks/RESULTS.md). "
+        "Top-1 Lite0/Lite1/Lite2 10/10/9 before (seed 0), 10/9/10 and 10/10/9 now (seeds 0 "
+        "and 1); top-5 10/10/10. Naturalness at 224 px against 25 crops of five photographs "
+        "(metrics.naturalness(size=224)): slope difference +0.13 before, +0.07 and +0.09 now; "
+        "high-frequency energy 1.72x before, 1.31x and 1.39x now; total variation 1.20x, 1.28x "
+        "and 1.27x; colourfulness 33 before, 58 and 60 now (photos 66). decorrelate=False "
+        "gives colourfulness 122, slope +0.26 and ratios 1.9x: not taken. "
+        "What it cannot promise: a sharp object on a plain background (the canvas is textured "
+        "all over)."
     ),
 )
 

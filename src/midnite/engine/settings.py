@@ -1,5 +1,6 @@
-"""Grouped render settings: ``Crops`` (a canvas seen through random crops) and ``Init`` (feature
-accentuation's start images and the penalties that keep the result near them).
+"""Grouped render settings: ``Crops`` (a canvas seen through random crops), ``Init`` (feature
+accentuation's start images and the penalties that keep the result near them) and
+``MacoColour`` (the colour of ``param="maco"`` images).
 
 Each group is frozen and checks its values when made: ``render(model, objective,
 crops=Crops(count=6), init=Init(photo, penalty=1e4))``.
@@ -14,7 +15,7 @@ from torch import Tensor
 
 from midnite.engine.checks import as_images, check_positive_int, check_real, check_size
 
-__all__ = ["MAX_CROPS", "Crops", "Init", "as_init"]
+__all__ = ["MAX_CROPS", "Crops", "Init", "MacoColour", "as_init"]
 
 MAX_CROPS = 256  # crops per image and step: each is one more image through the model
 
@@ -104,6 +105,30 @@ class Init:
             f", layer={self.layer!r}, layer_penalty={self.layer_penalty:g}" if self.layer else ""
         )
         return f"Init(image {tuple(self.image.shape)}, penalty={self.penalty:g}{layer})"
+
+
+@dataclass(frozen=True)
+class MacoColour:
+    """The colour of ``param="maco"`` images (``MacoImage``'s ``saturation`` and ``mean``).
+
+    ``saturation`` (> 0) scales the magnitude template's two chroma channels (the decorrelated
+    colour's second and third); 1 is the template as shipped. ``mean``: a trainable mean colour
+    per image (the DC term, which MACO fixes at grey). With neither, the natural recipe's
+    class images had colourfulness 33 at 224 px where the photographs give 66
+    (``benchmarks/RESULTS.md``); ``recipes.NATURAL`` holds the setting measured there.
+    """
+
+    saturation: float = 1.0
+    mean: bool = False
+
+    def __post_init__(self) -> None:
+        object.__setattr__(
+            self, "saturation", check_real("colour.saturation", self.saturation, gt=0)
+        )
+        if not isinstance(self.mean, bool):
+            raise TypeError(
+                f"colour.mean must be a bool, got {type(self.mean).__name__} {self.mean!r}"
+            )
 
 
 def as_init(init: object) -> Init | None:
