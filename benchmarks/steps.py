@@ -16,6 +16,11 @@ Sections (EfficientNet-Lite0 from the installed package, one torch thread):
   quality  The held-out units (4-7, not used to fit) at the shipped schedule's steps against
            256: score ratio (median and worst), naturalness (slope, high-frequency and total
            variation ratios) at both.
+  schedules The same first channel batches at 128 steps with other step sizes: constant 0.1 and
+           0.2, and a cosine decay to 0 from 0.05 and 0.1 (a callable ``optimizer``: Adam
+           with a ``LambdaLR``), each image's objective on the result against its 256-step
+           (and 128-step) score at the recipe's constant 0.05 in ``--json``; naturalness too.
+           Results go to ``--out`` (default schedules.json; a rerun skips what is there).
   project  Lite0's whole block-output catalogue (3 views, 224 px, batch 8) with ``--steps``
            256 and ``auto``, projected as ``benchmarks/catalogue.py project`` does: per-layer
            costs (its 2026-11-29 per-layer table at 256 steps, ``COSTS_256``; no probe renders
@@ -25,6 +30,7 @@ Sections (EfficientNet-Lite0 from the installed package, one torch thread):
 
     nice -n 10 python benchmarks/steps.py measure --json steps.json [--layers ...] [--seeds 0 1]
     python benchmarks/steps.py report --json steps.json        # schedule + quality tables
+    nice -n 10 python benchmarks/steps.py schedules --json steps.json --layers _blocks.0 ...
     nice -n 10 python benchmarks/steps.py project
 """
 
@@ -278,6 +284,105 @@ def _quality_table(by_layer: dict[str, list[dict]]) -> str:
     )  # fmt: skip
 
 
+SCHEDULES = (("constant", 0.1), ("constant", 0.2), ("cosine", 0.05), ("cosine", 0.1))
+SHORT = 128  # the steps the schedules get
+
+
+def scheduled_adam(kind: str, steps: int):
+    """An ``optimizer`` callable for ``RenderConfig``: Adam whose step size follows ``kind``
+    ("constant", or "cosine": half a cosine from lr to 0 over ``steps``)."""
+
+    def factor(t: int) -> float:
+        return (
+            1.0 if kind == "constant" else 0.5 * (1.0 + math.cos(math.pi * min(t, steps) / steps))
+        )
+
+    def make(params: list, lr: float) -> torch.optim.Optimizer:
+        opt = torch.optim.Adam(params, lr=lr)
+        sched = torch.optim.lr_scheduler.LambdaLR(opt, factor)
+        opt.register_step_post_hook(lambda *_: sched.step())
+        return opt
+
+    return make
+
+
+def schedules(args: argparse.Namespace) -> None:
+    ref = {r["layer"]: r for r in json.loads(Path(args.json).read_text()) if r["seed"] == 0}
+    path = Path(args.out)
+    done: list[dict] = json.loads(path.read_text()) if path.exists() else []
+    have = {(d["layer"], d["kind"], d["lr"]) for d in done}
+    model = models.load(MODEL)
+    shapes = {i.name: tuple(i.shape) for i in layers(model, (SIZE, SIZE)) if i.shape}
+    for layer in args.layers:
+        if layer not in ref:
+            raise SystemExit(f"{layer}: no 256-step measurement in {args.json} (run measure)")
+        for kind, lr in SCHEDULES:
+            if (layer, kind, lr) in have:
+                continue
+            settings = cat.Settings(size=(SIZE, SIZE), steps=SHORT, batch=len(UNITS), seed=0)
+            (batch,) = cat.plan(
+                model, MODEL, [layer], shapes, settings=settings, views=["channel"],
+                units=list(UNITS),
+            )  # fmt: skip
+            config = batch.config.replace(lr=lr, optimizer=scheduled_adam(kind, SHORT))
+            began = time.perf_counter()
+            result = render_config(model, config, progress=False)
+            done.append({
+                "layer": layer, "kind": kind, "lr": lr, "seconds": time.perf_counter() - began,
+                "load": os.getloadavg()[0], "final": result.final.tolist(),
+                "natural": natural(result.images),
+            })  # fmt: skip
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(done))
+            tmp.replace(path)
+    print(_schedules_table(ref, done))
+
+
+def _schedules_table(ref: dict[str, dict], done: list[dict]) -> str:
+    body = []
+    for layer in dict.fromkeys(d["layer"] for d in done):
+        r = ref[layer]
+        base, short = r["scores"][str(STEPS)], r["scores"][str(SHORT)]
+        same = statistics.median(a / b for a, b in zip(short, base, strict=True))
+        nat = r["natural"][str(STEPS)]
+        body.append([layer, "constant", 0.05, STEPS, "1", "1", *_nat_cells(nat)])
+        body.append(
+            [
+                layer,
+                "constant",
+                0.05,
+                SHORT,
+                f"{same:.3f}",
+                f"{min(a / b for a, b in zip(short, base, strict=True)):.3f}",
+                *_nat_cells(r["natural"][str(SHORT)]),
+            ]
+        )
+        for d in (d for d in done if d["layer"] == layer):
+            got = [a / b for a, b in zip(d["final"], base, strict=True)]
+            body.append(
+                [
+                    layer,
+                    d["kind"],
+                    d["lr"],
+                    SHORT,
+                    f"{statistics.median(got):.3f}",
+                    f"{min(got):.3f}",
+                    *_nat_cells(d["natural"]),
+                ]
+            )
+    return table(
+        "Step-size schedules at 128 steps against the recipe's 256 (constant 0.05): objective on "
+        "the image / its 256-step value, median and worst of units 0-7; naturalness medians "
+        "(slope; HF and TV as ratios to the shipped photos')",
+        ["layer", "schedule", "lr", "steps", "score median", "worst", "slope", "HF", "TV"],
+        body,
+    )  # fmt: skip
+
+
+def _nat_cells(rows: list[list[float]]) -> list[str]:
+    return [f"{statistics.median(x[k] for x in rows):.2f}" for k in range(3)]
+
+
 # Lite0's per-layer seconds at 224 px, 256 steps, batch 8, 3 views, one thread (benchmarks/
 # RESULTS.md, "Catalogue: 2026-11-29 19:03 UTC", projection per layer: catalogue.estimate's
 # 8-step probe x 1.00): measured on a far less busy machine than this one is now.
@@ -344,17 +449,19 @@ def project(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("section", choices=["measure", "report", "project"])
+    parser.add_argument("section", choices=["measure", "report", "schedules", "project"])
     parser.add_argument("--json", default="steps.json", help="the measurements (steps.json)")
     parser.add_argument("--layers", nargs="+", default=BLOCKS, help="layers to measure")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds (0)")
+    parser.add_argument("--out", default="schedules.json", help="schedules' results")
     parser.add_argument("--overhead", type=float, default=0.017, help="s per batch on N > 1")
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1)")
     args = parser.parse_args(argv)
     if args.threads < 1:
         parser.error(f"--threads must be a positive int, got {args.threads}")
     torch.set_num_threads(args.threads)
-    {"measure": measure, "report": report, "project": project}[args.section](args)
+    sections = {"measure": measure, "report": report, "schedules": schedules, "project": project}
+    sections[args.section](args)
     return 0
 
 

@@ -1,0 +1,59 @@
+"""benchmarks/steps.py's step-size schedules: the optimizer they build and the table they print."""
+
+from __future__ import annotations
+
+import importlib.util
+import math
+from pathlib import Path
+
+import pytest
+import torch
+
+BENCH = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def bench():
+    import sys
+
+    sys.path.insert(0, str(BENCH))
+    try:
+        spec = importlib.util.spec_from_file_location("steps_bench", BENCH / "steps.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(BENCH))
+    return module
+
+
+@pytest.mark.parametrize(
+    ("kind", "expected"),
+    [
+        ("constant", [0.1, 0.1, 0.1, 0.1, 0.1]),
+        ("cosine", [0.1 * 0.5 * (1 + math.cos(math.pi * t / 4)) for t in range(5)]),
+    ],
+)
+def test_scheduled_adam_follows_its_schedule(kind, expected):
+    x = torch.zeros(2, requires_grad=True)
+    opt = bench().scheduled_adam(kind, 4)([x], lr=0.1)
+    assert isinstance(opt, torch.optim.Adam)
+    seen = []
+    for _ in range(5):
+        seen.append(opt.param_groups[0]["lr"])
+        x.grad = torch.ones(2)
+        opt.step()
+    assert seen == pytest.approx(expected, abs=1e-12)
+    assert seen[-1] == pytest.approx(0.1 if kind == "constant" else 0.0, abs=1e-12)
+
+
+def test_schedules_table_compares_with_the_256_step_reference():
+    b = bench()
+    shots = {str(s): [1.0, 2.0] for s in b.SHOTS}
+    shots["256"], shots["128"] = [2.0, 4.0], [1.8, 3.0]
+    nat = [[-2.0, 4.0, 2.0], [-2.2, 6.0, 3.0]]
+    ref = {"L": {"scores": shots, "natural": {"256": nat, "128": nat}}}
+    done = [{"layer": "L", "kind": "cosine", "lr": 0.1, "final": [1.0, 3.9], "natural": nat}]
+    text = b._schedules_table(ref, done)
+    rows = [r for r in text.splitlines() if r.startswith("| L")]
+    assert len(rows) == 3  # 256 and 128 steps at the recipe's lr, then the schedule
+    assert "| 0.825 " in rows[1] and "| 0.750 " in rows[1]  # median of 0.9 and 0.75; worst
+    assert "cosine" in rows[2] and "| 0.738 " in rows[2] and "| 0.500 " in rows[2]
