@@ -6,7 +6,9 @@ Lucid's standard per-step transforms (Lucent: pad 12, jitter 8, scale, rotate, j
 ops; midnite: ``transforms="standard"``, the same ranges in one resampling), batch 1 and 16.
 Each tool's step cost is its marginal cost: (time of ``long`` steps - time of ``short``
 steps) / (long - short), so that setup (hooks, parameterization, first pass) is left out; the
-calls alternate in rounds and the medians are compared. Setup is reported on its own.
+calls alternate in rounds and the medians are compared. Setup is reported on its own. Lucent
+leaves a forward hook on every module after each render (``drop_new_hooks`` removes them after
+each call; before 2026-12-03 they piled up on the shared model and slowed both tools' steps).
 
 Lucent does not install beside torch 2.13.0+cpu as published: it needs torchvision (whose
 wheel fails to import here: ``RuntimeError: operator torchvision::nms does not exist``) and
@@ -77,19 +79,36 @@ def lucent_fn(optvis: types.ModuleType, model: torch.nn.Module, batch: int, step
     name = f"{LAYER.replace('.', '_')}:{UNIT}"  # Lucent joins module names with "_"
 
     def run() -> None:
-        render.render_vis(
-            model,
-            name,
-            param_f=lambda: param.image(SIZE, batch=batch),
-            optimizer=lambda p: torch.optim.Adam(p, lr=LR),
-            transforms=transform.standard_transforms,
-            thresholds=(steps,),
-            preprocess=False,
-            progress=False,
-            show_image=False,
-        )
+        before = {id(m): set(m._forward_hooks) for m in model.modules()}
+        try:
+            render.render_vis(
+                model,
+                name,
+                param_f=lambda: param.image(SIZE, batch=batch),
+                optimizer=lambda p: torch.optim.Adam(p, lr=LR),
+                transforms=transform.standard_transforms,
+                thresholds=(steps,),
+                preprocess=False,
+                progress=False,
+                show_image=False,
+            )
+        finally:
+            drop_new_hooks(model, before)
 
     return run
+
+
+def drop_new_hooks(model: torch.nn.Module, before: dict[int, set[int]]) -> int:
+    """Remove the forward hooks added to ``model``'s modules since ``before`` (module id -> hook
+    ids); returns how many. Lucent 0.1.8's ``render_vis`` hooks every module and never removes
+    the hooks: without this, each call adds one more hook per module (184 on Lite0), and every
+    later pass of either tool runs them all."""
+    dropped = 0
+    for m in model.modules():
+        for key in set(m._forward_hooks) - before.get(id(m), set()):
+            del m._forward_hooks[key]
+            dropped += 1
+    return dropped
 
 
 def midnite_fn(model: torch.nn.Module, batch: int, steps: int):
