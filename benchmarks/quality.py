@@ -20,7 +20,11 @@ Sections:
             noise and about a quarter of what plain gradient ascent reaches (midnite.known_answer).
 
 The ten classes (``CLASSES``) were chosen for a strong visual identity and fixed BEFORE any
-tuning of the class recipe; they were not re-picked after seeing results.
+tuning of the class recipe; they were not re-picked after seeing results. ``--class-set other``
+renders ten other classes (``OTHER_CLASSES``, fixed on 2026-12-03 before rendering them, never
+tuned on) to check that what was tuned on the ten holds beyond them. The classes table is
+followed by naturalness against the held-out photographs (``photos.HELD_OUT``, never tuned on)
+where they are installed.
 
 ``--out DIR`` saves every image (``DIR/<method>/<class>.png``), a sheet per method, ``classes.png``
 (a labelled row per method, a column per class, the photos last) and ``recovery.png`` (seed 0).
@@ -66,7 +70,7 @@ from midnite.engine.settings import Crops, MacoColour
 from midnite.known_answer import grating_net, planted_pattern, recovery_score
 from midnite.metrics import Naturalness, at_size, colorfulness, naturalness, transferability
 from midnite.models import efficientnet_lite
-from midnite.photos import PhotosMissingError, load_photos, reference_crops
+from midnite.photos import PhotosMissingError, held_out_photos, load_photos, reference_crops
 from midnite.plot import contact_sheet, normalized, save_png, to_uint8
 from midnite.visualization.base import (
     BilateralTransform,
@@ -94,6 +98,21 @@ CLASSES: dict[int, str] = {
     963: "pizza",
     980: "volcano",
 }
+OTHER_CLASSES: dict[int, str] = {
+    9: "ostrich",
+    22: "bald eagle",
+    99: "goose",
+    207: "golden retriever",
+    281: "tabby cat",
+    340: "zebra",
+    430: "basketball",
+    511: "convertible",
+    817: "sports car",
+    954: "banana",
+}
+CLASS_SETS = {"ten": CLASSES, "other": OTHER_CLASSES}
+NAMES = {**CLASSES, **OTHER_CLASSES}
+
 #: Judges and their native input sizes.
 JUDGES = {"Lite0": (0, 224), "Lite1": (1, 240), "Lite2": (2, 260)}
 #: The classic class cell's iterations here (the notebook: 300) and its start size (300).
@@ -341,8 +360,10 @@ def classes_section(
     recipe_rows: tuple[str, ...] = (),
     overrides: dict | None = None,
     only_recipes: bool = False,
+    class_set: str = "ten",
 ) -> tuple[str, dict]:
-    classes = list(CLASSES)[:2] if quick else list(CLASSES)
+    chosen = CLASS_SETS[class_set]
+    classes = list(chosen)[:2] if quick else list(chosen)
     n = len(classes)
     targets = torch.tensor(classes)
     judges = {name: efficientnet_lite(v).to(dev).eval() for name, (v, _) in JUDGES.items()}
@@ -350,7 +371,7 @@ def classes_section(
     runners = {} if only_recipes else dict(RUNNERS)
     runners.update({recipe_method(r): _recipe_runner(r, overrides) for r in recipe_rows})
     methods = list(runners)
-    rows, per_class, all_images = [], {}, {}
+    rows, per_class, all_images, batches = [], {}, {}, {}
     for method in methods:
         sync(dev)
         t0 = time.perf_counter()
@@ -376,6 +397,7 @@ def classes_section(
         rows.append(row)
         per_class[method] = ranks
         all_images[method] = images
+        batches[method] = batch
         print(f"  {method}: {seconds:.0f} s", flush=True)
     photos = photos_row()
     if out is not None:
@@ -404,24 +426,52 @@ def classes_section(
     )
     text = table(title, headers, cells)
     rank_rows = [
-        [f"{c} {CLASSES[c]}"]
+        [f"{c} {NAMES[c]}"]
         + [" / ".join(str(per_class[m][j][i]) for j in ("Lite1", "Lite2")) for m in methods]
         for i, c in enumerate(classes)
     ]
     text += "\n\n" + table(
         "Rank of the target class for Lite1 / Lite2 (1 = top-1)", ["class", *methods], rank_rows
     )
+    held_text, held = held_out_naturalness(batches)
+    text += held_text
     payload = {
-        "classes": {str(c): CLASSES[c] for c in classes},
+        "classes": {str(c): NAMES[c] for c in classes},
         "natural_size": NATURAL_SIZE,
         "rows": rows,
         "photos": photos,
+        "held_out": held,
         "ranks": {
             m: {j: dict(zip(map(str, classes), r, strict=True)) for j, r in v.items()}
             for m, v in per_class.items()
         },
     }
     return text, payload
+
+
+def held_out_naturalness(batches: dict[str, Tensor]) -> tuple[str, dict]:
+    """Each method's naturalness at ``NATURAL_SIZE`` against the held-out photographs' centre
+    squares (``photos.held_out_photos``: never tuned on), as a table; empty where none is
+    installed."""
+    try:
+        names, held = held_out_photos(NATURAL_SIZE)
+    except PhotosMissingError:
+        return "", {}
+    rows = {}
+    for method, batch in batches.items():
+        nat = naturalness(batch, reference=held, size=NATURAL_SIZE)
+        rows[method] = {
+            "slope - photos": nat.slope_difference,
+            "HF / photos": nat.high_frequency_ratio,
+            "TV / photos": nat.total_variation_ratio,
+            "photo band": "yes" if nat.within_photos() else "no",
+        }
+    cells = [[m, *r.values()] for m, r in rows.items()]
+    title = (
+        f"Naturalness at {NATURAL_SIZE} px against the held-out photographs ({', '.join(names)}: "
+        "centre squares, never tuned on)"
+    )
+    return "\n\n" + table(title, ["method", *next(iter(rows.values()))], cells), rows
 
 
 def labelled_rows(rows: dict[str, list[Tensor]], columns: int, side: int = 160) -> Tensor:
@@ -467,7 +517,7 @@ def _save_class_figures(out: Path, classes: list[int], all_images: dict) -> None
         folder = out / _slug(method)
         folder.mkdir(parents=True, exist_ok=True)
         for c, img in zip(classes, images, strict=True):
-            save_png(img, folder / f"{c:03d}_{_slug(CLASSES[c])}.png")
+            save_png(img, folder / f"{c:03d}_{_slug(NAMES[c])}.png")
         save_png(contact_sheet(images, columns=5), out / f"{_slug(method)}.png")
     rows = dict(all_images)
     try:  # the reference photographs as a last row, where scikit-image holds them
@@ -564,6 +614,9 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--recipe-settings", type=json.loads, default={}, help="JSON overrides")
     parser.add_argument("--seed", type=int, default=0, help="the recipe rows' seed")
     parser.add_argument("--only-recipes", action="store_true", help="only the --recipes rows")
+    parser.add_argument(
+        "--class-set", choices=sorted(CLASS_SETS), default="ten", help="the classes to render"
+    )
     args = parser.parse_args(argv)
     overrides = {**args.recipe_settings, "seed": args.seed}
     if isinstance(overrides.get("crops"), dict):
@@ -584,15 +637,16 @@ def main(argv: list[str] | None = None) -> int:
     out = Path(args.out) if args.out else None
     info = machine()
     print(f"midnite quality benchmark, {info}")
-    classes = list(CLASSES)[:2] if args.quick else list(CLASSES)
-    print("classes: " + ", ".join(f"{c} {CLASSES[c]}" for c in classes))
+    chosen = CLASS_SETS[args.class_set]
+    classes = list(chosen)[:2] if args.quick else list(chosen)
+    print("classes: " + ", ".join(f"{c} {NAMES[c]}" for c in classes))
     payload = {"machine": info, "device": str(dev), "quick": args.quick, "sections": {}}
     began = time.perf_counter()
     for name in names:
         t0 = time.perf_counter()
         if name == "classes":
             text, data = classes_section(
-                dev, args.quick, out, recipe_rows, overrides, args.only_recipes
+                dev, args.quick, out, recipe_rows, overrides, args.only_recipes, args.class_set
             )
             data["recipe_settings"] = {**args.recipe_settings, "seed": args.seed}
         else:

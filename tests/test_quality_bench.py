@@ -95,6 +95,23 @@ def test_the_ten_classes_are_distinct_imagenet_classes(quality):
     assert len(quality.CLASSES) == 10
     assert all(0 <= c < 1000 for c in quality.CLASSES)
     assert len(set(quality.CLASSES.values())) == 10
+    other = quality.OTHER_CLASSES  # the check set: ten more, none of the tuned ten
+    assert len(other) == 10 and all(0 <= c < 1000 for c in other)
+    assert not set(other) & set(quality.CLASSES)
+    assert {**quality.CLASSES, **other} == quality.NAMES
+
+
+def test_held_out_naturalness_compares_with_the_held_out_photos(quality):
+    from midnite.photos import held_out_photos
+
+    names, held = held_out_photos(quality.NATURAL_SIZE)
+    noise = torch.rand(2, 3, 224, 224, generator=torch.manual_seed(0))
+    text, rows = quality.held_out_naturalness({"photos": held, "noise": noise})
+    assert ", ".join(names) in text and "| noise " in text
+    assert rows["photos"]["slope - photos"] == pytest.approx(0.0, abs=1e-9)
+    assert rows["photos"]["HF / photos"] == pytest.approx(1.0)
+    assert rows["photos"]["photo band"] == "yes"
+    assert rows["noise"]["photo band"] == "no" and rows["noise"]["HF / photos"] > 4
 
 
 def test_ranks_are_one_based_and_count_higher_logits(quality):
@@ -233,3 +250,12 @@ def test_only_recipe_rows_with_settings_and_seed(quality, tmp_path, capsys):
         False,
     )
     assert "| midnite: recipe 'natural' " in capsys.readouterr().out
+    # the check set of ten other classes, and the colour setting from JSON
+    argv = ["--quick", "--sections", "classes", "--json", str(path), "--only-recipes"]
+    argv += ["--recipes", "natural", "--class-set", "other"]
+    argv += ["--recipe-settings", '{"colour": {"saturation": 1.0, "mean": false}}']
+    assert quality.main(argv) == 0
+    classes = json.loads(path.read_text())["sections"]["classes"]
+    assert classes["classes"] == {"9": "ostrich", "22": "bald eagle"}
+    assert "colour {'saturation': 1.0, 'mean': False}" in classes["rows"][0]["settings"]
+    assert "9 ostrich, 22 bald eagle" in capsys.readouterr().out
