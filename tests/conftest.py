@@ -133,6 +133,25 @@ class TupleNet(nn.Module):
         return logits, logits.detach() * 0
 
 
+BENCHMARKS = Path(__file__).resolve().parents[1] / "benchmarks"
+
+
+def bench_module(name: str):
+    """``benchmarks/<name>.py`` as a fresh module (its own imports, such as ``_common``, found
+    there); named ``<name>_bench`` so that it never shadows a midnite module of the same name."""
+    import importlib.util
+    import sys
+
+    sys.path.insert(0, str(BENCHMARKS))
+    try:
+        spec = importlib.util.spec_from_file_location(f"{name}_bench", BENCHMARKS / f"{name}.py")
+        module = importlib.util.module_from_spec(spec)
+        spec.loader.exec_module(module)
+    finally:
+        sys.path.remove(str(BENCHMARKS))
+    return module
+
+
 def model_state(model: nn.Module) -> dict:
     """Everything midnite must leave as it was."""
     return {
