@@ -5,7 +5,7 @@ allocations), the peak resident set is reset (``/proc/self/clear_refs``) and the
 growth over its starting size is measured (``VmHWM - VmRSS``). Holding the decoded images
 would add 2,000 x 3 x 64 x 64 x 4 B = 98 MB at 2,000 images. The row reservoir is capped at 800
 rows (4 per image: full at 200 images), so both fits hold the same rows. Measured: 3.2-5.7 MiB
-of growth at 200 images, 6.6-9.3 MiB at 2,000 (about 2 KB a file of listing and bookkeeping);
+of growth at 200 images, 6.6-9.3 MiB at 2,000 (about 2 KB more per file, cause not traced);
 the bound, 1.5x + 8 MiB, leaves room for that and for allocator noise (4 MiB of slack failed once
 in CI at 9.0 against 8.8), and is a tenth of what holding the images would add.
 """
@@ -76,5 +76,5 @@ def test_peak_memory_is_flat_in_the_number_of_images(tmp_path):
     large, seen = _growth(warm, _folder(tmp_path / "large", 2000, offset=1))
     assert seen == 2000
     print(f"peak growth: 200 images {small / 1024:.1f} MiB, 2000 images {large / 1024:.1f} MiB")
-    # 8 MiB of slack: per-file bookkeeping and allocator noise on a growth of a few MiB
+    # 8 MiB of slack: ~2 KB per file and allocator noise on a growth of a few MiB
     assert large <= 1.5 * small + 8192, (small, large)
