@@ -361,6 +361,7 @@ def test_saturation_scales_only_the_chroma_channels_of_the_spectrum():
     assert torch.allclose(b[:, 0], a[:, 0], atol=1e-5)  # luminance as it was
     assert torch.allclose(b[:, 1:], 2.0 * a[:, 1:], rtol=1e-4, atol=1e-5)
     assert [n for n, _ in rich.named_parameters()] == ["phase"]
+    assert "saturation=2, mean=False" in repr(rich)
     assert colorfulness(rich().detach()).mean() > 1.5 * colorfulness(plain().detach()).mean()
 
 
@@ -368,6 +369,7 @@ def test_mean_colour_is_trained_and_changes_only_the_dc_term():
     img = MacoImage(24, 24, batch=2, generator=gen(1), mean=True)
     assert [n for n, _ in img.named_parameters()] == ["phase", "mean"]
     assert img.mean.shape == (2, 3, 1, 1) and not img.mean.any()  # grey at init
+    assert "saturation=1, mean=True" in repr(img)
     with torch.no_grad():
         before = torch.fft.rfft2(img.raw(), norm="ortho")
         img.mean.copy_(torch.tensor([0.5, -1.0, 2.0]).view(1, 3, 1, 1))

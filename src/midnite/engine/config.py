@@ -252,9 +252,8 @@ class RenderConfig:
 
         This is ``RenderResult.settings`` and the ``settings`` of the CLI's records. The crop
         settings appear only with a canvas, ``colour`` only when set, ``accel`` only when not
-        "exact" and the ``init*`` ones
-        only with an ``init`` (the image as shape and SHA-256): the records of other renders
-        keep the bytes they had.
+        "exact" and the ``init*`` ones only with an ``init`` (the image as shape and SHA-256):
+        the records of other renders keep the bytes they had.
         """
         seed = self.seed.initial_seed() if isinstance(self.seed, torch.Generator) else self.seed
         optimizer = self.optimizer if isinstance(self.optimizer, str) else repr(self.optimizer)

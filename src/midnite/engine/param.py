@@ -385,6 +385,10 @@ class MacoImage(_SquashedImage):
         x = torch.fft.irfft2(spec, s=(self.height, self.width), norm="ortho")
         return x if self.mean is None else x + self.mean
 
+    def extra_repr(self) -> str:
+        mean = self.mean is not None
+        return f"{super().extra_repr()}, saturation={self.saturation:g}, mean={mean}"
+
     def set_image_(self, img: Tensor) -> None:
         raise TypeError(
             "a MacoImage cannot hold an arbitrary image (its magnitude is fixed): use "
