@@ -21,6 +21,11 @@ Sections (EfficientNet-Lite0 from the installed package, one torch thread):
            with a ``LambdaLR``), each image's objective on the result against its 256-step
            (and 128-step) score at the recipe's constant 0.05 in ``--json``; naturalness too.
            Results go to ``--out`` (default schedules.json; a rerun skips what is there).
+  views    The negative and diversity views (the schedule was fitted on the channel view) at
+           the layers of ``jobs.steps.LITE0``: negative on units 0-7, diversity on units 0 and 1
+           (4 images each), 256 steps at seed 0, snapshots scored as in measure (diversity also
+           by its channel term alone and by its images' Gram similarity), to ``--json``; then
+           per layer and view the ratio at the auto steps to 256 and the steps to 95%.
   project  Lite0's whole block-output catalogue (3 views, 224 px, batch 8) with ``--steps``
            256 and ``auto``, projected as ``benchmarks/catalogue.py project`` does: per-layer
            costs (its 2026-11-29 per-layer table at 256 steps, ``COSTS_256``; no probe renders
@@ -30,6 +35,7 @@ Sections (EfficientNet-Lite0 from the installed package, one torch thread):
 
     nice -n 10 python benchmarks/steps.py measure --json steps.json [--layers ...] [--seeds 0 1]
     python benchmarks/steps.py report --json steps.json        # schedule + quality tables
+    nice -n 10 python benchmarks/steps.py views --json views.json [--views negative diversity]
     nice -n 10 python benchmarks/steps.py schedules --json steps.json --layers _blocks.0 ...
     nice -n 10 python benchmarks/steps.py project
 """
@@ -44,6 +50,7 @@ import statistics
 import sys
 import time
 from pathlib import Path
+from types import SimpleNamespace
 from typing import Any
 
 os.environ.setdefault("OMP_WAIT_POLICY", "PASSIVE")
@@ -55,9 +62,10 @@ sys.path.insert(0, str(Path(__file__).resolve().parent))
 from _common import table
 
 from midnite import catalogue as cat
-from midnite import models
+from midnite import models, objectives
 from midnite.engine import RenderConfig, layers, render_config
 from midnite.evaluation import metrics
+from midnite.jobs.steps import layer_steps
 
 MODEL = "efficientnet-lite0"
 SIZE = 224
@@ -383,6 +391,113 @@ def _nat_cells(rows: list[list[float]]) -> list[str]:
     return [f"{statistics.median(x[k] for x in rows):.2f}" for k in range(3)]
 
 
+VIEW_UNITS = {"negative": [list(UNITS)], "diversity": [[0], [1]]}  # batches per layer
+
+
+def measure_view(model: Any, shapes: dict, layer: str, view: str) -> list[dict]:
+    """``view``'s batches of ``layer`` (``VIEW_UNITS``) for 256 steps at seed 0, scored at
+    snapshots; diversity also by its channel term alone ("activation") and its images' mean
+    Gram similarity to each other ("similarity": what the diversity term lowers)."""
+    settings = cat.Settings(size=(SIZE, SIZE), steps=STEPS, batch=len(UNITS), seed=0)
+    rows = []
+    for units in VIEW_UNITS[view]:
+        (batch,) = cat.plan(
+            model, MODEL, [layer], shapes, settings=settings, views=[view], units=units
+        )
+        began = time.perf_counter()
+        result = render_config(model, batch.config, progress=False, snapshots=SHOTS)
+        row: dict[str, Any] = {
+            "layer": layer, "view": view, "units": list(batch.units),
+            "seconds": time.perf_counter() - began, "load": os.getloadavg()[0],
+            "auto": layer_steps(model, layer),
+            "scores": {str(s): score(model, batch.config, result.snapshots[s]) for s in SHOTS},
+            "natural": {str(s): natural(result.snapshots[s]) for s in SHOTS},
+        }  # fmt: skip
+        if view == "diversity":
+            chan = SimpleNamespace(
+                objective=objectives.channel(layer, units[0]),
+                size=batch.config.size,
+                recipe=batch.config.recipe,
+            )
+            act = {str(s): score(model, chan, result.snapshots[s]) for s in SHOTS}
+            row["activation"] = act
+            row["similarity"] = {
+                s: [
+                    (a - f) / cat.DIVERSITY_WEIGHT
+                    for a, f in zip(act[s], row["scores"][s], strict=True)
+                ]
+                for s in act
+            }  # objective = activation - weight x similarity, per image
+        rows.append(row)
+    return rows
+
+
+def views(args: argparse.Namespace) -> None:
+    """Negative and diversity views at the measured layers: measure what ``--json`` lacks."""
+    from midnite.jobs import steps as auto
+
+    path = Path(args.json)
+    done: list[dict] = json.loads(path.read_text()) if path.exists() else []
+    model = models.load(MODEL)
+    shapes = {i.name: tuple(i.shape) for i in layers(model, (SIZE, SIZE)) if i.shape}
+    todo = list(auto.LITE0) if args.layers == BLOCKS else args.layers  # default: the measured
+    for view in args.views:
+        for layer in todo:
+            if any(d["layer"] == layer and d["view"] == view for d in done):
+                continue
+            done += measure_view(model, shapes, layer, view)
+            tmp = path.with_suffix(".tmp")
+            tmp.write_text(json.dumps(done))
+            tmp.replace(path)  # a kill loses at most the layer in progress
+            print(f"{layer} {view}: {done[-1]['seconds']:.0f} s per batch", flush=True)
+    print(_views_table(done))
+
+
+def _ratios(row: dict, key: str, steps: int) -> list[float]:
+    last = row[key][str(STEPS)]
+    return [a / b if b > 0 else math.nan for a, b in zip(row[key][str(steps)], last, strict=True)]
+
+
+def _views_table(done: list[dict]) -> str:
+    body = []
+    for layer, view in dict.fromkeys((d["layer"], d["view"]) for d in done):
+        rows = [d for d in done if d["layer"] == layer and d["view"] == view]
+        steps = rows[0]["auto"]
+        key = "activation" if view == "diversity" else "scores"
+        got = [x for r in rows for x in _ratios(r, key, steps) if not math.isnan(x)]
+        reached = [
+            next((s for s in SHOTS if r[key][str(s)][i] >= 0.95 * last), STEPS)
+            for r in rows
+            for i, last in enumerate(r[key][str(STEPS)])
+            if last > 0
+        ]
+        sim = "-"
+        if view == "diversity":
+            sim = " / ".join(
+                f"{statistics.fmean(x for r in rows for x in r['similarity'][str(s)]):.3f}"
+                for s in (steps, STEPS)
+            )
+        nat = [
+            f"{statistics.median(x[k] for r in rows for x in r['natural'][str(steps)]):.2f} / "
+            f"{statistics.median(x[k] for r in rows for x in r['natural'][str(STEPS)]):.2f}"
+            for k in range(3)
+        ]
+        body.append([
+            layer, view, steps, len(got), f"{statistics.median(reached):.0f} ({max(reached)})",
+            f"{statistics.median(got):.3f}", f"{min(got):.3f}", sim, *nat,
+        ])  # fmt: skip
+    return table(
+        "Negative and diversity views at the auto steps (fitted on the channel view) against "
+        "256: per image, the objective on the image (negative) or its channel term alone "
+        "(diversity) at the auto steps / at 256 (target >= 0.95), steps to 95% of it (median, "
+        "worst); the diversity images' mean Gram similarity to each other at auto / 256 (lower: "
+        "more diverse); naturalness medians at auto / 256",
+        ["layer", "view", "auto steps", "images", "steps to 95%", "ratio median", "worst",
+         "similarity", "slope", "HF ratio", "TV ratio"],
+        body,
+    )  # fmt: skip
+
+
 # Lite0's per-layer seconds at 224 px, 256 steps, batch 8, 3 views, one thread (benchmarks/
 # RESULTS.md, "Catalogue: 2026-11-29 19:03 UTC", projection per layer: catalogue.estimate's
 # 8-step probe x 1.00): measured on a far less busy machine than this one is now.
@@ -449,18 +564,25 @@ def project(args: argparse.Namespace) -> None:
 
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    parser.add_argument("section", choices=["measure", "report", "schedules", "project"])
+    parser.add_argument("section", choices=["measure", "report", "schedules", "views", "project"])
     parser.add_argument("--json", default="steps.json", help="the measurements (steps.json)")
     parser.add_argument("--layers", nargs="+", default=BLOCKS, help="layers to measure")
     parser.add_argument("--seeds", nargs="+", type=int, default=[0], help="seeds (0)")
     parser.add_argument("--out", default="schedules.json", help="schedules' results")
     parser.add_argument("--overhead", type=float, default=0.017, help="s per batch on N > 1")
+    parser.add_argument(
+        "--views", nargs="+", default=list(VIEW_UNITS), choices=list(VIEW_UNITS),
+        help="views for the views section (negative diversity)",
+    )  # fmt: skip
     parser.add_argument("--threads", type=int, default=1, help="torch threads (1)")
     args = parser.parse_args(argv)
     if args.threads < 1:
         parser.error(f"--threads must be a positive int, got {args.threads}")
     torch.set_num_threads(args.threads)
-    sections = {"measure": measure, "report": report, "schedules": schedules, "project": project}
+    sections = {
+        "measure": measure, "report": report, "schedules": schedules, "views": views,
+        "project": project,
+    }  # fmt: skip
     sections[args.section](args)
     return 0
 

@@ -46,3 +46,33 @@ def test_schedules_table_compares_with_the_256_step_reference():
     assert len(rows) == 3  # 256 and 128 steps at the recipe's lr, then the schedule
     assert "| 0.825 " in rows[1] and "| 0.750 " in rows[1]  # median of 0.9 and 0.75; worst
     assert "cosine" in rows[2] and "| 0.738 " in rows[2] and "| 0.500 " in rows[2]
+
+
+def test_views_table_reads_the_activation_for_diversity_and_the_objective_otherwise():
+    b = bench()
+    shots = [str(s) for s in b.SHOTS]
+
+    def series(at_auto, last):  # 0.5x the 256-step value before 128 steps, then at_auto
+        return {s: [a * (0.5 if int(s) < 128 else 1.0) for a in at_auto] for s in shots} | {
+            "256": last
+        }
+
+    nat = {s: [[-2.0, 4.0, 2.0], [-2.4, 6.0, 3.0]] for s in shots}
+    negative = {"layer": "L", "view": "negative", "auto": 128, "natural": nat,
+                "scores": series([1.9, 0.5], [2.0, 1.0])}  # fmt: skip
+    diversity = {
+        "layer": "L", "view": "diversity", "auto": 128, "natural": nat,
+        "scores": series([-9.0, -9.0], [-8.0, -8.0]),  # objective <= 0: not a ratio
+        "activation": series([3.0, 4.0], [3.0, 4.0]),
+        "similarity": {s: [0.4, 0.2] for s in shots} | {"256": [0.1, 0.1]},
+    }  # fmt: skip
+    text = b._views_table([negative, diversity])
+    rows = [r for r in text.splitlines() if r.startswith("| L")]
+    assert len(rows) == 2
+    cells = [[c.strip() for c in r.strip("|").split("|")] for r in rows]
+    # negative: ratios 0.95 and 0.5 at 128 steps; 95% reached at 128 (unit 0) and 256 (unit 1)
+    assert cells[0][1:8] == ["negative", "128", "2", "192 (256)", "0.725", "0.500", "-"]
+    # diversity: activation at 128 equals the 256-step value; similarity 0.3 then 0.1
+    assert cells[1][1:8] == ["diversity", "128", "2", "128 (128)", "1.000", "1.000",
+                             "0.300 / 0.100"]  # fmt: skip
+    assert cells[1][8:] == ["-2.20 / -2.20", "5.00 / 5.00", "2.50 / 2.50"]

@@ -56,7 +56,8 @@ monotone in depth: the first block's channels keep rising to the end (median 81%
 256-step value at 128 steps), the middle ones level off soonest (91-93%). With the measured
 steps alone the held-out units' worst was 0.911 (``_blocks.2``; median 0.971), so the
 schedule adds ``MARGIN``; with it, held out: median 0.979, worst 0.938 (``_blocks.2``; 2 of
-28 below 0.95)."""
+28 below 0.95). The negative and diversity views at these steps (``steps.py views``, 56 images
+each): median 0.979 and 0.974, worst 0.944 and 0.936; neither levels off sooner."""
 
 SCHEDULE: tuple[tuple[float, int], ...] = tuple(
     sorted((depth, min(MAX_STEPS, steps + MARGIN)) for depth, steps in LITE0.values())
