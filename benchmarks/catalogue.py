@@ -506,9 +506,19 @@ def _projection_rows(
 ) -> tuple[list[dict], list[dict]]:  # fmt: skip
     """Projected wall time per plan on 1, 8 and 64 workers, and per layer on one."""
     proj_rows, layer_rows = [], []
+    probed: list[cat.Estimate] = []
     with threads(args.threads):
         for name, plan_ in plans.items():
-            guess = cat.estimate(model, plan_, steps=args.probe_steps)
+            # a plan of layers probed already (the same batches at other steps) is priced from
+            # those probes: the probe renders would be the same ones again
+            layers_ = {b.layer for b in plan_}
+            again = [g for g in probed if layers_ <= set(g.cost)]
+            guess = (
+                again[0].priced(plan_)
+                if again
+                else cat.estimate(model, plan_, steps=args.probe_steps)
+            )
+            probed.append(guess)
             costs = [scale * c for c in batch_costs(plan_, guess)]
             n_units = sum(len(b.units) for b in plan_)
             channels = sum(full_shapes[layer][0] for layer in dict.fromkeys(b.layer for b in plan_))

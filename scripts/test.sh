@@ -18,12 +18,12 @@ step() { # step NAME COMMAND...: run COMMAND under a heading, remember whether i
   shift
   steps=$((steps + 1))
   printf '\n==> test.sh step %d: %s: %s\n' "$steps" "$name" "$*"
-  local status=0
+  local status=0 began=$SECONDS
   "$@" || status=$?
   if [ "$status" -eq 0 ]; then
-    printf '==> %s: passed\n' "$name"
+    printf '==> %s: passed (%d s)\n' "$name" $((SECONDS - began))
   else
-    printf '==> %s: FAILED (exit status %d)\n' "$name" "$status"
+    printf '==> %s: FAILED (exit status %d, %d s)\n' "$name" "$status" $((SECONDS - began))
     failed+=("$name")
   fi
 }
@@ -52,4 +52,4 @@ if [ ${#failed[@]} -gt 0 ]; then
   printf '\n==> test.sh: FAILED: %s (of %d steps)\n' "${failed[*]}" "$steps"
   exit 1
 fi
-printf '\n==> test.sh: all %d steps passed\n' "$steps"
+printf '\n==> test.sh: all %d steps passed in %d s\n' "$steps" "$SECONDS"

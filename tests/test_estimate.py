@@ -112,6 +112,30 @@ def test_estimate_measures_the_share_and_the_first_render(model_file):
     assert list(guess.per_batch) == work
 
 
+def test_priced_times_another_plan_of_the_probed_layers_without_rendering(model_file):
+    model = models.load(model_file)
+    shapes = {"1.2": (6, 8, 8), "1.1": (4, 8, 8)}
+
+    def plan(steps, layers=("1.2",)):
+        return jobs.plan(
+            model, model_file, list(layers), shapes,
+            settings=jobs.Settings(size=(16, 16), steps=steps, batch=2), units=[0, 1, 2, 3],
+        )  # fmt: skip
+
+    guess = _guess()  # layer "a": 1 s fixed, 0.1 s a step for 4 images
+    guess.cost["1.2"] = (1.0, 0.1, 4)
+    longer = guess.priced(plan(8))  # two batches of 2 images, 8 steps: 1 + 0.1 x 8 x 2 / 4
+    assert list(longer.per_batch.values()) == pytest.approx([1.4, 1.4])
+    assert longer.total == pytest.approx(2.8) and longer.longest == pytest.approx(1.4)
+    assert longer.per_layer == pytest.approx({"1.2": 2.8})
+    assert longer.share == guess.share and longer.first == guess.first
+    real = estimate(model, plan(3), steps=2)
+    again = real.priced(plan(3))
+    assert again.per_layer == pytest.approx(real.per_layer) and again.total == real.total
+    with pytest.raises(ValueError, match=r"\['1.1'\] were not probed"):
+        guess.priced(plan(3, ("1.1", "1.2")))
+
+
 def test_writing_seconds_runs_two_batches_into_a_temporary_folder(model_file, tmp_path):
     model = models.load(model_file)
     work = jobs.plan(

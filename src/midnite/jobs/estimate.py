@@ -73,6 +73,25 @@ class Estimate:
         """Seconds on ``n`` workers, batches spread evenly (never below the longest batch)."""
         return max(self.total / n, self.longest)
 
+    def priced(self, work: Sequence[Batch]) -> Estimate:
+        """``work`` timed by these probes (``cost``), with no render: a plan of the probed layers
+        with other steps, batches or units. A batch of a layer not probed is a ValueError."""
+        missing = sorted({b.layer for b in work} - set(self.cost))
+        if missing:
+            raise ValueError(f"layers {missing} were not probed; probed: {sorted(self.cost)}")
+        costs = []
+        for b in work:
+            fixed, step, images = self.cost[b.layer]
+            costs.append(fixed + step * b.config.steps * b.images / images)
+        per_layer: dict[str, float] = {}
+        for b, c in zip(work, costs, strict=True):
+            per_layer[b.layer] = per_layer.get(b.layer, 0.0) + c
+        per_batch = dict(zip(work, costs, strict=True))
+        longest = max(costs, default=0.0)
+        return Estimate(
+            sum(costs), longest, per_layer, per_batch, self.cost, self.share, self.first
+        )
+
 
 def estimate(
     model: torch.nn.Module,
@@ -118,17 +137,9 @@ def estimate(
     share = (time.process_time() - cpu) / max(time.perf_counter() - wall, 1e-9)
     share = min(1.0, share / max(1, torch.get_num_threads()))
     _interpolate(names, cost)
-    costs = []
-    for b in work:
-        fixed, step, images = cost[b.layer]
-        costs.append(fixed + step * b.config.steps * b.images / images)
-    per_layer: dict[str, float] = {}
-    for b, c in zip(work, costs, strict=True):
-        per_layer[b.layer] = per_layer.get(b.layer, 0.0) + c
-    per_batch = dict(zip(work, costs, strict=True))
     fixed, step, _ = cost[work[0].layer]
     first = max(warm - fixed - step, 0.0)
-    return Estimate(sum(costs), max(costs), per_layer, per_batch, cost, share, first)
+    return Estimate(0.0, 0.0, {}, cost=cost, share=share, first=first).priced(work)
 
 
 def _interpolate(names: list[str], cost: dict[str, tuple[float, float, int]]) -> None:
