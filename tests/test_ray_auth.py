@@ -22,7 +22,7 @@ import pytest
 
 from midnite.cli import main
 from test_catalogue import MODEL_SRC
-from test_ray_footprint import alive, below, kill_all
+from test_ray_footprint import below, kill_all
 
 TOKEN = "5f0c6a1e9b2d4c7f8a3e6b1d0c9f2a4e5f0c6a1e9b2d4c7f8a3e6b1d0c9f2a4e"
 FAST = ["--steps", "3", "--size", "16", "--no-progress", "--batch", "2", "--layers", "1.1"]
