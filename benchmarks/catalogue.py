@@ -512,13 +512,11 @@ def _projection_rows(
             # a plan of layers probed already (the same batches at other steps) is priced from
             # those probes: the probe renders would be the same ones again
             layers_ = {b.layer for b in plan_}
-            again = [g for g in probed if layers_ <= set(g.cost)]
-            guess = (
-                again[0].priced(plan_)
-                if again
-                else cat.estimate(model, plan_, steps=args.probe_steps)
-            )
-            probed.append(guess)
+            again = next((g for g in probed if layers_ <= set(g.cost)), None)
+            if again is None:
+                again = cat.estimate(model, plan_, steps=args.probe_steps)
+                probed.append(again)
+            guess = again.priced(plan_)
             costs = [scale * c for c in batch_costs(plan_, guess)]
             n_units = sum(len(b.units) for b in plan_)
             channels = sum(full_shapes[layer][0] for layer in dict.fromkeys(b.layer for b in plan_))

@@ -65,7 +65,7 @@ from midnite import catalogue as cat
 from midnite import models, objectives
 from midnite.engine import RenderConfig, layers, render_config
 from midnite.evaluation import metrics
-from midnite.jobs.steps import layer_steps
+from midnite.jobs.steps import LITE0, layer_steps
 
 MODEL = "efficientnet-lite0"
 SIZE = 224
@@ -108,19 +108,26 @@ def measure_one(model: Any, shapes: dict, layer: str, seed: int) -> dict:
     (batch,) = cat.plan(
         model, MODEL, [layer], shapes, settings=settings, views=["channel"], units=list(UNITS)
     )
-    began = time.perf_counter()
-    result = render_config(model, batch.config, progress=False, snapshots=SHOTS)
-    seconds = time.perf_counter() - began
-    scores = {s: score(model, batch.config, result.snapshots[s]) for s in SHOTS}
+    result, row = scored_render(model, batch.config)
     return {
         "layer": layer,
         "seed": seed,
         "units": list(batch.units),
-        "seconds": seconds,
-        "load": os.getloadavg()[0],
+        **row,
         "history": result.history.T.tolist(),  # per image, per step
         "final": result.final.tolist(),
-        "scores": {str(s): v for s, v in scores.items()},  # per snapshot step, per image
+    }
+
+
+def scored_render(model: Any, config: Any) -> tuple[Any, dict]:
+    """``config`` rendered with a snapshot every ``EVERY`` steps, and what measure keeps of it:
+    seconds, load, each snapshot's score and naturalness (per snapshot step, per image)."""
+    began = time.perf_counter()
+    result = render_config(model, config, progress=False, snapshots=SHOTS)
+    return result, {
+        "seconds": time.perf_counter() - began,
+        "load": os.getloadavg()[0],
+        "scores": {str(s): score(model, config, result.snapshots[s]) for s in SHOTS},
         "natural": {str(s): natural(result.snapshots[s]) for s in SHOTS},
     }
 
@@ -404,14 +411,10 @@ def measure_view(model: Any, shapes: dict, layer: str, view: str) -> list[dict]:
         (batch,) = cat.plan(
             model, MODEL, [layer], shapes, settings=settings, views=[view], units=units
         )
-        began = time.perf_counter()
-        result = render_config(model, batch.config, progress=False, snapshots=SHOTS)
+        result, scored = scored_render(model, batch.config)
         row: dict[str, Any] = {
             "layer": layer, "view": view, "units": list(batch.units),
-            "seconds": time.perf_counter() - began, "load": os.getloadavg()[0],
-            "auto": layer_steps(model, layer),
-            "scores": {str(s): score(model, batch.config, result.snapshots[s]) for s in SHOTS},
-            "natural": {str(s): natural(result.snapshots[s]) for s in SHOTS},
+            "auto": layer_steps(model, layer), **scored,
         }  # fmt: skip
         if view == "diversity":
             chan = SimpleNamespace(
@@ -434,13 +437,11 @@ def measure_view(model: Any, shapes: dict, layer: str, view: str) -> list[dict]:
 
 def views(args: argparse.Namespace) -> None:
     """Negative and diversity views at the measured layers: measure what ``--json`` lacks."""
-    from midnite.jobs import steps as auto
-
     path = Path(args.json)
     done: list[dict] = json.loads(path.read_text()) if path.exists() else []
     model = models.load(MODEL)
     shapes = {i.name: tuple(i.shape) for i in layers(model, (SIZE, SIZE)) if i.shape}
-    todo = list(auto.LITE0) if args.layers == BLOCKS else args.layers  # default: the measured
+    todo = list(LITE0) if args.layers == BLOCKS else args.layers  # default: the measured
     for view in args.views:
         for layer in todo:
             if any(d["layer"] == layer and d["view"] == view for d in done):
